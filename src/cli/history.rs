@@ -1,0 +1,120 @@
+//! Reading history: `validate` (no store needed), `runs`, `show` and `logs`.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use super::render::{format_duration, format_log_line, stage_width, state_word, state_word_run};
+use super::{CliError, Outcome};
+use crate::store::Store;
+
+pub fn validate(file: &Path, json: bool) -> Outcome {
+    match crate::pipeline::load(file) {
+        Ok(plan) => {
+            if json {
+                print_json(&serde_json::json!({"valid": true, "plan": plan}))?;
+            } else {
+                print!("{}", crate::pipeline::plan_summary(&plan));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(crate::pipeline::PipelineError::Invalid(diagnostics)) if json => {
+            let errors: Vec<_> = diagnostics
+                .iter()
+                .map(|d| {
+                    serde_json::json!({"file": d.file, "line": d.line, "column": d.column,
+                        "field": d.field, "message": d.message, "hint": d.hint})
+                })
+                .collect();
+            print_json(&serde_json::json!({"valid": false, "errors": errors}))?;
+            Ok(ExitCode::FAILURE)
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+fn print_json(value: &impl serde::Serialize) -> Result<(), CliError> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| CliError::Other(e.to_string()))?;
+    println!("{text}");
+    Ok(())
+}
+
+pub fn runs(store: &Store, limit: usize, json: bool) -> Outcome {
+    let runs = store.list_runs(limit)?;
+    if json {
+        print_json(&runs)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if runs.is_empty() {
+        println!("no runs yet (start one with `gantry run PIPELINE --repo PATH`)");
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("{:<26}  {:<16}  {:<11}  {:<8}  {:<12}  {:<19}  DURATION", "RUN", "PIPELINE", "STATE", "COMMIT", "BRANCH", "STARTED");
+    for r in runs {
+        println!(
+            "{:<26}  {:<16}  {:<11}  {:<8}  {:<12}  {:<19}  {}",
+            r.id,
+            r.pipeline,
+            state_word_run(r.state),
+            r.commit.short,
+            r.commit.branch.as_deref().unwrap_or("-"),
+            r.created_at.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M:%S"),
+            format_duration(r.duration())
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn show(store: &Store, query: &str, json: bool) -> Outcome {
+    let run = store.find_run(query)?;
+    if json {
+        print_json(&run)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("run       {}", run.id);
+    println!("pipeline  {} ({})", run.pipeline, run.source);
+    println!("state     {}{}", state_word_run(run.state), run.message.as_deref().map(|m| format!(": {m}")).unwrap_or_default());
+    println!("commit    {} {}", run.commit.sha, run.commit.summary);
+    println!("author    {} <{}>", run.commit.author_name, run.commit.author_email);
+    println!("committed {}", run.commit.time.to_rfc3339());
+    println!("branch    {}", run.commit.branch.as_deref().unwrap_or("-"));
+    println!("repo      {}", run.repo);
+    println!("started   {}", run.created_at.to_rfc3339());
+    println!("duration  {}", format_duration(run.duration()));
+    println!();
+    let width = stage_width(&run).max(5);
+    println!("{:width$}  {:<11}  {:>8}  {:>4}  {:>9}  NOTE", "STAGE", "STATE", "ATTEMPTS", "EXIT", "DURATION");
+    for s in &run.stages {
+        println!(
+            "{:width$}  {:<11}  {:>8}  {:>4}  {:>9}  {}",
+            s.name,
+            state_word(s.state),
+            s.attempts,
+            s.exit_code.map(|c| c.to_string()).unwrap_or_else(|| "-".into()),
+            s.duration().map(format_duration).unwrap_or_else(|| "-".into()),
+            s.message.as_deref().unwrap_or("")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn logs(store: &Store, query: &str, stage: Option<&str>, json: bool) -> Outcome {
+    let run = store.find_run(query)?;
+    if let Some(stage) = stage {
+        if !run.stages.iter().any(|s| s.name == stage) {
+            let names: Vec<&str> = run.stages.iter().map(|s| s.name.as_str()).collect();
+            return Err(CliError::Other(format!("run {} has no stage '{stage}' (stages: {})", run.id, names.join(", "))));
+        }
+    }
+    let width = stage_width(&run);
+    for line in store.logs(&run.id, stage)? {
+        if json {
+            println!("{}", serde_json::to_string(&line).map_err(|e| CliError::Other(e.to_string()))?);
+        } else {
+            println!("{}", format_log_line(width, &line));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

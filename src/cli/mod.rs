@@ -1,0 +1,158 @@
+//! The command line: clap definitions, dispatch, and the one place where typed errors
+//! become friendly messages and exit codes.
+
+mod history;
+mod render;
+mod run;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::docker::{DockerEngine, DockerError};
+use crate::store::{Store, StoreError};
+
+#[derive(Parser, Debug)]
+#[command(name = "gantry", version, about = "Run delivery pipelines as containers on the Docker Engine API")]
+pub struct Cli {
+    /// Where history is kept (default: gantry/ under the user's data directory).
+    #[arg(long, global = true, env = "GANTRY_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Docker engine to use, e.g. unix:///var/run/docker.sock or tcp://host:2375 (default: DOCKER_HOST, else the local socket).
+    #[arg(long, global = true, value_name = "URL")]
+    pub docker_host: Option<String>,
+    /// Format of Gantry's own diagnostics on stderr (level from RUST_LOG).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Copy, Clone, Debug, ValueEnum, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Check a pipeline file; print its plan, or every error with file:line:column and field.
+    Validate {
+        file: PathBuf,
+        /// Print the plan (or the errors) as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a pipeline for a commit of a git repository.
+    Run(run::RunArgs),
+    /// List runs, newest first.
+    Runs {
+        #[arg(long)]
+        json: bool,
+        /// How many runs to list.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// Show a run: commit, stages, states, exit codes, durations.
+    Show {
+        /// Run id, a unique prefix of it, or `latest`.
+        run: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the stored output of a run (or of one of its stages).
+    Logs {
+        run: String,
+        stage: Option<String>,
+        /// Print the lines as JSON objects (stage, attempt, stream, time, text).
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Errors that reach the user; each prints as one clear message.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Pipeline(#[from] crate::pipeline::PipelineError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Docker(#[from] DockerError),
+    #[error(transparent)]
+    Git(#[from] crate::git::GitError),
+    #[error(transparent)]
+    Secret(#[from] crate::secrets::SecretError),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// What a command wants the process to exit with.
+pub type Outcome = Result<ExitCode, CliError>;
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("gantry: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dispatch(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("gantry: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+async fn dispatch(cli: Cli) -> Outcome {
+    let data_dir = cli.data_dir.clone().unwrap_or_else(crate::store::default_data_dir);
+    let docker_host = cli.docker_host.as_deref();
+    match cli.command {
+        Command::Validate { file, json } => history::validate(&file, json),
+        Command::Run(args) => run::run(args, &data_dir, docker_host).await,
+        Command::Runs { json, limit } => {
+            let store = open_store(&data_dir, docker_host).await?;
+            history::runs(&store, limit, json)
+        }
+        Command::Show { run, json } => {
+            let store = open_store(&data_dir, docker_host).await?;
+            history::show(&store, &run, json)
+        }
+        Command::Logs { run, stage, json } => {
+            let store = open_store(&data_dir, docker_host).await?;
+            history::logs(&store, &run, stage.as_deref(), json)
+        }
+    }
+}
+
+/// Opens the store and finishes the cleanup of runs whose process died. Docker being
+/// unreachable does not stop a history command; the sweep is retried next time.
+pub(crate) async fn open_store(data_dir: &std::path::Path, docker_host: Option<&str>) -> Result<Store, CliError> {
+    let store = Store::open(data_dir)?;
+    if !store.unswept_runs()?.is_empty() {
+        match DockerEngine::connect(docker_host).await {
+            Ok(engine) => match crate::sweep::sweep_finished_runs(&store, &engine).await {
+                Ok(n) => tracing::info!(runs = n, "swept Docker objects of interrupted runs"),
+                Err(e) => tracing::warn!(error = %e, "could not sweep Docker objects of interrupted runs"),
+            },
+            Err(e) => tracing::warn!(error = %e, "could not sweep Docker objects of interrupted runs"),
+        }
+    }
+    Ok(store)
+}

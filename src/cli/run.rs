@@ -1,0 +1,172 @@
+//! `gantry run`: plan, commit, secrets and engine are all checked before anything is
+//! recorded; then the scheduler runs while this task records its events and renders them.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Args;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::render::Renderer;
+use super::{open_store, CliError, Outcome};
+use crate::docker::{Backend, DockerEngine};
+use crate::events::{Emitted, EventKind, RunState};
+use crate::scheduler::{self, RunRequest};
+use crate::stages::Emitter;
+use crate::store::{RunRecord, StageRecord, Store};
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// The pipeline file.
+    pub file: PathBuf,
+    /// The git repository whose commit is run (default: the current directory).
+    #[arg(long, default_value = ".")]
+    pub repo: PathBuf,
+    /// Revision to run: a branch, tag or sha (default: HEAD).
+    #[arg(long)]
+    pub commit: Option<String>,
+    /// Branch name for `when` filters, when the revision does not name one.
+    #[arg(long)]
+    pub branch: Option<String>,
+    /// Directory of secret files (one file per secret, named after it); else the environment.
+    #[arg(long, env = "GANTRY_SECRETS_DIR", value_name = "DIR")]
+    pub secrets_dir: Option<PathBuf>,
+    /// How many stages may run at once.
+    #[arg(long, default_value_t = 4)]
+    pub parallel: usize,
+    /// Plain line output even on a terminal.
+    #[arg(long)]
+    pub plain: bool,
+}
+
+pub async fn run(args: RunArgs, data_dir: &Path, docker_host: Option<&str>) -> Outcome {
+    // Everything that can be wrong with the input is found before the run exists.
+    let plan = crate::pipeline::load(&args.file)?;
+    let checkout = crate::git::resolve(&args.repo, args.commit.as_deref())?;
+    let mut commit = checkout.info.clone();
+    if args.branch.is_some() {
+        commit.branch = args.branch.clone();
+    }
+    let uses = plan.stages.iter().flat_map(|s| s.secrets.iter().map(move |n| (n.as_str(), s.name.as_str())));
+    let secrets = crate::secrets::resolve(uses, args.secrets_dir.as_deref())?;
+    let engine = Arc::new(DockerEngine::connect(docker_host).await?);
+    let store = open_store(data_dir, docker_host).await?;
+    let workspace = checkout.tar()?;
+
+    let run_id = crate::store::new_run_id();
+    let record = RunRecord {
+        id: run_id.clone(),
+        pipeline: plan.name.clone(),
+        source: args.file.display().to_string(),
+        repo: args.repo.canonicalize().unwrap_or(args.repo.clone()).display().to_string(),
+        commit: commit.clone(),
+        state: RunState::Running,
+        created_at: chrono::Utc::now(),
+        finished_at: None,
+        message: None,
+        stages: plan.stages.iter().map(|s| StageRecord::pending(&s.name)).collect(),
+        pid: std::process::id(),
+        swept: false,
+        events: 0,
+    };
+    store.create_run(&record)?;
+    let mut renderer = Renderer::new(&record, args.plain);
+    renderer.started(&record, engine.endpoint(), &engine.api_version());
+
+    let cancel = CancellationToken::new();
+    spawn_signal_handler(cancel.clone());
+    let (tx, rx) = mpsc::unbounded_channel();
+    let request = RunRequest {
+        run_id: run_id.clone(),
+        plan,
+        commit,
+        workspace: workspace.into(),
+        secrets,
+        max_parallel: args.parallel,
+    };
+    let scheduler = tokio::spawn(scheduler::run(engine, request, Emitter::new(tx), cancel));
+    let recorded = record_events(&store, &run_id, rx, &mut renderer).await;
+    let state = scheduler.await.map_err(|e| CliError::Other(format!("the scheduler crashed: {e}")))?;
+    let final_record = recorded?;
+    renderer.finished(&final_record);
+    Ok(match state {
+        RunState::Succeeded => ExitCode::SUCCESS,
+        RunState::Cancelled => ExitCode::from(130),
+        _ => ExitCode::FAILURE,
+    })
+}
+
+/// The one writer of the run's history: every event goes to the store, then to the screen.
+/// Log lines are written in batches of whatever has queued up.
+async fn record_events(
+    store: &Store,
+    run_id: &str,
+    mut rx: mpsc::UnboundedReceiver<Emitted>,
+    renderer: &mut Renderer,
+) -> Result<RunRecord, CliError> {
+    let mut record = store.run(run_id)?;
+    let mut lines = Vec::new();
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while let Ok(more) = rx.try_recv() {
+            batch.push(more);
+            if batch.len() >= 512 {
+                break;
+            }
+        }
+        for item in batch {
+            match item {
+                Emitted::Log(line) => {
+                    renderer.log(&line);
+                    lines.push(line);
+                }
+                Emitted::Event(event) => {
+                    // Output before a state change is stored before it, keeping order.
+                    if !lines.is_empty() {
+                        store.append_logs(run_id, &lines)?;
+                        lines.clear();
+                    }
+                    record = store.append(run_id, &event)?;
+                    renderer.event(&event, &record);
+                    if matches!(event.kind, EventKind::RunFinished { .. }) {
+                        return Ok(record);
+                    }
+                }
+            }
+        }
+        if !lines.is_empty() {
+            store.append_logs(run_id, &lines)?;
+            lines.clear();
+        }
+    }
+    Ok(record)
+}
+
+/// Ctrl-C or SIGTERM cancels the run; cleanup then runs to its end regardless.
+fn spawn_signal_handler(cancel: CancellationToken) {
+    tokio::spawn(async move {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                let _ = tokio::signal::ctrl_c().await;
+                cancel.cancel();
+                return;
+            }
+        };
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {},
+                _ = term.recv() => {},
+            }
+            if cancel.is_cancelled() {
+                eprintln!("gantry: still cleaning up the run's containers; please wait");
+            } else {
+                eprintln!("gantry: cancelling: stopping containers and removing the run's network");
+                cancel.cancel();
+            }
+        }
+    });
+}

@@ -1,0 +1,82 @@
+//! The engine boundary: everything Gantry asks of a container engine goes through the
+//! `Backend` trait, and `engine::DockerEngine` (bollard) is the only code that speaks the
+//! Docker API. A Swarm or remote backend is one more implementation of this trait.
+
+mod engine;
+mod error;
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures_util::stream::BoxStream;
+
+pub use engine::DockerEngine;
+pub use error::DockerError;
+
+/// Label carried by every Docker object a run creates; sweeps find objects by it.
+pub const RUN_LABEL: &str = "io.gantry.run";
+/// Label of objects that belong to a deployed environment (they outlive runs by design).
+pub const ENVIRONMENT_LABEL: &str = "io.gantry.environment";
+pub const STAGE_LABEL: &str = "io.gantry.stage";
+
+/// What to create: one container for one attempt of a stage.
+#[derive(Debug, Clone, Default)]
+pub struct ContainerSpec {
+    pub name: String,
+    pub image: String,
+    pub entrypoint: Vec<String>,
+    pub cmd: Vec<String>,
+    pub env: Vec<String>,
+    pub working_dir: String,
+    pub labels: HashMap<String, String>,
+    pub network: Option<String>,
+    pub aliases: Vec<String>,
+    /// Named volumes to mount: (volume name, path in the container).
+    pub volumes: Vec<(String, String)>,
+}
+
+/// A piece of a container's output, as the engine delivers it (not line-aligned).
+#[derive(Debug, Clone)]
+pub enum OutputChunk {
+    Stdout(Bytes),
+    Stderr(Bytes),
+}
+
+/// What a sweep removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SweepReport {
+    pub containers: u32,
+    pub networks: u32,
+    pub volumes: u32,
+}
+
+impl SweepReport {
+    pub fn is_empty(&self) -> bool {
+        self.containers + self.networks + self.volumes == 0
+    }
+}
+
+#[async_trait]
+pub trait Backend: Send + Sync + 'static {
+    /// Where the engine is, for messages.
+    fn endpoint(&self) -> &str;
+    /// Makes sure the image is on the engine, pulling it if it can.
+    async fn ensure_image(&self, image: &str) -> Result<(), DockerError>;
+    async fn create_network(&self, name: &str, labels: HashMap<String, String>) -> Result<(), DockerError>;
+    async fn create_volume(&self, name: &str, labels: HashMap<String, String>) -> Result<(), DockerError>;
+    /// Creates (does not start) a container; returns its id.
+    async fn create_container(&self, spec: &ContainerSpec) -> Result<String, DockerError>;
+    /// Extracts a tar archive at `path` inside a (created or running) container.
+    async fn upload(&self, container: &str, path: &str, tar: Bytes) -> Result<(), DockerError>;
+    async fn start(&self, container: &str) -> Result<(), DockerError>;
+    /// Follows the container's output until it stops.
+    fn output(&self, container: &str) -> BoxStream<'static, Result<OutputChunk, DockerError>>;
+    /// Waits for the container to stop; returns its exit code.
+    async fn wait(&self, container: &str) -> Result<i64, DockerError>;
+    async fn kill(&self, container: &str) -> Result<(), DockerError>;
+    async fn remove_container(&self, container: &str) -> Result<(), DockerError>;
+    /// Removes every container, network and volume labelled `io.gantry.run=<run_id>`,
+    /// except those of deployed environments.
+    async fn sweep_run(&self, run_id: &str) -> Result<SweepReport, DockerError>;
+}

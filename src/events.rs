@@ -1,0 +1,142 @@
+//! The vocabulary of state changes. Executors and the scheduler emit these; only the
+//! recorder writes them to the store, and `RunRecord::apply` folds them into a run's view.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Where a run stands. Terminal states never change again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunState {
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+    /// The process driving the run died (kill -9, power loss); found by the next gantry command.
+    Interrupted,
+}
+
+impl RunState {
+    pub fn is_terminal(self) -> bool {
+        !matches!(self, RunState::Running)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StageState {
+    Pending,
+    Running,
+    Succeeded,
+    Failed,
+    TimedOut,
+    Cancelled,
+    Skipped,
+    Interrupted,
+}
+
+impl StageState {
+    pub fn is_terminal(self) -> bool {
+        !matches!(self, StageState::Pending | StageState::Running)
+    }
+    /// Whether stages that need this one may run after it.
+    pub fn satisfies_needs(self) -> bool {
+        matches!(self, StageState::Succeeded | StageState::Skipped)
+    }
+}
+
+/// How one attempt of a stage ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum AttemptOutcome {
+    Succeeded,
+    /// The commands exited non-zero.
+    Failed { exit_code: i64 },
+    /// Gantry could not run the stage at all (missing image, Docker error...).
+    Error { message: String },
+    TimedOut { after_secs: u64 },
+    Cancelled,
+}
+
+impl AttemptOutcome {
+    pub fn stage_state(&self) -> StageState {
+        match self {
+            AttemptOutcome::Succeeded => StageState::Succeeded,
+            AttemptOutcome::Failed { .. } | AttemptOutcome::Error { .. } => StageState::Failed,
+            AttemptOutcome::TimedOut { .. } => StageState::TimedOut,
+            AttemptOutcome::Cancelled => StageState::Cancelled,
+        }
+    }
+
+    pub fn exit_code(&self) -> Option<i64> {
+        match self {
+            AttemptOutcome::Failed { exit_code } => Some(*exit_code),
+            AttemptOutcome::Succeeded => Some(0),
+            _ => None,
+        }
+    }
+
+    /// One sentence for people.
+    pub fn describe(&self) -> String {
+        match self {
+            AttemptOutcome::Succeeded => "succeeded".into(),
+            AttemptOutcome::Failed { exit_code } => format!("exited with code {exit_code}"),
+            AttemptOutcome::Error { message } => message.clone(),
+            AttemptOutcome::TimedOut { after_secs } => {
+                format!("timed out after {}", humantime::format_duration(std::time::Duration::from_secs(*after_secs)))
+            }
+            AttemptOutcome::Cancelled => "cancelled".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// One state change of a run, as stored (append-only) in the events tree.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub at: DateTime<Utc>,
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum EventKind {
+    RunCreated { pipeline: String, commit: String },
+    StageStarted { stage: String, attempt: u32 },
+    AttemptFinished { stage: String, attempt: u32, result: AttemptOutcome, will_retry: bool },
+    StageSkipped { stage: String, reason: String },
+    RunFinished { state: RunState, message: Option<String> },
+    /// Docker objects of the run were removed (after the run, or by a later sweep).
+    Swept { containers: u32, networks: u32, volumes: u32 },
+}
+
+impl Event {
+    pub fn now(kind: EventKind) -> Self {
+        Event { at: Utc::now(), kind }
+    }
+}
+
+/// A line of a stage's output, already masked. Stored in the logs tree, not as an event,
+/// because there are many of them and nothing is derived from them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogLine {
+    pub at: DateTime<Utc>,
+    pub stage: String,
+    pub attempt: u32,
+    pub stream: Stream,
+    pub text: String,
+}
+
+/// What the scheduler sends to the recorder: state changes and output, in order.
+#[derive(Debug, Clone)]
+pub enum Emitted {
+    Event(Event),
+    Log(LogLine),
+}

@@ -1,0 +1,136 @@
+//! git2: resolve a revision to a commit, read its metadata (author, time: lead time is built
+//! on it), and pack that exact commit's tree as a tar archive for the run's workspace.
+
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, FixedOffset, TimeZone};
+use git2::{ObjectType, Repository, TreeWalkMode, TreeWalkResult};
+
+use crate::store::CommitInfo;
+
+#[derive(Debug, thiserror::Error)]
+pub enum GitError {
+    #[error("{} is not a git repository: {}", path.display(), source.message())]
+    NotARepo { path: PathBuf, source: git2::Error },
+    #[error("revision '{rev}' does not name a commit in {}: {}", repo.display(), source.message())]
+    BadRevision { rev: String, repo: PathBuf, source: git2::Error },
+    #[error("cannot read commit {sha}: {message}")]
+    Read { sha: String, message: String },
+}
+
+/// A commit resolved in a repository, ready to be checked out.
+pub struct Checkout {
+    repo: Repository,
+    pub info: CommitInfo,
+}
+
+/// Resolves `rev` (default HEAD) in the repository at `path`. The branch is the one `rev`
+/// names, or the one HEAD points at when `rev` is HEAD; a bare sha has no branch.
+pub fn resolve(path: &Path, rev: Option<&str>) -> Result<Checkout, GitError> {
+    let repo = Repository::discover(path).map_err(|source| GitError::NotARepo { path: path.to_path_buf(), source })?;
+    let rev_text = rev.unwrap_or("HEAD");
+    let info = commit_info(&repo, path, rev_text)?;
+    Ok(Checkout { repo, info })
+}
+
+fn commit_info(repo: &Repository, path: &Path, rev_text: &str) -> Result<CommitInfo, GitError> {
+    let bad = |source| GitError::BadRevision { rev: rev_text.to_string(), repo: path.to_path_buf(), source };
+    let object = repo.revparse_single(rev_text).map_err(bad)?;
+    let commit = object.peel_to_commit().map_err(bad)?;
+    let branch = branch_of(repo, rev_text);
+    let sha = commit.id().to_string();
+    let author = commit.author();
+    let when = commit.time();
+    let offset = FixedOffset::east_opt(when.offset_minutes() * 60).unwrap_or(FixedOffset::east_opt(0).unwrap());
+    let time: DateTime<FixedOffset> = offset
+        .timestamp_opt(when.seconds(), 0)
+        .single()
+        .ok_or_else(|| GitError::Read { sha: sha.clone(), message: "commit time out of range".into() })?;
+    Ok(CommitInfo {
+        short: sha[..8].to_string(),
+        author_name: author.name().unwrap_or("").to_string(),
+        author_email: author.email().unwrap_or("").to_string(),
+        time,
+        summary: commit.summary().unwrap_or("").to_string(),
+        branch,
+        sha,
+    })
+}
+
+fn branch_of(repo: &Repository, rev: &str) -> Option<String> {
+    if rev == "HEAD" {
+        let head = repo.head().ok()?;
+        return head.is_branch().then(|| head.shorthand().map(str::to_string)).flatten();
+    }
+    repo.find_branch(rev, git2::BranchType::Local).ok().map(|_| rev.to_string()).or_else(|| {
+        let remote = repo.find_branch(rev, git2::BranchType::Remote).ok()?;
+        let name = remote.name().ok()??;
+        Some(name.split_once('/').map_or(name, |(_, b)| b).to_string())
+    })
+}
+
+impl Checkout {
+    /// The commit's tree as a tar archive: exactly what is committed, nothing of the work
+    /// tree. Executable bits and symlinks are kept; submodules are left out.
+    pub fn tar(&self) -> Result<Vec<u8>, GitError> {
+        let err = |message: String| GitError::Read { sha: self.info.sha.clone(), message };
+        let oid = git2::Oid::from_str(&self.info.sha).map_err(|e| err(e.message().to_string()))?;
+        let commit = self.repo.find_commit(oid).map_err(|e| err(e.message().to_string()))?;
+        let tree = commit.tree().map_err(|e| err(e.message().to_string()))?;
+        let mtime = self.info.time.timestamp().max(0) as u64;
+        let mut builder = tar::Builder::new(Vec::new());
+        let mut failure: Option<String> = None;
+        tree.walk(TreeWalkMode::PreOrder, |dir, entry| {
+            let name = match entry.name() {
+                Some(n) => format!("{dir}{n}"),
+                None => return TreeWalkResult::Skip,
+            };
+            let result = match entry.kind() {
+                Some(ObjectType::Tree) => {
+                    let mut header = tar::Header::new_gnu();
+                    header.set_entry_type(tar::EntryType::Directory);
+                    header.set_mode(0o755);
+                    header.set_mtime(mtime);
+                    header.set_size(0);
+                    builder.append_data(&mut header, format!("{name}/"), std::io::empty())
+                }
+                Some(ObjectType::Blob) => {
+                    let blob = match self.repo.find_blob(entry.id()) {
+                        Ok(b) => b,
+                        Err(e) => {
+                            failure = Some(e.message().to_string());
+                            return TreeWalkResult::Abort;
+                        }
+                    };
+                    let mut header = tar::Header::new_gnu();
+                    header.set_mtime(mtime);
+                    if entry.filemode() == 0o120000 {
+                        header.set_entry_type(tar::EntryType::Symlink);
+                        header.set_size(0);
+                        header.set_mode(0o777);
+                        let target = String::from_utf8_lossy(blob.content()).into_owned();
+                        builder.append_link(&mut header, &name, target)
+                    } else {
+                        header.set_size(blob.content().len() as u64);
+                        header.set_mode(if entry.filemode() == 0o100755 { 0o755 } else { 0o644 });
+                        builder.append_data(&mut header, &name, blob.content())
+                    }
+                }
+                // Submodule commits are not part of this repository's content.
+                _ => return TreeWalkResult::Skip,
+            };
+            match result {
+                Ok(()) => TreeWalkResult::Ok,
+                Err(e) => {
+                    failure = Some(e.to_string());
+                    TreeWalkResult::Abort
+                }
+            }
+        })
+        .map_err(|e| err(failure.clone().unwrap_or_else(|| e.message().to_string())))?;
+        if let Some(f) = failure {
+            return Err(err(f));
+        }
+        builder.into_inner().map_err(|e| err(e.to_string()))
+    }
+}

@@ -1,0 +1,14 @@
+//! Gantry: pipeline file -> validated plan -> scheduler -> Docker -> events -> store -> reports.
+//! The binary (`main.rs`) is a thin command line over these modules.
+
+pub mod docker;
+pub mod events;
+pub mod mask;
+pub mod pipeline;
+pub mod store;
+pub mod git;
+pub mod scheduler;
+pub mod stages;
+pub mod cli;
+pub mod secrets;
+pub mod sweep;

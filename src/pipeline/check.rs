@@ -1,0 +1,308 @@
+//! The validation walk over the located YAML tree: collects every independent problem
+//! as a Diagnostic, and builds the Plan only when there are none.
+
+use super::diagnostic::{nearest, Diagnostic};
+use super::graph::{self, GraphStage, NeedRef};
+use super::plan::Plan;
+use super::stage;
+use super::vars::{scan, Piece, KNOWN_VARS};
+use super::yaml::{join, Node, Pos};
+
+/// Top-level keys of a pipeline file.
+const TOP_KEYS: &[&str] = &["name", "stages"];
+/// Top-level keys from the design that later issues will add.
+const PLANNED_TOP_KEYS: &[&str] = &["on", "environments"];
+
+/// Where diagnostics are collected, and the source they point into.
+pub(crate) struct Ctx<'a> {
+    pub file: &'a str,
+    source: &'a str,
+    pub diags: Vec<Diagnostic>,
+}
+
+/// Lets a call site add a hint to the diagnostic it just reported.
+pub(crate) struct Reported<'d>(&'d mut Diagnostic);
+
+impl Reported<'_> {
+    pub fn hint(self, hint: impl Into<String>) {
+        self.0.hint = Some(hint.into());
+    }
+
+    pub fn hint_opt(self, hint: Option<String>) {
+        self.0.hint = hint;
+    }
+}
+
+impl<'a> Ctx<'a> {
+    pub fn new(file: &'a str, source: &'a str) -> Self {
+        Ctx { file, source, diags: Vec::new() }
+    }
+
+    pub fn error(&mut self, pos: Pos, field: &str, message: impl Into<String>) -> Reported<'_> {
+        self.diags.push(Diagnostic {
+            file: self.file.to_owned(),
+            line: pos.line,
+            column: pos.column,
+            field: if field.is_empty() { "(file)".to_owned() } else { field.to_owned() },
+            message: message.into(),
+            hint: None,
+        });
+        let last = self.diags.len() - 1;
+        Reported(&mut self.diags[last])
+    }
+
+    /// "must be a list of strings, not a string".
+    pub fn wrong_type(&mut self, node: &Node, field: &str, expected: &str) -> Reported<'_> {
+        let message = if node.is_null() {
+            format!("must be {expected}, but is empty")
+        } else {
+            format!("must be {expected}, not {}", node.describe())
+        };
+        self.error(node.pos(), field, message)
+    }
+
+    /// The entries of a mapping with usable keys, first occurrence of each key only;
+    /// duplicates and odd keys are reported. `what` names a key in messages ("key").
+    pub fn entries<'n>(
+        &mut self,
+        entries: &'n [(Node, Node)],
+        field: &str,
+        what: &str,
+    ) -> Vec<Entry<'n>> {
+        let mut out: Vec<Entry<'n>> = Vec::new();
+        for (key, value) in entries {
+            let Some(name) = key.as_text().filter(|_| matches!(key, Node::Scalar { .. })) else {
+                let message = match key {
+                    Node::Scalar { .. } => format!("empty {what}"),
+                    other => format!("a {what} must be a plain name, not {}", other.describe()),
+                };
+                self.error(key.pos(), field, message);
+                continue;
+            };
+            let key_field = join(field, name);
+            if let Some(first) = out.iter().find(|e| e.name == name) {
+                let line = first.key.pos().line;
+                self.error(
+                    key.pos(),
+                    &key_field,
+                    format!("duplicate {what} `{name}` (first defined on line {line})"),
+                );
+                continue;
+            }
+            out.push(Entry { name, key, value, field: key_field });
+        }
+        out
+    }
+
+    /// Reports a key outside `known`, suggesting the nearest known one, which it returns
+    /// so that a "missing" error for that same key can be left out as noise.
+    pub fn unknown_key(&mut self, entry: &Entry<'_>, known: &[&'static str]) -> Option<&'static str> {
+        let near = suggestion(entry.name, known.iter().copied());
+        let hint = near.map(|k| format!("did you mean `{k}`?"));
+        self.error(entry.key.pos(), &entry.field, "unknown key").hint_opt(hint);
+        near
+    }
+
+    /// Reports every `${name}` in `value` that is not a known variable, at its own line.
+    pub fn check_vars(&mut self, value: &Node, text: &str, field: &str) {
+        // Positions: the raw `${...}` text is searched in the source from the scalar
+        // onward, so the column is exact for plain and quoted scalars alike.
+        let mut cursor = self.byte_offset(value.pos().index);
+        for piece in scan(text) {
+            let (raw, name) = match piece {
+                Piece::Var { raw, name, .. } => (raw, Some(name)),
+                Piece::Unclosed { raw, .. } => (raw.get(..2).unwrap_or(raw), None),
+                _ => continue,
+            };
+            let at = self.find_unescaped(cursor, raw);
+            let pos = match at {
+                Some(off) => {
+                    cursor = off + raw.len();
+                    self.pos_at(off)
+                }
+                None => value.pos(),
+            };
+            match name {
+                Some(name) if KNOWN_VARS.contains(&name) => {}
+                Some(name) => {
+                    let hint = match suggestion(name, KNOWN_VARS.iter().copied()) {
+                        Some(near) => format!("did you mean `${{{near}}}`?"),
+                        None => format!(
+                            "known variables: {}; write `$${{` for a literal `${{`",
+                            KNOWN_VARS.join(", ")
+                        ),
+                    };
+                    self.error(pos, field, format!("unknown variable `{raw}`")).hint(hint);
+                }
+                None => {
+                    self.error(pos, field, "`${` is not closed by `}`")
+                        .hint("write `$${` for a literal `${`");
+                }
+            }
+        }
+    }
+
+    fn byte_offset(&self, char_index: usize) -> usize {
+        self.source.char_indices().nth(char_index).map_or(self.source.len(), |(b, _)| b)
+    }
+
+    /// The next occurrence of `raw` at or after `from` that is not escaped as `$${`.
+    fn find_unescaped(&self, mut from: usize, raw: &str) -> Option<usize> {
+        while let Some(found) = self.source.get(from..)?.find(raw) {
+            let at = from + found;
+            if at > 0 && self.source.as_bytes()[at - 1] == b'$' {
+                from = at + 1;
+                continue;
+            }
+            return Some(at);
+        }
+        None
+    }
+
+    fn pos_at(&self, byte: usize) -> Pos {
+        let before = &self.source[..byte];
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        Pos {
+            line: before.matches('\n').count() + 1,
+            column: before[line_start..].chars().count() + 1,
+            index: before.chars().count(),
+        }
+    }
+}
+
+/// One usable key of a mapping and its value.
+pub(crate) struct Entry<'n> {
+    pub name: &'n str,
+    pub key: &'n Node,
+    pub value: &'n Node,
+    /// Field path of this entry (`stages.build.image`).
+    pub field: String,
+}
+
+/// Common misspellings and other CI systems' words for our keys, which edit distance
+/// alone would not connect (`script` is GitLab's `commands`).
+const ALIASES: &[(&str, &str)] = &[
+    ("script", "commands"),
+    ("scripts", "commands"),
+    ("run", "commands"),
+    ("steps", "commands"),
+    ("cmd", "commands"),
+    ("command", "commands"),
+    ("depends_on", "needs"),
+    ("dependencies", "needs"),
+    ("after", "needs"),
+    ("requires", "needs"),
+    ("environment", "env"),
+    ("variables", "env"),
+    ("branches", "branch"),
+    ("retry", "retries"),
+    ("stage", "stages"),
+    ("jobs", "stages"),
+    ("steps", "stages"),
+];
+
+/// The suggestion for a misspelt word among `known`: an alias first, else the nearest.
+pub(crate) fn suggestion<'k>(
+    word: &str,
+    known: impl Iterator<Item = &'k str> + Clone,
+) -> Option<&'k str> {
+    let alias = ALIASES
+        .iter()
+        .filter(|(from, _)| from.eq_ignore_ascii_case(word))
+        .find_map(|(_, to)| known.clone().find(|k| k == to));
+    alias.or_else(|| nearest(word, known))
+}
+
+/// Checks a whole document and builds the Plan, or returns every problem found.
+pub(crate) fn check(ctx: &mut Ctx<'_>, root: Option<&Node>) -> Option<Plan> {
+    let Some(root) = root.filter(|r| !r.is_null()) else {
+        ctx.error(Pos { line: 1, column: 1, index: 0 }, "", "the file is empty")
+            .hint("a pipeline needs at least `name:` and `stages:`");
+        return None;
+    };
+    let Node::Map { entries, pos } = root else {
+        ctx.wrong_type(root, "", "a mapping with `name` and `stages`");
+        return None;
+    };
+    let mut name = None;
+    let mut stages = None;
+    let mut suggested = Vec::new();
+    for entry in ctx.entries(entries, "", "key") {
+        match entry.name {
+            "name" => match entry.value.as_text() {
+                Some(text) if !text.trim().is_empty() => name = Some(text.to_owned()),
+                _ if entry.value.as_text().is_some() => {
+                    ctx.error(entry.value.pos(), &entry.field, "must not be empty");
+                }
+                _ => {
+                    ctx.wrong_type(entry.value, &entry.field, "a string");
+                }
+            },
+            "stages" => stages = Some(entry),
+            other if PLANNED_TOP_KEYS.contains(&other) => {
+                ctx.error(entry.key.pos(), &entry.field, format!("`{other}` is not supported yet"));
+            }
+            _ => suggested.extend(ctx.unknown_key(&entry, TOP_KEYS)),
+        }
+    }
+    let present = |key: &str| entries.iter().any(|(k, _)| k.as_text() == Some(key)) || suggested.contains(&key);
+    if !present("name") {
+        ctx.error(*pos, "name", "required key is missing")
+            .hint("name the pipeline, e.g. `name: storefront`");
+    }
+    let drafts = match &stages {
+        None if present("stages") => Vec::new(),
+        None => {
+            ctx.error(*pos, "stages", "required key is missing")
+                .hint("a pipeline needs at least one stage under `stages:`");
+            Vec::new()
+        }
+        Some(entry) => check_stages(ctx, entry),
+    };
+
+    let graph_stages: Vec<GraphStage> = drafts
+        .iter()
+        .map(|d| GraphStage {
+            name: d.plan.name.clone(),
+            needs: d.needs.clone(),
+        })
+        .collect();
+    let order = graph::resolve(ctx, &graph_stages);
+
+    let (Some(name), Some(order)) = (name, order) else { return None };
+    if !ctx.diags.is_empty() {
+        return None;
+    }
+    let stages = order
+        .into_iter()
+        .map(|(index, needs)| {
+            let mut plan = drafts[index].plan.clone();
+            plan.needs = needs;
+            plan
+        })
+        .collect();
+    Some(Plan { name, source: ctx.file.to_owned(), stages })
+}
+
+/// A stage as validation left it: its Plan fields (needs resolved later) and its needs
+/// as written (`None` when absent).
+pub(crate) struct Draft {
+    pub plan: super::plan::StagePlan,
+    pub needs: Option<Vec<NeedRef>>,
+}
+
+fn check_stages(ctx: &mut Ctx<'_>, stages: &Entry<'_>) -> Vec<Draft> {
+    let Node::Map { entries, .. } = stages.value else {
+        ctx.wrong_type(stages.value, &stages.field, "a mapping of stage names to stages")
+            .hint_opt(stages.value.is_null().then(|| "a pipeline needs at least one stage".to_owned()));
+        return Vec::new();
+    };
+    if entries.is_empty() {
+        ctx.error(stages.value.pos(), &stages.field, "a pipeline needs at least one stage");
+        return Vec::new();
+    }
+    ctx.entries(entries, &stages.field, "stage")
+        .into_iter()
+        .map(|entry| stage::check(ctx, &entry))
+        .collect()
+}

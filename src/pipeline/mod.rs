@@ -1,0 +1,74 @@
+//! Pipeline files: the YAML model, validation with file:line:column:field errors, and
+//! interpolation of `${...}` variables. Produces the typed `Plan` the scheduler runs.
+//!
+//! Flow: `yaml` (text -> located tree) -> `check`/`stage` (every key, every error)
+//! -> `graph` (needs, cycles, order) -> `Plan`.
+
+mod check;
+mod diagnostic;
+mod graph;
+mod kind;
+pub mod plan;
+mod stage;
+mod summary;
+mod vars;
+mod yaml;
+
+use std::path::Path;
+
+pub use diagnostic::{Diagnostic, PipelineError};
+pub use kind::{Kind, PLANNED_KINDS};
+pub use plan::{Plan, StagePlan, When, DEFAULT_TIMEOUT};
+pub use summary::plan_summary;
+pub use vars::{interpolate, Vars, KNOWN_VARS};
+
+/// Reads and validates the pipeline file at `path`; messages name it as given.
+pub fn load(path: &Path) -> Result<Plan, PipelineError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|source| PipelineError::Read { path: path.to_owned(), source })?;
+    parse(&path.display().to_string(), &text)
+}
+
+/// Validates pipeline `text`; `file` is the name diagnostics use.
+pub fn parse(file: &str, text: &str) -> Result<Plan, PipelineError> {
+    let mut ctx = check::Ctx::new(file, text);
+    match yaml::parse(text) {
+        Err(e) if !e.malformed => {
+            ctx.error(e.pos, &e.field, e.message);
+        }
+        Err(mut e) => {
+            let line = text.lines().nth(e.pos.line.saturating_sub(1)).unwrap_or("");
+            if e.message.contains("did not find expected key") {
+                // The scanner notices a mis-indented key only at its end; the fix is at
+                // the line's indentation.
+                e.pos.column = line.chars().take_while(|c| *c == ' ').count() + 1;
+            }
+            let hint = syntax_hint(&e.message, text, e.pos.line);
+            ctx.error(e.pos, &e.field, format!("YAML syntax error: {}", e.message)).hint_opt(hint);
+        }
+        Ok(root) => {
+            if let Some(plan) = check::check(&mut ctx, root.as_ref()) {
+                return Ok(plan);
+            }
+        }
+    }
+    let mut diags = ctx.diags;
+    // The user reads top to bottom; the walk's order is an implementation detail.
+    diags.sort_by_key(|d| (d.line, d.column));
+    diags.dedup();
+    Err(PipelineError::Invalid(diags))
+}
+
+/// The likely fix for the YAML mistakes people actually make.
+fn syntax_hint(message: &str, text: &str, line: usize) -> Option<String> {
+    let near = |l: usize| text.lines().nth(l.saturating_sub(1)).unwrap_or("");
+    if near(line).contains('\t') || (line > 1 && near(line - 1).starts_with('\t')) {
+        Some("YAML indentation must use spaces, not tabs".into())
+    } else if message.contains("mapping values are not allowed") {
+        Some("a value containing `: ` must be quoted, e.g. \"echo a: b\"".into())
+    } else if message.contains("did not find expected key") || message.contains("did not find expected '-'") {
+        Some("check the indentation of this line against the lines above".into())
+    } else {
+        None
+    }
+}

@@ -1,0 +1,49 @@
+//! The short plan `gantry validate` prints for a valid file.
+
+use super::plan::{Plan, DEFAULT_TIMEOUT};
+
+/// The pipeline's name and its stages level by level; stages that share a level number
+/// can run in parallel.
+pub fn plan_summary(plan: &Plan) -> String {
+    let levels = plan.levels();
+    let count = plan.stages.len();
+    let mut out = format!(
+        "pipeline {} ({}): {count} stage{}",
+        plan.name,
+        plan.source,
+        if count == 1 { "" } else { "s" }
+    );
+    let name_width = plan.stages.iter().map(|s| s.name.len()).max().unwrap_or(0);
+    let image_width = plan.stages.iter().map(|s| s.image.len()).max().unwrap_or(0);
+    let number_width = levels.len().to_string().len() + 1;
+    for (n, level) in levels.iter().enumerate() {
+        for (j, stage) in level.iter().enumerate() {
+            let number = if j == 0 { format!("{}.", n + 1) } else { String::new() };
+            let mut notes = Vec::new();
+            if !stage.needs.is_empty() {
+                notes.push(format!("needs {}", stage.needs.join(", ")));
+            }
+            if let Some(when) = &stage.when {
+                notes.push(format!("only on {}", when.branches.join(", ")));
+            }
+            if stage.timeout != DEFAULT_TIMEOUT {
+                notes.push(format!("timeout {}", humantime::format_duration(stage.timeout)));
+            }
+            if stage.retries > 0 {
+                notes.push(format!("retries {}", stage.retries));
+            }
+            let line = format!(
+                "  {number:<number_width$} {:<name_width$}  {:<image_width$}  {}",
+                stage.name,
+                stage.image,
+                notes.join("; ")
+            );
+            out.push('\n');
+            out.push_str(line.trim_end());
+        }
+    }
+    if levels.iter().any(|l| l.len() > 1) {
+        out.push_str("\n(stages under one number can run in parallel)");
+    }
+    out
+}

@@ -1,0 +1,402 @@
+//! A YAML document as a tree that remembers where every node came from. serde stops at the
+//! first error and forgets positions; validation needs both all errors and exact positions.
+
+use std::collections::HashMap;
+
+use yaml_rust2::parser::Parser;
+use yaml_rust2::scanner::{Marker, ScanError, TScalarStyle};
+use yaml_rust2::Event;
+
+/// A position in the source: 1-based line and column, plus the char index so that text
+/// can be searched from a node onward.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Pos {
+    pub line: usize,
+    pub column: usize,
+    pub index: usize,
+}
+
+impl From<Marker> for Pos {
+    fn from(m: Marker) -> Self {
+        // yaml-rust2 counts lines from 1 and columns from 0.
+        Pos { line: m.line(), column: m.col() + 1, index: m.index() }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Node {
+    Scalar { text: String, plain: bool, pos: Pos },
+    Seq { items: Vec<Node>, pos: Pos },
+    Map { entries: Vec<(Node, Node)>, pos: Pos },
+}
+
+/// What a value looks like, for "must be X, not Y" messages.
+impl Node {
+    pub fn pos(&self) -> Pos {
+        match self {
+            Node::Scalar { pos, .. } | Node::Seq { pos, .. } | Node::Map { pos, .. } => *pos,
+        }
+    }
+
+    /// `~`, `null` or nothing at all, unquoted: YAML's null.
+    pub fn is_null(&self) -> bool {
+        matches!(self, Node::Scalar { text, plain: true, .. }
+            if matches!(text.as_str(), "" | "~" | "null" | "Null" | "NULL"))
+    }
+
+    /// The text of a scalar that is not null. Numbers and booleans count: their source
+    /// text is the string the user meant (`1.50` stays `1.50`).
+    pub fn as_text(&self) -> Option<&str> {
+        match self {
+            Node::Scalar { text, .. } if !self.is_null() => Some(text),
+            _ => None,
+        }
+    }
+
+    /// A scalar that YAML reads as a string (not a number, boolean or null).
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Node::Scalar { text, plain: false, .. } => Some(text),
+            Node::Scalar { text, plain: true, .. } if self.describe() == "a string" => Some(text),
+            _ => None,
+        }
+    }
+
+    /// "a string", "a list", ...: how the user's value reads, for type errors.
+    pub fn describe(&self) -> &'static str {
+        match self {
+            Node::Seq { .. } => "a list",
+            Node::Map { .. } => "a mapping",
+            Node::Scalar { plain: false, .. } => "a string",
+            Node::Scalar { .. } if self.is_null() => "empty",
+            Node::Scalar { text, .. } => {
+                if matches!(text.as_str(), "true" | "True" | "TRUE" | "false" | "False" | "FALSE")
+                {
+                    "a boolean"
+                } else if looks_numeric(text) {
+                    "a number"
+                } else {
+                    "a string"
+                }
+            }
+        }
+    }
+}
+
+fn looks_numeric(text: &str) -> bool {
+    let t = text.strip_prefix(['-', '+']).unwrap_or(text);
+    t.parse::<f64>().is_ok()
+        || matches!(t, ".inf" | ".Inf" | ".INF" | ".nan" | ".NaN" | ".NAN")
+        || (t.starts_with("0x") && u64::from_str_radix(&t[2..], 16).is_ok())
+        || (t.starts_with("0o") && u64::from_str_radix(&t[2..], 8).is_ok())
+}
+
+/// Why the text is not a usable YAML document.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyntaxError {
+    pub pos: Pos,
+    /// The field being read when it went wrong; empty at the top.
+    pub field: String,
+    pub message: String,
+    /// The YAML itself is malformed (rather than well-formed but not one document).
+    pub malformed: bool,
+}
+
+/// Aliases are expanded by copying, so a small file could otherwise expand to gigabytes.
+const MAX_NODES: usize = 100_000;
+/// Deep nesting would otherwise overflow the stack of the recursive builder.
+const MAX_DEPTH: usize = 128;
+
+/// Parses one YAML document. `Ok(None)` means the file holds no document (empty or only
+/// comments).
+pub fn parse(text: &str) -> Result<Option<Node>, SyntaxError> {
+    let mut b = Builder { parser: Parser::new_from_str(text), anchors: HashMap::new(), nodes: 0 };
+    b.document()
+}
+
+struct Builder<'a> {
+    parser: Parser<std::str::Chars<'a>>,
+    anchors: HashMap<usize, Node>,
+    nodes: usize,
+}
+
+impl Builder<'_> {
+    fn next(&mut self, field: &str) -> Result<(Event, Marker), SyntaxError> {
+        self.parser.next_token().map_err(|e| syntax(&e, field))
+    }
+
+    fn document(&mut self) -> Result<Option<Node>, SyntaxError> {
+        let mut root = None;
+        loop {
+            let (ev, mark) = self.next("")?;
+            match ev {
+                Event::StreamStart | Event::DocumentEnd | Event::Nothing => {}
+                Event::StreamEnd => return Ok(root),
+                Event::DocumentStart => {
+                    let (ev, mark) = self.next("")?;
+                    let node = self.node(ev, mark, "", 0)?;
+                    if root.is_some() {
+                        return Err(SyntaxError {
+                            pos: node.pos(),
+                            field: String::new(),
+                            message: "a pipeline file holds one YAML document, \
+                                      but a second one starts here"
+                                .into(),
+                            malformed: false,
+                        });
+                    }
+                    root = Some(node);
+                }
+                other => {
+                    return Err(SyntaxError {
+                        pos: mark.into(),
+                        field: String::new(),
+                        message: format!("unexpected YAML event {other:?}"),
+                        malformed: true,
+                    })
+                }
+            }
+        }
+    }
+
+    fn node(&mut self, ev: Event, mark: Marker, field: &str, depth: usize) -> Result<Node, SyntaxError> {
+        self.nodes += 1;
+        if self.nodes > MAX_NODES || depth > MAX_DEPTH {
+            return Err(SyntaxError {
+                pos: mark.into(),
+                field: field.to_owned(),
+                message: "the document is too large or too deeply nested".into(),
+                malformed: false,
+            });
+        }
+        let pos = Pos::from(mark);
+        let (node, anchor) = match ev {
+            Event::Scalar(text, style, anchor, _tag) => {
+                (Node::Scalar { text, plain: style == TScalarStyle::Plain, pos }, anchor)
+            }
+            Event::Alias(id) => {
+                let Some(target) = self.anchors.get(&id).cloned() else {
+                    return Err(SyntaxError {
+                        pos,
+                        field: field.to_owned(),
+                        message: "alias refers to an unknown anchor".into(),
+                        malformed: true,
+                    });
+                };
+                self.nodes += count(&target);
+                return Ok(with_pos(target, pos));
+            }
+            Event::SequenceStart(anchor, _tag) => {
+                let mut items = Vec::new();
+                loop {
+                    let item_field = format!("{field}[{}]", items.len());
+                    let (ev, mark) = self.next(&item_field)?;
+                    if ev == Event::SequenceEnd {
+                        break;
+                    }
+                    items.push(self.node(ev, mark, &item_field, depth + 1)?);
+                }
+                (Node::Seq { items, pos }, anchor)
+            }
+            Event::MappingStart(anchor, _tag) => {
+                let mut entries: Vec<(Node, Node)> = Vec::new();
+                loop {
+                    // The scanner reads ahead, so a mistake in a value (`image: a: b`)
+                    // surfaces while looking for the next key: blame the value's key if
+                    // the error is on the value's line.
+                    let (ev, mark) = self.next(field).map_err(|mut e| {
+                        if let Some((k, v)) = entries.last() {
+                            if v.pos().line == e.pos.line {
+                                e.field = join(field, k.as_text().unwrap_or("?"));
+                            }
+                        }
+                        e
+                    })?;
+                    if ev == Event::MappingEnd {
+                        break;
+                    }
+                    let key = self.node(ev, mark, field, depth + 1)?;
+                    let key_field = join(field, key.as_text().unwrap_or("?"));
+                    let (ev, mark) = self.next(&key_field)?;
+                    let mut value = self.node(ev, mark, &key_field, depth + 1)?;
+                    // `image:` with nothing after it: the parser places the empty value
+                    // wherever the next token is, often the next line; the key is where
+                    // the user should look.
+                    if let Node::Scalar { text, plain: true, pos } = &mut value {
+                        if text.is_empty() {
+                            *pos = key.pos();
+                        }
+                    }
+                    entries.push((key, value));
+                }
+                // A block mapping's start marker lies after its first key; the first key
+                // is where the user sees the mapping begin.
+                let pos = match entries.first() {
+                    Some((k, _)) if k.pos().index < pos.index => k.pos(),
+                    _ => pos,
+                };
+                (Node::Map { entries: merge_keys(entries), pos }, anchor)
+            }
+            other => {
+                return Err(SyntaxError {
+                    pos,
+                    field: field.to_owned(),
+                    message: format!("unexpected YAML event {other:?}"),
+                    malformed: true,
+                })
+            }
+        };
+        if anchor > 0 {
+            self.anchors.insert(anchor, node.clone());
+        }
+        Ok(node)
+    }
+}
+
+/// `<<: *defaults` (YAML merge keys) is how pipeline files share stage settings: the
+/// merged mapping's entries count unless the mapping sets the same key itself.
+fn merge_keys(entries: Vec<(Node, Node)>) -> Vec<(Node, Node)> {
+    let is_merge = |k: &Node| matches!(k, Node::Scalar { text, plain: true, .. } if text == "<<");
+    if !entries.iter().any(|(k, _)| is_merge(k)) {
+        return entries;
+    }
+    let own: Vec<String> = entries
+        .iter()
+        .filter(|(k, _)| !is_merge(k))
+        .filter_map(|(k, _)| k.as_text().map(str::to_owned))
+        .collect();
+    let mut out: Vec<(Node, Node)> = Vec::new();
+    for (k, v) in entries {
+        if !is_merge(&k) {
+            out.push((k, v));
+            continue;
+        }
+        let sources = match v {
+            Node::Seq { items, .. } => items,
+            Node::Map { .. } => vec![v],
+            // Not mergeable: keep it, so validation reports `<<` as an unknown key.
+            other => {
+                out.push((k, other));
+                continue;
+            }
+        };
+        for source in sources {
+            let Node::Map { entries: merged, .. } = source else { continue };
+            for (mk, mv) in merged {
+                let name = mk.as_text().unwrap_or_default().to_owned();
+                let taken = own.contains(&name)
+                    || out.iter().any(|(ok, _)| ok.as_text() == Some(name.as_str()));
+                if !taken {
+                    out.push((mk, mv));
+                }
+            }
+        }
+    }
+    out
+}
+
+fn count(node: &Node) -> usize {
+    match node {
+        Node::Scalar { .. } => 1,
+        Node::Seq { items, .. } => 1 + items.iter().map(count).sum::<usize>(),
+        Node::Map { entries, .. } => {
+            1 + entries.iter().map(|(k, v)| count(k) + count(v)).sum::<usize>()
+        }
+    }
+}
+
+/// An alias node reads as if written where the alias is (its children keep the anchor's
+/// positions, which is where their text really is).
+fn with_pos(node: Node, at: Pos) -> Node {
+    match node {
+        Node::Scalar { text, plain, .. } => Node::Scalar { text, plain, pos: at },
+        Node::Seq { items, .. } => Node::Seq { items, pos: at },
+        Node::Map { entries, .. } => Node::Map { entries, pos: at },
+    }
+}
+
+/// `parent.key`, or just `key` at the top.
+pub fn join(parent: &str, key: &str) -> String {
+    if parent.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{parent}.{key}")
+    }
+}
+
+fn syntax(e: &ScanError, field: &str) -> SyntaxError {
+    SyntaxError {
+        pos: (*e.marker()).into(),
+        field: field.to_owned(),
+        message: e.info().to_owned(),
+        malformed: true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map_entries(node: &Node) -> &[(Node, Node)] {
+        match node {
+            Node::Map { entries, .. } => entries,
+            other => panic!("not a map: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn positions_are_one_based_and_point_at_keys_and_values() {
+        let root = parse("# comment\nname: hello\nstages:\n  build: {image: x}\n").unwrap().unwrap();
+        assert_eq!(root.pos().line, 2);
+        let entries = map_entries(&root);
+        let (k, v) = &entries[0];
+        assert_eq!((k.pos().line, k.pos().column), (2, 1));
+        assert_eq!((v.pos().line, v.pos().column), (2, 7));
+        let stages = map_entries(&entries[1].1);
+        assert_eq!((stages[0].0.pos().line, stages[0].0.pos().column), (4, 3));
+        assert_eq!((stages[0].1.pos().line, stages[0].1.pos().column), (4, 10));
+    }
+
+    #[test]
+    fn empty_and_comment_only_files_hold_no_document() {
+        assert_eq!(parse("").unwrap(), None);
+        assert_eq!(parse("# nothing here\n\n").unwrap(), None);
+    }
+
+    #[test]
+    fn syntax_error_carries_position_and_field() {
+        let err = parse("stages:\n  build:\n    image: a: b\n").unwrap_err();
+        assert_eq!((err.pos.line, err.pos.column), (3, 13));
+        assert_eq!(err.field, "stages.build.image");
+    }
+
+    #[test]
+    fn merge_keys_fill_in_without_overriding() {
+        let root = parse("base: &b {image: x, retries: 1}\nst:\n  <<: *b\n  retries: 2\n")
+            .unwrap()
+            .unwrap();
+        let st = &map_entries(&root)[1].1;
+        let keys: Vec<_> =
+            map_entries(st).iter().map(|(k, v)| (k.as_text().unwrap(), v.as_text().unwrap())).collect();
+        assert_eq!(keys, vec![("image", "x"), ("retries", "2")]);
+    }
+
+    #[test]
+    fn alias_bombs_are_refused() {
+        let mut text = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..8 {
+            let p = i - 1;
+            text.push_str(&format!(
+                "a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
+            ));
+        }
+        assert!(parse(&text).is_err());
+    }
+
+    #[test]
+    fn scalars_describe_their_yaml_type() {
+        let root = parse("a: 1\nb: true\nc: '1'\nd: ~\ne: hi\nf: 1.5\n").unwrap().unwrap();
+        let kinds: Vec<_> = map_entries(&root).iter().map(|(_, v)| v.describe()).collect();
+        assert_eq!(kinds, ["a number", "a boolean", "a string", "empty", "a string", "a number"]);
+    }
+}

@@ -1,0 +1,152 @@
+//! Runs a Plan: stages start when their needs are met (in parallel up to a limit), honour
+//! timeouts, retries and cancellation, and the run's Docker objects are swept on every
+//! exit path with a context of their own, so a cancelled run still cleans up.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::docker::{Backend, RUN_LABEL};
+use crate::events::{AttemptOutcome, EventKind, RunState, StageState};
+use crate::mask::Masker;
+use crate::pipeline::{Plan, Vars};
+use crate::stages::{command, Emitter, RunContext};
+use crate::store::CommitInfo;
+
+/// Everything a run needs besides the engine.
+pub struct RunRequest {
+    pub run_id: String,
+    pub plan: Plan,
+    pub commit: CommitInfo,
+    pub workspace: Bytes,
+    pub secrets: BTreeMap<String, String>,
+    /// How many stages may run at once.
+    pub max_parallel: usize,
+}
+
+/// Drives the run to its end and returns its final state. All state changes go out through
+/// `emit`; the last one is always `RunFinished`.
+pub async fn run<B: Backend>(backend: Arc<B>, request: RunRequest, emit: Emitter, cancel: CancellationToken) -> RunState {
+    let RunRequest { run_id, plan, commit, workspace, secrets, max_parallel } = request;
+    let vars = Vars::new()
+        .with("commit.sha", commit.sha.clone())
+        .with("commit.short", commit.short.clone())
+        .with("commit.branch", commit.branch.clone().unwrap_or_default())
+        .with("run.id", run_id.clone())
+        .with("pipeline.name", plan.name.clone());
+    let ctx = Arc::new(RunContext {
+        backend: backend.clone(),
+        network: format!("gantry-{run_id}"),
+        workspace_volume: format!("gantry-{run_id}-workspace"),
+        run_id: run_id.clone(),
+        pipeline: plan.name.clone(),
+        commit,
+        workspace,
+        masker: Masker::new(secrets.values().cloned()),
+        secrets,
+        vars,
+        emit: emit.clone(),
+        cancel: cancel.clone(),
+        workspace_filled: tokio::sync::OnceCell::new(),
+    });
+
+    let (state, message) = match setup(&ctx).await {
+        Ok(()) => run_dag(&ctx, &plan, max_parallel.max(1)).await,
+        Err(message) => (RunState::Failed, Some(message)),
+    };
+
+    // Cleanup does not listen to the cancel token: it must finish even after Ctrl-C.
+    match backend.sweep_run(&run_id).await {
+        Ok(r) => emit.event(EventKind::Swept { containers: r.containers, networks: r.networks, volumes: r.volumes }),
+        Err(e) => tracing::error!(run = %run_id, error = %e, "could not remove the run's Docker objects; the next gantry command will retry"),
+    }
+    emit.event(EventKind::RunFinished { state, message });
+    state
+}
+
+async fn setup<B: Backend>(ctx: &RunContext<B>) -> Result<(), String> {
+    let labels = HashMap::from([(RUN_LABEL.to_string(), ctx.run_id.clone())]);
+    ctx.backend.create_network(&ctx.network, labels.clone()).await.map_err(|e| e.to_string())?;
+    ctx.backend.create_volume(&ctx.workspace_volume, labels).await.map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+async fn run_dag<B: Backend>(ctx: &Arc<RunContext<B>>, plan: &Plan, max_parallel: usize) -> (RunState, Option<String>) {
+    let mut states: HashMap<&str, StageState> = plan.stages.iter().map(|s| (s.name.as_str(), StageState::Pending)).collect();
+    let mut failures: Vec<String> = Vec::new();
+    let mut running: JoinSet<(String, AttemptOutcome)> = JoinSet::new();
+
+    loop {
+        if !ctx.cancel.is_cancelled() {
+            for stage in &plan.stages {
+                if states[stage.name.as_str()] != StageState::Pending || running.len() >= max_parallel {
+                    continue;
+                }
+                let needs: Vec<(&str, StageState)> = stage.needs.iter().map(|n| (n.as_str(), states[n.as_str()])).collect();
+                if needs.iter().any(|(_, s)| !s.is_terminal()) {
+                    continue;
+                }
+                if let Some((need, _)) = needs.iter().find(|(_, s)| !s.satisfies_needs()) {
+                    skip(ctx, &mut states, &stage.name, format!("needs '{need}', which did not succeed"));
+                    continue;
+                }
+                if let Some(when) = &stage.when {
+                    if !when.matches(ctx.commit.branch.as_deref()) {
+                        let branch = ctx.commit.branch.as_deref().unwrap_or("(no branch)");
+                        skip(ctx, &mut states, &stage.name, format!("branch {branch} does not match when.branch"));
+                        continue;
+                    }
+                }
+                states.insert(stage.name.as_str(), StageState::Running);
+                let ctx = ctx.clone();
+                let stage = stage.clone();
+                running.spawn(async move {
+                    let outcome = command::run_stage(&ctx, &stage).await;
+                    (stage.name, outcome)
+                });
+            }
+        }
+        let Some(joined) = running.join_next().await else { break };
+        match joined {
+            Ok((name, outcome)) => {
+                let state = outcome.stage_state();
+                if !matches!(state, StageState::Succeeded | StageState::Cancelled) {
+                    failures.push(format!("stage '{name}' {}", outcome.describe()));
+                }
+                let key = plan.stages.iter().find(|s| s.name == name).map(|s| s.name.as_str()).unwrap_or_default();
+                states.insert(key, state);
+            }
+            Err(e) => {
+                // A panicking executor is a bug; fail the run rather than hang it.
+                failures.push(format!("a stage task crashed: {e}"));
+                ctx.cancel.cancel();
+            }
+        }
+        // Once cancelled, a stage that has not started never will.
+        if ctx.cancel.is_cancelled() {
+            for stage in &plan.stages {
+                if states[stage.name.as_str()] == StageState::Pending {
+                    states.insert(stage.name.as_str(), StageState::Cancelled);
+                }
+            }
+        }
+    }
+
+    if ctx.cancel.is_cancelled() && failures.is_empty() {
+        (RunState::Cancelled, Some("cancelled".into()))
+    } else if ctx.cancel.is_cancelled() {
+        (RunState::Cancelled, Some(format!("cancelled; {}", failures.join("; "))))
+    } else if failures.is_empty() {
+        (RunState::Succeeded, None)
+    } else {
+        (RunState::Failed, Some(failures.join("; ")))
+    }
+}
+
+fn skip<'a, B: Backend>(ctx: &RunContext<B>, states: &mut HashMap<&'a str, StageState>, stage: &'a str, reason: String) {
+    states.insert(stage, StageState::Skipped);
+    ctx.emit.event(EventKind::StageSkipped { stage: stage.to_string(), reason });
+}

@@ -1,0 +1,291 @@
+//! The sled store: runs (materialised views), their append-only events, and stage logs.
+//! Every multi-key write is one sled transaction; the store carries a schema version.
+
+mod lock;
+pub mod record;
+
+use std::path::{Path, PathBuf};
+
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+use sled::Transactional;
+
+use crate::events::{Event, EventKind, LogLine, RunState};
+pub use record::{CommitInfo, RunRecord, StageRecord};
+
+/// Bumped whenever the layout of a tree changes; `open` migrates older stores forward.
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot use {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("data dir {} is in use by another gantry process ({owner}); wait for it to finish or pass another --data-dir", dir.display())]
+    InUse { dir: PathBuf, owner: String },
+    #[error("the store in {} has schema version {found}, newer than this gantry understands ({SCHEMA_VERSION}); use a newer gantry", dir.display())]
+    TooNew { dir: PathBuf, found: u32 },
+    #[error("store error: {0}")]
+    Sled(#[from] sled::Error),
+    #[error("corrupt record under {key}: {source}")]
+    Corrupt { key: String, source: serde_json::Error },
+    #[error("no run matches '{0}' (see `gantry runs`)")]
+    NoSuchRun(String),
+    #[error("'{prefix}' matches several runs ({}); give more characters", candidates.join(", "))]
+    Ambiguous { prefix: String, candidates: Vec<String> },
+    #[error("run {0} already exists")]
+    Duplicate(String),
+}
+
+pub struct Store {
+    db: sled::Db,
+    runs: sled::Tree,
+    events: sled::Tree,
+    logs: sled::Tree,
+    /// Index: ids of runs not yet finished. Keeps start-up recovery from scanning all runs.
+    active: sled::Tree,
+    /// Index: ids of finished runs whose Docker objects are not yet known to be gone.
+    unswept: sled::Tree,
+    dir: PathBuf,
+    _lock: lock::DirLock,
+}
+
+fn decode<T: serde::de::DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|source| StoreError::Corrupt {
+        key: String::from_utf8_lossy(key).into_owned(),
+        source,
+    })
+}
+
+fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).expect("records serialise")
+}
+
+impl Store {
+    /// Opens (creating if needed) the store in `dir`, taking the data dir's lock. Runs left
+    /// `running` by a process that died are marked interrupted here: holding the lock
+    /// proves no live process drives them.
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::Io { path: dir.to_path_buf(), source })?;
+        let lock = lock::DirLock::acquire(dir)?;
+        let db = sled::Config::new().path(dir.join("db")).flush_every_ms(Some(200)).open()?;
+        let meta = db.open_tree("meta")?;
+        match meta.get("schema_version")? {
+            None => {
+                meta.insert("schema_version", &SCHEMA_VERSION.to_be_bytes())?;
+            }
+            Some(v) => {
+                let found = u32::from_be_bytes(v.as_ref().try_into().unwrap_or([0, 0, 0, 0]));
+                if found > SCHEMA_VERSION {
+                    return Err(StoreError::TooNew { dir: dir.to_path_buf(), found });
+                }
+            }
+        }
+        let store = Store {
+            runs: db.open_tree("runs")?,
+            events: db.open_tree("events")?,
+            logs: db.open_tree("logs")?,
+            active: db.open_tree("active")?,
+            unswept: db.open_tree("unswept")?,
+            db,
+            dir: dir.to_path_buf(),
+            _lock: lock,
+        };
+        store.interrupt_orphaned_runs()?;
+        Ok(store)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn interrupt_orphaned_runs(&self) -> Result<(), StoreError> {
+        for id in self.active.iter().keys() {
+            let run = self.run(&String::from_utf8_lossy(&id?))?;
+            if run.state == RunState::Running {
+                self.append(
+                    &run.id,
+                    &Event::now(EventKind::RunFinished {
+                        state: RunState::Interrupted,
+                        message: Some(format!(
+                            "the gantry process driving this run (pid {}) stopped before it finished",
+                            run.pid
+                        )),
+                    }),
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Stores a new run together with its creation event.
+    pub fn create_run(&self, run: &RunRecord) -> Result<(), StoreError> {
+        let created = Event::now(EventKind::RunCreated {
+            pipeline: run.pipeline.clone(),
+            commit: run.commit.sha.clone(),
+        });
+        let mut record = run.clone();
+        let seq = record.events;
+        record.apply(&created);
+        let result = (&self.runs, &self.events, &self.active).transaction(|(runs, events, active)| {
+            if runs.get(record.id.as_bytes())?.is_some() {
+                return Err(ConflictableTransactionError::Abort(StoreError::Duplicate(record.id.clone())));
+            }
+            runs.insert(record.id.as_bytes(), encode(&record))?;
+            events.insert(event_key(&record.id, seq), encode(&created))?;
+            active.insert(record.id.as_bytes(), &[])?;
+            Ok(())
+        });
+        flatten(result)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Appends an event and folds it into the run's record, atomically.
+    pub fn append(&self, run_id: &str, event: &Event) -> Result<RunRecord, StoreError> {
+        let trees = (&self.runs, &self.events, &self.active, &self.unswept);
+        let result = trees.transaction(|(runs, events, active, unswept)| {
+            let bytes = runs
+                .get(run_id.as_bytes())?
+                .ok_or_else(|| ConflictableTransactionError::Abort(StoreError::NoSuchRun(run_id.to_string())))?;
+            let mut record: RunRecord =
+                decode(run_id.as_bytes(), &bytes).map_err(ConflictableTransactionError::Abort)?;
+            let seq = record.events;
+            record.apply(event);
+            runs.insert(run_id.as_bytes(), encode(&record))?;
+            events.insert(event_key(run_id, seq), encode(event))?;
+            match event.kind {
+                EventKind::RunFinished { .. } => {
+                    active.remove(run_id.as_bytes())?;
+                    if !record.swept {
+                        unswept.insert(run_id.as_bytes(), &[])?;
+                    }
+                }
+                EventKind::Swept { .. } => {
+                    unswept.remove(run_id.as_bytes())?;
+                }
+                _ => {}
+            }
+            Ok(record)
+        });
+        let record = flatten(result)?;
+        if matches!(event.kind, EventKind::RunFinished { .. }) {
+            self.db.flush()?;
+        }
+        Ok(record)
+    }
+
+    /// Appends log lines of a run; one atomic batch.
+    pub fn append_logs(&self, run_id: &str, lines: &[LogLine]) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for line in lines {
+            let mut key = run_id.as_bytes().to_vec();
+            key.extend_from_slice(&self.db.generate_id()?.to_be_bytes());
+            batch.insert(key, encode(line));
+        }
+        self.logs.apply_batch(batch)?;
+        Ok(())
+    }
+
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    pub fn run(&self, id: &str) -> Result<RunRecord, StoreError> {
+        let bytes = self.runs.get(id.as_bytes())?.ok_or_else(|| StoreError::NoSuchRun(id.to_string()))?;
+        decode(id.as_bytes(), &bytes)
+    }
+
+    /// Finds a run by full id, unique prefix, or `latest`.
+    pub fn find_run(&self, query: &str) -> Result<RunRecord, StoreError> {
+        if query == "latest" || query == "last" {
+            return self
+                .list_runs(1)?
+                .into_iter()
+                .next()
+                .ok_or_else(|| StoreError::NoSuchRun(query.to_string()));
+        }
+        let prefix = query.to_ascii_lowercase();
+        let mut found = Vec::new();
+        for item in self.runs.scan_prefix(prefix.as_bytes()).take(6) {
+            let (key, bytes) = item?;
+            found.push(decode::<RunRecord>(&key, &bytes)?);
+        }
+        match found.len() {
+            0 => Err(StoreError::NoSuchRun(query.to_string())),
+            1 => Ok(found.remove(0)),
+            _ => Err(StoreError::Ambiguous {
+                prefix: query.to_string(),
+                candidates: found.into_iter().map(|r| r.id).collect(),
+            }),
+        }
+    }
+
+    /// Newest first.
+    pub fn list_runs(&self, limit: usize) -> Result<Vec<RunRecord>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.runs.iter().rev().take(limit) {
+            let (key, bytes) = item?;
+            out.push(decode(&key, &bytes)?);
+        }
+        Ok(out)
+    }
+
+    pub fn events(&self, run_id: &str) -> Result<Vec<Event>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.events.scan_prefix(run_id.as_bytes()) {
+            let (key, bytes) = item?;
+            if key.len() == run_id.len() + 8 {
+                out.push(decode(&key, &bytes)?);
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn logs(&self, run_id: &str, stage: Option<&str>) -> Result<Vec<LogLine>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.logs.scan_prefix(run_id.as_bytes()) {
+            let (key, bytes) = item?;
+            if key.len() != run_id.len() + 8 {
+                continue;
+            }
+            let line: LogLine = decode(&key, &bytes)?;
+            if stage.is_none_or(|s| s == line.stage) {
+                out.push(line);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Finished runs whose Docker objects may still exist (their process died).
+    pub fn unswept_runs(&self) -> Result<Vec<RunRecord>, StoreError> {
+        let mut out = Vec::new();
+        for id in self.unswept.iter().keys() {
+            out.push(self.run(&String::from_utf8_lossy(&id?))?);
+        }
+        Ok(out)
+    }
+}
+
+fn event_key(run_id: &str, seq: u64) -> Vec<u8> {
+    let mut key = run_id.as_bytes().to_vec();
+    key.extend_from_slice(&seq.to_be_bytes());
+    key
+}
+
+fn flatten<T>(result: Result<T, TransactionError<StoreError>>) -> Result<T, StoreError> {
+    match result {
+        Ok(v) => Ok(v),
+        Err(TransactionError::Abort(e)) => Err(e),
+        Err(TransactionError::Storage(e)) => Err(StoreError::Sled(e)),
+    }
+}
+
+/// A new run id: a ULID, lowercase, so ids sort by creation time in the store.
+pub fn new_run_id() -> String {
+    ulid::Ulid::new().to_string().to_ascii_lowercase()
+}
+
+/// The default data dir: under the user's data directory.
+pub fn default_data_dir() -> PathBuf {
+    dirs::data_dir().unwrap_or_else(|| PathBuf::from(".")).join("gantry")
+}

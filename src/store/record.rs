@@ -1,0 +1,139 @@
+//! The materialised view of one run, kept beside its events and updated in the same
+//! transaction. `apply` is the only way it changes, so it can always be rebuilt from events.
+
+use chrono::{DateTime, FixedOffset, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::events::{AttemptOutcome, Event, EventKind, RunState, StageState};
+
+/// The commit a run is for, as read from git.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CommitInfo {
+    pub sha: String,
+    pub short: String,
+    pub author_name: String,
+    pub author_email: String,
+    pub time: DateTime<FixedOffset>,
+    pub summary: String,
+    pub branch: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub id: String,
+    pub pipeline: String,
+    /// The pipeline file, as the user named it.
+    pub source: String,
+    pub repo: String,
+    pub commit: CommitInfo,
+    pub state: RunState,
+    pub created_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub message: Option<String>,
+    pub stages: Vec<StageRecord>,
+    /// Process that drives the run (for diagnostics only; liveness comes from the store lock).
+    pub pid: u32,
+    /// Whether the run's Docker objects are known to be gone.
+    pub swept: bool,
+    /// How many events the run has; the next event's sequence number.
+    pub events: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StageRecord {
+    pub name: String,
+    pub state: StageState,
+    pub attempts: u32,
+    pub exit_code: Option<i64>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub message: Option<String>,
+}
+
+impl StageRecord {
+    pub fn pending(name: &str) -> Self {
+        StageRecord {
+            name: name.to_string(),
+            state: StageState::Pending,
+            attempts: 0,
+            exit_code: None,
+            started_at: None,
+            finished_at: None,
+            message: None,
+        }
+    }
+
+    pub fn duration(&self) -> Option<chrono::Duration> {
+        Some(self.finished_at.unwrap_or_else(Utc::now) - self.started_at?)
+    }
+}
+
+impl RunRecord {
+    pub fn stage_mut(&mut self, name: &str) -> Option<&mut StageRecord> {
+        self.stages.iter_mut().find(|s| s.name == name)
+    }
+
+    pub fn duration(&self) -> chrono::Duration {
+        self.finished_at.unwrap_or_else(Utc::now) - self.created_at
+    }
+
+    /// Folds one event into the view. Unknown stages are ignored rather than invented.
+    pub fn apply(&mut self, event: &Event) {
+        self.events += 1;
+        match &event.kind {
+            EventKind::RunCreated { .. } => {}
+            EventKind::StageStarted { stage, attempt } => {
+                if let Some(s) = self.stage_mut(stage) {
+                    s.state = StageState::Running;
+                    s.attempts = *attempt;
+                    s.started_at.get_or_insert(event.at);
+                    s.message = None;
+                }
+            }
+            EventKind::AttemptFinished { stage, attempt, result, will_retry } => {
+                if let Some(s) = self.stage_mut(stage) {
+                    s.attempts = *attempt;
+                    s.exit_code = result.exit_code();
+                    s.message = match result {
+                        AttemptOutcome::Succeeded => None,
+                        other => Some(other.describe()),
+                    };
+                    if !*will_retry {
+                        s.state = result.stage_state();
+                        s.finished_at = Some(event.at);
+                    }
+                }
+            }
+            EventKind::StageSkipped { stage, reason } => {
+                if let Some(s) = self.stage_mut(stage) {
+                    s.state = StageState::Skipped;
+                    s.message = Some(reason.clone());
+                    s.finished_at = Some(event.at);
+                }
+            }
+            EventKind::RunFinished { state, message } => {
+                self.state = *state;
+                self.message = message.clone();
+                self.finished_at = Some(event.at);
+                // A run that ends leaves no stage claiming to be alive.
+                let leftover = match state {
+                    RunState::Interrupted => StageState::Interrupted,
+                    _ => StageState::Cancelled,
+                };
+                for s in &mut self.stages {
+                    if !s.state.is_terminal() {
+                        if s.state == StageState::Running {
+                            s.finished_at = Some(event.at);
+                        }
+                        s.state = if s.state == StageState::Pending && *state != RunState::Interrupted {
+                            StageState::Skipped
+                        } else {
+                            leftover
+                        };
+                    }
+                }
+            }
+            EventKind::Swept { .. } => self.swept = true,
+        }
+    }
+}
