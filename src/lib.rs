@@ -5,6 +5,7 @@ pub mod docker;
 pub mod events;
 pub mod mask;
 pub mod pipeline;
+pub mod recorder;
 pub mod store;
 pub mod git;
 pub mod scheduler;

@@ -30,6 +30,15 @@ pub fn format_duration(d: chrono::Duration) -> String {
     }
 }
 
+impl crate::recorder::Viewer for Renderer {
+    fn log(&mut self, line: &LogLine) {
+        self.print_log(line);
+    }
+    fn event(&mut self, event: &Event, record: &RunRecord) {
+        self.show_event(event, record);
+    }
+}
+
 pub struct Renderer {
     width: usize,
     progress: Option<Progress>,
@@ -85,7 +94,7 @@ impl Renderer {
         ));
     }
 
-    pub fn log(&self, line: &LogLine) {
+    fn print_log(&self, line: &LogLine) {
         let text = format_log_line(self.width, line);
         match &self.progress {
             Some(p) => p.multi.suspend(|| println!("{text}")),
@@ -93,7 +102,7 @@ impl Renderer {
         }
     }
 
-    pub fn event(&mut self, event: &Event, record: &RunRecord) {
+    fn show_event(&mut self, event: &Event, record: &RunRecord) {
         let stage_of = |name: &str| record.stages.iter().find(|s| s.name == name);
         match &event.kind {
             EventKind::StageStarted { stage, attempt } => {

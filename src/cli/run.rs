@@ -12,10 +12,10 @@ use tokio_util::sync::CancellationToken;
 use super::render::Renderer;
 use super::{open_store, CliError, Outcome};
 use crate::docker::{Backend, DockerEngine};
-use crate::events::{Emitted, EventKind, RunState};
+use crate::events::RunState;
 use crate::scheduler::{self, RunRequest};
 use crate::stages::Emitter;
-use crate::store::{RunRecord, StageRecord, Store};
+use crate::store::{RunRecord, StageRecord};
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
@@ -87,7 +87,7 @@ pub async fn run(args: RunArgs, data_dir: &Path, docker_host: Option<&str>) -> O
         max_parallel: args.parallel,
     };
     let scheduler = tokio::spawn(scheduler::run(engine, request, Emitter::new(tx), cancel));
-    let recorded = record_events(&store, &run_id, rx, &mut renderer).await;
+    let recorded = crate::recorder::record(&store, &run_id, rx, &mut renderer).await;
     let state = scheduler.await.map_err(|e| CliError::Other(format!("the scheduler crashed: {e}")))?;
     let final_record = recorded?;
     renderer.finished(&final_record);
@@ -96,52 +96,6 @@ pub async fn run(args: RunArgs, data_dir: &Path, docker_host: Option<&str>) -> O
         RunState::Cancelled => ExitCode::from(130),
         _ => ExitCode::FAILURE,
     })
-}
-
-/// The one writer of the run's history: every event goes to the store, then to the screen.
-/// Log lines are written in batches of whatever has queued up.
-async fn record_events(
-    store: &Store,
-    run_id: &str,
-    mut rx: mpsc::UnboundedReceiver<Emitted>,
-    renderer: &mut Renderer,
-) -> Result<RunRecord, CliError> {
-    let mut record = store.run(run_id)?;
-    let mut lines = Vec::new();
-    while let Some(first) = rx.recv().await {
-        let mut batch = vec![first];
-        while let Ok(more) = rx.try_recv() {
-            batch.push(more);
-            if batch.len() >= 512 {
-                break;
-            }
-        }
-        for item in batch {
-            match item {
-                Emitted::Log(line) => {
-                    renderer.log(&line);
-                    lines.push(line);
-                }
-                Emitted::Event(event) => {
-                    // Output before a state change is stored before it, keeping order.
-                    if !lines.is_empty() {
-                        store.append_logs(run_id, &lines)?;
-                        lines.clear();
-                    }
-                    record = store.append(run_id, &event)?;
-                    renderer.event(&event, &record);
-                    if matches!(event.kind, EventKind::RunFinished { .. }) {
-                        return Ok(record);
-                    }
-                }
-            }
-        }
-        if !lines.is_empty() {
-            store.append_logs(run_id, &lines)?;
-            lines.clear();
-        }
-    }
-    Ok(record)
 }
 
 /// Ctrl-C or SIGTERM cancels the run; cleanup then runs to its end regardless.

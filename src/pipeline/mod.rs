@@ -43,6 +43,11 @@ pub fn parse(file: &str, text: &str) -> Result<Plan, PipelineError> {
                 // the line's indentation.
                 e.pos.column = line.chars().take_while(|c| *c == ' ').count() + 1;
             }
+            if e.message.contains("tabs") {
+                if let Some(tab) = line.chars().position(|c| c == '\t') {
+                    e.pos.column = tab + 1;
+                }
+            }
             let hint = syntax_hint(&e.message, text, e.pos.line);
             ctx.error(e.pos, &e.field, format!("YAML syntax error: {}", e.message)).hint_opt(hint);
         }
