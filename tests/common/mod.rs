@@ -1,0 +1,145 @@
+//! Shared test fixtures: real git repositories (git2), a real data dir, the real binary
+//! and the real Docker engine. Nothing here pretends.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+pub const IMAGE: &str = "gantry/busybox";
+
+/// A scratch world for one test: a git repository with a pipeline file, and a data dir.
+pub struct World {
+    pub dir: tempfile::TempDir,
+}
+
+impl World {
+    /// A repository whose single commit holds `files` (path, content), on branch `main`.
+    pub fn new(files: &[(&str, &str)]) -> World {
+        require_image();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let world = World { dir };
+        std::fs::create_dir_all(world.repo()).unwrap();
+        let repo = git2::Repository::init_opts(
+            world.repo(),
+            git2::RepositoryInitOptions::new().initial_head("main"),
+        )
+        .expect("git init");
+        drop(repo);
+        world.commit(files, "first commit");
+        world
+    }
+
+    pub fn repo(&self) -> PathBuf {
+        self.dir.path().join("repo")
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// Adds a commit with `files` on the current branch; returns its sha.
+    pub fn commit(&self, files: &[(&str, &str)], message: &str) -> String {
+        let repo = git2::Repository::open(self.repo()).unwrap();
+        for (path, content) in files {
+            let full = self.repo().join(path);
+            std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+            std::fs::write(full, content).unwrap();
+        }
+        let mut index = repo.index().unwrap();
+        index.add_all(["*"], git2::IndexAddOption::DEFAULT, None).unwrap();
+        index.write().unwrap();
+        let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
+        let sig = git2::Signature::now("Ada Author", "ada@example.com").unwrap();
+        let parent = repo.head().ok().and_then(|h| h.peel_to_commit().ok());
+        let parents: Vec<&git2::Commit> = parent.iter().collect();
+        repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &parents).unwrap().to_string()
+    }
+
+    /// Writes `pipeline` to the repository (committed) and returns the file's path.
+    pub fn pipeline(&self, yaml: &str) -> PathBuf {
+        self.commit(&[("gantry.yml", yaml)], "pipeline");
+        self.repo().join("gantry.yml")
+    }
+
+    pub fn gantry(&self) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_gantry"));
+        cmd.arg("--data-dir").arg(self.data_dir());
+        cmd.env_remove("GANTRY_DATA_DIR").env_remove("RUST_LOG");
+        cmd.stdin(Stdio::null());
+        cmd
+    }
+
+    /// `gantry run <pipeline> --repo <repo>` with extra args, to completion.
+    pub fn run(&self, pipeline: &Path, extra: &[&str]) -> Output {
+        self.gantry()
+            .arg("run")
+            .arg(pipeline)
+            .arg("--repo")
+            .arg(self.repo())
+            .args(extra)
+            .output()
+            .expect("gantry runs")
+    }
+
+    pub fn json(&self, args: &[&str]) -> Value {
+        let out = self.gantry().args(args).arg("--json").output().unwrap();
+        assert!(out.status.success(), "gantry {args:?} failed: {}", text(&out.stderr));
+        serde_json::from_slice(&out.stdout).expect("valid JSON")
+    }
+
+    pub fn show(&self, run: &str) -> Value {
+        self.json(&["show", run])
+    }
+
+    pub fn latest(&self) -> Value {
+        self.show("latest")
+    }
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+pub fn stage<'a>(run: &'a Value, name: &str) -> &'a Value {
+    run["stages"].as_array().unwrap().iter().find(|s| s["name"] == name).unwrap_or_else(|| panic!("no stage {name} in {run}"))
+}
+
+fn require_image() {
+    let ok = Command::new("docker").args(["image", "inspect", IMAGE]).output().map(|o| o.status.success()).unwrap_or(false);
+    assert!(ok, "the base image {IMAGE} is missing: run agents/busybox/build.sh (scripts/test does)");
+}
+
+/// Docker objects of any kind that carry the run's label.
+pub fn docker_objects_of(run_id: &str) -> Vec<String> {
+    let filter = format!("label=io.gantry.run={run_id}");
+    let mut found = Vec::new();
+    for (kind, args) in [
+        ("container", vec!["ps", "-a", "-q", "--filter", &filter]),
+        ("network", vec!["network", "ls", "-q", "--filter", &filter]),
+        ("volume", vec!["volume", "ls", "-q", "--filter", &filter]),
+    ] {
+        let out = Command::new("docker").args(&args).output().expect("docker cli");
+        found.extend(text(&out.stdout).lines().filter(|l| !l.is_empty()).map(|l| format!("{kind} {l}")));
+    }
+    found
+}
+
+/// Waits until a container of some gantry run is running for a stage named `stage` under
+/// this world's... (any run: tests use unique stage names); returns the run id.
+pub fn wait_for_running_stage(stage: &str, timeout: std::time::Duration) -> String {
+    let start = std::time::Instant::now();
+    let filter = format!("label=io.gantry.stage={stage}");
+    while start.elapsed() < timeout {
+        let out = Command::new("docker")
+            .args(["ps", "--filter", &filter, "--format", "{{.Label \"io.gantry.run\"}}"])
+            .output()
+            .unwrap();
+        if let Some(id) = text(&out.stdout).lines().next().filter(|l| !l.is_empty()) {
+            return id.to_string();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("no container for stage {stage} started within {timeout:?}");
+}
