@@ -155,8 +155,11 @@ mod tests {
     #[test]
     fn multi_line_secret_is_masked_whole_and_by_line() {
         let m = Masker::new(["-----BEGIN KEY-----\nabcdef123\n-----END KEY-----"]);
+        // Whole in one chunk: one mask.
+        assert_eq!(run(&m, &["x -----BEGIN KEY-----\nabcdef123\n-----END KEY----- y\n"]), vec!["x *** y"]);
+        // Line by line: each line is masked as it comes; nothing of it gets out.
         let out = run(&m, &["x -----BEGIN KEY-----\n", "abcdef123\n", "-----END KEY----- y\n"]);
-        assert_eq!(out, vec!["x *** y"]);
+        assert_eq!(out, vec!["x ***", "***", "*** y"]);
         let out = run(&m, &["line: abcdef123\n"]);
         assert_eq!(out, vec!["line: ***"]);
     }

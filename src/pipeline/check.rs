@@ -35,7 +35,11 @@ impl Reported<'_> {
 
 impl<'a> Ctx<'a> {
     pub fn new(file: &'a str, source: &'a str) -> Self {
-        Ctx { file, source, diags: Vec::new() }
+        Ctx {
+            file,
+            source,
+            diags: Vec::new(),
+        }
     }
 
     pub fn error(&mut self, pos: Pos, field: &str, message: impl Into<String>) -> Reported<'_> {
@@ -43,7 +47,11 @@ impl<'a> Ctx<'a> {
             file: self.file.to_owned(),
             line: pos.line,
             column: pos.column,
-            field: if field.is_empty() { "(file)".to_owned() } else { field.to_owned() },
+            field: if field.is_empty() {
+                "(file)".to_owned()
+            } else {
+                field.to_owned()
+            },
             message: message.into(),
             hint: None,
         });
@@ -71,9 +79,9 @@ impl<'a> Ctx<'a> {
     ) -> Vec<Entry<'n>> {
         let mut out: Vec<Entry<'n>> = Vec::new();
         for (key, value) in entries {
-            let Some(name) = key.as_text().filter(|_| matches!(key, Node::Scalar { .. })) else {
+            let Some(name) = key.as_text() else {
                 let message = match key {
-                    Node::Scalar { .. } => format!("empty {what}"),
+                    Node::Scalar { .. } => format!("{what} name is empty"),
                     other => format!("a {what} must be a plain name, not {}", other.describe()),
                 };
                 self.error(key.pos(), field, message);
@@ -89,17 +97,27 @@ impl<'a> Ctx<'a> {
                 );
                 continue;
             }
-            out.push(Entry { name, key, value, field: key_field });
+            out.push(Entry {
+                name,
+                key,
+                value,
+                field: key_field,
+            });
         }
         out
     }
 
     /// Reports a key outside `known`, suggesting the nearest known one, which it returns
     /// so that a "missing" error for that same key can be left out as noise.
-    pub fn unknown_key(&mut self, entry: &Entry<'_>, known: &[&'static str]) -> Option<&'static str> {
+    pub fn unknown_key(
+        &mut self,
+        entry: &Entry<'_>,
+        known: &[&'static str],
+    ) -> Option<&'static str> {
         let near = suggestion(entry.name, known.iter().copied());
         let hint = near.map(|k| format!("did you mean `{k}`?"));
-        self.error(entry.key.pos(), &entry.field, "unknown key").hint_opt(hint);
+        self.error(entry.key.pos(), &entry.field, "unknown key")
+            .hint_opt(hint);
         near
     }
 
@@ -132,7 +150,8 @@ impl<'a> Ctx<'a> {
                             KNOWN_VARS.join(", ")
                         ),
                     };
-                    self.error(pos, field, format!("unknown variable `{raw}`")).hint(hint);
+                    self.error(pos, field, format!("unknown variable `{raw}`"))
+                        .hint(hint);
                 }
                 None => {
                     self.error(pos, field, "`${` is not closed by `}`")
@@ -143,7 +162,10 @@ impl<'a> Ctx<'a> {
     }
 
     fn byte_offset(&self, char_index: usize) -> usize {
-        self.source.char_indices().nth(char_index).map_or(self.source.len(), |(b, _)| b)
+        self.source
+            .char_indices()
+            .nth(char_index)
+            .map_or(self.source.len(), |(b, _)| b)
     }
 
     /// The next occurrence of `raw` at or after `from` that is not escaped as `$${`.
@@ -216,8 +238,16 @@ pub(crate) fn suggestion<'k>(
 /// Checks a whole document and builds the Plan, or returns every problem found.
 pub(crate) fn check(ctx: &mut Ctx<'_>, root: Option<&Node>) -> Option<Plan> {
     let Some(root) = root.filter(|r| !r.is_null()) else {
-        ctx.error(Pos { line: 1, column: 1, index: 0 }, "", "the file is empty")
-            .hint("a pipeline needs at least `name:` and `stages:`");
+        ctx.error(
+            Pos {
+                line: 1,
+                column: 1,
+                index: 0,
+            },
+            "",
+            "the file is empty",
+        )
+        .hint("a pipeline needs at least `name:` and `stages:`");
         return None;
     };
     let Node::Map { entries, pos } = root else {
@@ -240,12 +270,18 @@ pub(crate) fn check(ctx: &mut Ctx<'_>, root: Option<&Node>) -> Option<Plan> {
             },
             "stages" => stages = Some(entry),
             other if PLANNED_TOP_KEYS.contains(&other) => {
-                ctx.error(entry.key.pos(), &entry.field, format!("`{other}` is not supported yet"));
+                ctx.error(
+                    entry.key.pos(),
+                    &entry.field,
+                    format!("`{other}` is not supported yet"),
+                );
             }
             _ => suggested.extend(ctx.unknown_key(&entry, TOP_KEYS)),
         }
     }
-    let present = |key: &str| entries.iter().any(|(k, _)| k.as_text() == Some(key)) || suggested.contains(&key);
+    let present = |key: &str| {
+        entries.iter().any(|(k, _)| k.as_text() == Some(key)) || suggested.contains(&key)
+    };
     if !present("name") {
         ctx.error(*pos, "name", "required key is missing")
             .hint("name the pipeline, e.g. `name: storefront`");
@@ -269,7 +305,9 @@ pub(crate) fn check(ctx: &mut Ctx<'_>, root: Option<&Node>) -> Option<Plan> {
         .collect();
     let order = graph::resolve(ctx, &graph_stages);
 
-    let (Some(name), Some(order)) = (name, order) else { return None };
+    let (Some(name), Some(order)) = (name, order) else {
+        return None;
+    };
     if !ctx.diags.is_empty() {
         return None;
     }
@@ -281,7 +319,11 @@ pub(crate) fn check(ctx: &mut Ctx<'_>, root: Option<&Node>) -> Option<Plan> {
             plan
         })
         .collect();
-    Some(Plan { name, source: ctx.file.to_owned(), stages })
+    Some(Plan {
+        name,
+        source: ctx.file.to_owned(),
+        stages,
+    })
 }
 
 /// A stage as validation left it: its Plan fields (needs resolved later) and its needs
@@ -293,12 +335,25 @@ pub(crate) struct Draft {
 
 fn check_stages(ctx: &mut Ctx<'_>, stages: &Entry<'_>) -> Vec<Draft> {
     let Node::Map { entries, .. } = stages.value else {
-        ctx.wrong_type(stages.value, &stages.field, "a mapping of stage names to stages")
-            .hint_opt(stages.value.is_null().then(|| "a pipeline needs at least one stage".to_owned()));
+        ctx.wrong_type(
+            stages.value,
+            &stages.field,
+            "a mapping of stage names to stages",
+        )
+        .hint_opt(
+            stages
+                .value
+                .is_null()
+                .then(|| "a pipeline needs at least one stage".to_owned()),
+        );
         return Vec::new();
     };
     if entries.is_empty() {
-        ctx.error(stages.value.pos(), &stages.field, "a pipeline needs at least one stage");
+        ctx.error(
+            stages.value.pos(),
+            &stages.field,
+            "a pipeline needs at least one stage",
+        );
         return Vec::new();
     }
     ctx.entries(entries, &stages.field, "stage")

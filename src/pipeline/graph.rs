@@ -26,28 +26,46 @@ struct Edge<'a> {
 
 /// Returns, for a valid graph, `(stage index, resolved needs)` in execution order: by
 /// level, then file order. Returns `None` (with diagnostics) if the graph is unusable.
-pub(crate) fn resolve(ctx: &mut Ctx<'_>, stages: &[GraphStage]) -> Option<Vec<(usize, Vec<String>)>> {
+pub(crate) fn resolve(
+    ctx: &mut Ctx<'_>,
+    stages: &[GraphStage],
+) -> Option<Vec<(usize, Vec<String>)>> {
     let index_of = |name: &str| stages.iter().position(|s| s.name == name);
     let mut ok = true;
     let mut edges: Vec<Vec<Edge<'_>>> = Vec::with_capacity(stages.len());
     for (i, stage) in stages.iter().enumerate() {
         let mut out = Vec::new();
         match &stage.needs {
-            None if i > 0 => out.push(Edge { to: i - 1, declared: None }),
+            None if i > 0 => out.push(Edge {
+                to: i - 1,
+                declared: None,
+            }),
             None => {}
             Some(needs) => {
                 for need in needs {
                     match index_of(&need.name) {
                         Some(j) if j == i => {
-                            ctx.error(need.pos, &need.field, format!("stage `{}` needs itself", stage.name));
+                            ctx.error(
+                                need.pos,
+                                &need.field,
+                                format!("stage `{}` needs itself", stage.name),
+                            );
                             ok = false;
                         }
-                        Some(j) => out.push(Edge { to: j, declared: Some(need) }),
+                        Some(j) => out.push(Edge {
+                            to: j,
+                            declared: Some(need),
+                        }),
                         None => {
                             let names = stages.iter().map(|s| s.name.as_str());
-                            let hint = suggestion(&need.name, names).map(|n| format!("did you mean `{n}`?"));
-                            ctx.error(need.pos, &need.field, format!("no stage named `{}`", need.name))
-                                .hint_opt(hint);
+                            let hint = suggestion(&need.name, names)
+                                .map(|n| format!("did you mean `{n}`?"));
+                            ctx.error(
+                                need.pos,
+                                &need.field,
+                                format!("no stage named `{}`", need.name),
+                            )
+                            .hint_opt(hint);
                             ok = false;
                         }
                     }
@@ -72,7 +90,12 @@ pub(crate) fn resolve(ctx: &mut Ctx<'_>, stages: &[GraphStage]) -> Option<Vec<(u
     Some(
         order
             .into_iter()
-            .map(|i| (i, edges[i].iter().map(|e| stages[e.to].name.clone()).collect()))
+            .map(|i| {
+                (
+                    i,
+                    edges[i].iter().map(|e| stages[e.to].name.clone()).collect(),
+                )
+            })
             .collect(),
     )
 }
@@ -109,7 +132,12 @@ fn levels(edges: &[Vec<Edge<'_>>]) -> Result<Vec<usize>, Vec<bool>> {
 /// Every stuck stage needs another stuck stage, so walking `needs` among them always
 /// closes a loop; each loop found is reported once, at a `needs` entry that the user
 /// wrote (a cycle always has one: implicit needs only point up the file).
-fn report_cycles(ctx: &mut Ctx<'_>, stages: &[GraphStage], edges: &[Vec<Edge<'_>>], stuck: &[bool]) {
+fn report_cycles(
+    ctx: &mut Ctx<'_>,
+    stages: &[GraphStage],
+    edges: &[Vec<Edge<'_>>],
+    stuck: &[bool],
+) {
     let mut done = vec![false; stages.len()];
     for start in 0..stages.len() {
         if !stuck[start] || done[start] {
@@ -118,7 +146,9 @@ fn report_cycles(ctx: &mut Ctx<'_>, stages: &[GraphStage], edges: &[Vec<Edge<'_>
         let mut path = vec![start];
         let cycle = loop {
             let Some(&last) = path.last() else { break None };
-            let Some(next) = edges[last].iter().map(|e| e.to).find(|&t| stuck[t]) else { break None };
+            let Some(next) = edges[last].iter().map(|e| e.to).find(|&t| stuck[t]) else {
+                break None;
+            };
             if done[next] {
                 break None; // behind a cycle already reported
             }
@@ -158,7 +188,9 @@ fn report_cycle(
     let rotated: Vec<usize> = cycle[at..].iter().chain(&cycle[..at]).copied().collect();
     let mut names: Vec<&str> = rotated.iter().map(|&i| stages[i].name.as_str()).collect();
     names.push(&stages[first].name);
-    let Some(need) = edge_of(first).and_then(|e| e.declared) else { return };
+    let Some(need) = edge_of(first).and_then(|e| e.declared) else {
+        return;
+    };
     let implicit = rotated
         .iter()
         .find(|&&i| edge_of(i).is_some_and(|e| e.declared.is_none()))
@@ -169,6 +201,10 @@ fn report_cycle(
                 stages[i - 1].name
             )
         });
-    ctx.error(need.pos, &need.field, format!("needs form a cycle: {}", names.join(" -> ")))
-        .hint_opt(implicit);
+    ctx.error(
+        need.pos,
+        &need.field,
+        format!("needs form a cycle: {}", names.join(" -> ")),
+    )
+    .hint_opt(implicit);
 }

@@ -42,8 +42,13 @@ impl Kind {
         if PLANNED_KINDS.contains(&text) {
             return Err(KindError::NotYetSupported);
         }
-        let all = Kind::ALL.iter().map(|k| k.name()).chain(PLANNED_KINDS.iter().copied());
-        Err(KindError::Unknown { nearest: super::diagnostic::nearest(text, all) })
+        let all = Kind::ALL
+            .iter()
+            .map(|k| k.name())
+            .chain(PLANNED_KINDS.iter().copied());
+        Err(KindError::Unknown {
+            nearest: super::diagnostic::nearest(text, all),
+        })
     }
 
     pub fn accepts(self, key: &str) -> bool {

@@ -24,8 +24,10 @@ pub use vars::{interpolate, Vars, KNOWN_VARS};
 
 /// Reads and validates the pipeline file at `path`; messages name it as given.
 pub fn load(path: &Path) -> Result<Plan, PipelineError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|source| PipelineError::Read { path: path.to_owned(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| PipelineError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
     parse(&path.display().to_string(), &text)
 }
 
@@ -49,7 +51,8 @@ pub fn parse(file: &str, text: &str) -> Result<Plan, PipelineError> {
                 }
             }
             let hint = syntax_hint(&e.message, text, e.pos.line);
-            ctx.error(e.pos, &e.field, format!("YAML syntax error: {}", e.message)).hint_opt(hint);
+            ctx.error(e.pos, &e.field, format!("YAML syntax error: {}", e.message))
+                .hint_opt(hint);
         }
         Ok(root) => {
             if let Some(plan) = check::check(&mut ctx, root.as_ref()) {
@@ -71,7 +74,9 @@ fn syntax_hint(message: &str, text: &str, line: usize) -> Option<String> {
         Some("YAML indentation must use spaces, not tabs".into())
     } else if message.contains("mapping values are not allowed") {
         Some("a value containing `: ` must be quoted, e.g. \"echo a: b\"".into())
-    } else if message.contains("did not find expected key") || message.contains("did not find expected '-'") {
+    } else if message.contains("did not find expected key")
+        || message.contains("did not find expected '-'")
+    {
         Some("check the indentation of this line against the lines above".into())
     } else {
         None

@@ -59,24 +59,7 @@ impl Plan {
     pub fn stage(&self, name: &str) -> Option<&StagePlan> {
         self.stages.iter().find(|s| s.name == name)
     }
-}
 
-mod humantime_serde_compat {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&humantime::format_duration(*d).to_string())
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let text = String::deserialize(d)?;
-        humantime::parse_duration(&text).map_err(serde::de::Error::custom)
-    }
-}
-
-impl Plan {
     /// Stages grouped into levels: each stage's needs all lie in earlier levels, so the
     /// stages of one level can run in parallel. Relies on `stages` being in execution
     /// order, which `pipeline::parse` guarantees.
@@ -97,5 +80,20 @@ impl Plan {
             levels[level].push(stage);
         }
         levels
+    }
+}
+
+mod humantime_serde_compat {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text).map_err(serde::de::Error::custom)
     }
 }

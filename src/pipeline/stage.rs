@@ -29,7 +29,10 @@ pub(crate) fn check(ctx: &mut Ctx<'_>, stage: &Entry<'_>) -> Draft {
         when: None,
         secrets: Vec::new(),
     };
-    let mut draft = Draft { plan: plan.clone(), needs: None };
+    let mut draft = Draft {
+        plan: plan.clone(),
+        needs: None,
+    };
 
     let entries = match stage.value {
         Node::Map { entries, .. } => ctx.entries(entries, field, "key"),
@@ -73,7 +76,11 @@ pub(crate) fn check(ctx: &mut Ctx<'_>, stage: &Entry<'_>) -> Draft {
     if let Some(kind) = kind {
         for required in required_keys(kind) {
             if !seen.contains(required) {
-                ctx.error(stage.key.pos(), &format!("{field}.{required}"), "required key is missing");
+                ctx.error(
+                    stage.key.pos(),
+                    &format!("{field}.{required}"),
+                    "required key is missing",
+                );
             }
         }
     }
@@ -105,14 +112,21 @@ fn check_name(ctx: &mut Ctx<'_>, name: &str, pos: Pos, field: &str) {
     if name.is_empty() {
         ctx.error(pos, field, "a stage name must not be empty");
     } else if !bad.is_empty() {
-        let shown: String = bad.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", ");
+        let shown: String = bad
+            .iter()
+            .map(|c| format!("`{c}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
         ctx.error(pos, field, format!("stage name `{name}` contains {shown}"))
             .hint("stage names may use letters, digits, `_`, `.` and `-`");
     } else if name.chars().count() > MAX_STAGE_NAME {
         ctx.error(
             pos,
             field,
-            format!("stage name is {} characters long; the limit is {MAX_STAGE_NAME}", name.len()),
+            format!(
+                "stage name is {} characters long; the limit is {MAX_STAGE_NAME}",
+                name.len()
+            ),
         );
     }
 }
@@ -125,8 +139,12 @@ fn check_kind(ctx: &mut Ctx<'_>, entry: &Entry<'_>) -> Option<Kind> {
     match Kind::parse(text) {
         Ok(kind) => Some(kind),
         Err(KindError::NotYetSupported) => {
-            ctx.error(entry.value.pos(), &entry.field, format!("stage kind `{text}` is not supported yet"))
-                .hint("only `run` stages exist for now");
+            ctx.error(
+                entry.value.pos(),
+                &entry.field,
+                format!("stage kind `{text}` is not supported yet"),
+            )
+            .hint("only `run` stages exist for now");
             None
         }
         Err(KindError::Unknown { nearest }) => {
@@ -134,7 +152,12 @@ fn check_kind(ctx: &mut Ctx<'_>, entry: &Entry<'_>) -> Option<Kind> {
                 Some(k) => format!("did you mean `{k}`?"),
                 None => "the stage kind is `run`".to_owned(),
             };
-            ctx.error(entry.value.pos(), &entry.field, format!("unknown stage kind `{text}`")).hint(hint);
+            ctx.error(
+                entry.value.pos(),
+                &entry.field,
+                format!("unknown stage kind `{text}`"),
+            )
+            .hint(hint);
             None
         }
     }
@@ -150,7 +173,11 @@ fn image(ctx: &mut Ctx<'_>, entry: &Entry<'_>) -> Option<String> {
         return None;
     }
     if text.chars().any(char::is_whitespace) {
-        ctx.error(entry.value.pos(), &entry.field, format!("`{text}` is not an image name: it contains whitespace"));
+        ctx.error(
+            entry.value.pos(),
+            &entry.field,
+            format!("`{text}` is not an image name: it contains whitespace"),
+        );
     }
     ctx.check_vars(entry.value, text, &entry.field);
     Some(text.to_owned())
@@ -162,11 +189,16 @@ fn commands(ctx: &mut Ctx<'_>, entry: &Entry<'_>) -> Vec<String> {
             Some(_) => "put each command on its own `- ` line under `commands:`",
             None => "e.g. `commands: [make test]`",
         };
-        ctx.wrong_type(entry.value, &entry.field, "a list of strings").hint(hint);
+        ctx.wrong_type(entry.value, &entry.field, "a list of strings")
+            .hint(hint);
         return Vec::new();
     };
     if items.is_empty() {
-        ctx.error(entry.value.pos(), &entry.field, "must list at least one command");
+        ctx.error(
+            entry.value.pos(),
+            &entry.field,
+            "must list at least one command",
+        );
         return Vec::new();
     }
     let mut out = Vec::new();
@@ -201,8 +233,12 @@ fn env(ctx: &mut Ctx<'_>, entry: &Entry<'_>) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     for var in ctx.entries(entries, &entry.field, "variable") {
         if !is_env_name(var.name) {
-            ctx.error(var.key.pos(), &var.field, format!("`{}` is not a valid variable name", var.name))
-                .hint("use letters, digits and `_`, not starting with a digit");
+            ctx.error(
+                var.key.pos(),
+                &var.field,
+                format!("`{}` is not a valid variable name", var.name),
+            )
+            .hint("use letters, digits and `_`, not starting with a digit");
         }
         match var.value {
             // Numbers and booleans are fine: their text is the value the user meant.
@@ -212,7 +248,9 @@ fn env(ctx: &mut Ctx<'_>, entry: &Entry<'_>) -> BTreeMap<String, String> {
                 out.insert(var.name.to_owned(), text.to_owned());
             }
             value => {
-                let hint = value.is_null().then(|| "write `\"\"` for an empty value".to_owned());
+                let hint = value
+                    .is_null()
+                    .then(|| "write `\"\"` for an empty value".to_owned());
                 ctx.wrong_type(value, &var.field, "a string").hint_opt(hint);
             }
         }
@@ -223,8 +261,12 @@ fn env(ctx: &mut Ctx<'_>, entry: &Entry<'_>) -> BTreeMap<String, String> {
 /// A list of plain names (`needs`, `secrets`), with each name's position.
 fn names(ctx: &mut Ctx<'_>, entry: &Entry<'_>) -> Option<Vec<NeedRef>> {
     let Node::Seq { items, .. } = entry.value else {
-        let hint = entry.value.as_text().map(|t| format!("write `{}: [{t}]`", entry.name));
-        ctx.wrong_type(entry.value, &entry.field, "a list of names").hint_opt(hint);
+        let hint = entry
+            .value
+            .as_text()
+            .map(|t| format!("write `{}: [{t}]`", entry.name));
+        ctx.wrong_type(entry.value, &entry.field, "a list of names")
+            .hint_opt(hint);
         return None;
     };
     let mut out: Vec<NeedRef> = Vec::new();
@@ -236,16 +278,26 @@ fn names(ctx: &mut Ctx<'_>, entry: &Entry<'_>) -> Option<Vec<NeedRef>> {
         };
         if let Some(first) = out.iter().find(|n| n.name == name) {
             let line = first.pos.line;
-            ctx.error(item.pos(), &field, format!("`{name}` is listed twice (first on line {line})"));
+            ctx.error(
+                item.pos(),
+                &field,
+                format!("`{name}` is listed twice (first on line {line})"),
+            );
             continue;
         }
-        out.push(NeedRef { name: name.to_owned(), pos: item.pos(), field });
+        out.push(NeedRef {
+            name: name.to_owned(),
+            pos: item.pos(),
+            field,
+        });
     }
     Some(out)
 }
 
 fn secrets(ctx: &mut Ctx<'_>, entry: &Entry<'_>) -> Vec<String> {
-    let Some(names) = names(ctx, entry) else { return Vec::new() };
+    let Some(names) = names(ctx, entry) else {
+        return Vec::new();
+    };
     for n in &names {
         if !is_env_name(&n.name) {
             ctx.error(n.pos, &n.field, format!("`{}` is not a valid secret name", n.name))
@@ -268,8 +320,12 @@ fn timeout(ctx: &mut Ctx<'_>, entry: &Entry<'_>) -> Option<Duration> {
         }
         Ok(d) => Some(d),
         Err(_) => {
-            ctx.error(entry.value.pos(), &entry.field, format!("\"{text}\" is not a duration"))
-                .hint("write a number with a unit, e.g. `90s`, `10m` or `1h 30m`");
+            ctx.error(
+                entry.value.pos(),
+                &entry.field,
+                format!("\"{text}\" is not a duration"),
+            )
+            .hint("write a number with a unit, e.g. `90s`, `10m` or `1h 30m`");
             None
         }
     }
@@ -278,16 +334,26 @@ fn timeout(ctx: &mut Ctx<'_>, entry: &Entry<'_>) -> Option<Duration> {
 fn retries(ctx: &mut Ctx<'_>, entry: &Entry<'_>) -> Option<u32> {
     let value = entry.value;
     let number = match value {
-        Node::Scalar { text, plain: true, .. } => text.parse::<i64>().ok(),
+        Node::Scalar {
+            text, plain: true, ..
+        } => text.parse::<i64>().ok(),
         _ => None,
     };
     match number {
         Some(n) if n < 0 => {
-            ctx.error(value.pos(), &entry.field, format!("must not be negative, but is {n}"));
+            ctx.error(
+                value.pos(),
+                &entry.field,
+                format!("must not be negative, but is {n}"),
+            );
             None
         }
         Some(n) if n > MAX_RETRIES => {
-            ctx.error(value.pos(), &entry.field, format!("at most {MAX_RETRIES} retries are allowed, not {n}"));
+            ctx.error(
+                value.pos(),
+                &entry.field,
+                format!("at most {MAX_RETRIES} retries are allowed, not {n}"),
+            );
             None
         }
         Some(n) => u32::try_from(n).ok(),
@@ -295,7 +361,11 @@ fn retries(ctx: &mut Ctx<'_>, entry: &Entry<'_>) -> Option<u32> {
             let expected = format!("a whole number from 0 to {MAX_RETRIES}");
             match value.as_text() {
                 Some(text) if value.describe() == "a number" => {
-                    ctx.error(value.pos(), &entry.field, format!("must be {expected}, not {text}"));
+                    ctx.error(
+                        value.pos(),
+                        &entry.field,
+                        format!("must be {expected}, not {text}"),
+                    );
                 }
                 _ => {
                     ctx.wrong_type(value, &entry.field, &expected);
@@ -313,7 +383,11 @@ fn when(ctx: &mut Ctx<'_>, entry: &Entry<'_>) -> Option<When> {
         Node::Map { entries, .. } => ctx.entries(entries, &entry.field, "key"),
         v if v.is_null() => Vec::new(),
         v => {
-            ctx.wrong_type(v, &entry.field, "a mapping like `{branch: [main]}`");
+            let hint = v
+                .as_text()
+                .map(|t| format!("write `when: {{branch: {t}}}`"));
+            ctx.wrong_type(v, &entry.field, "a mapping like `{branch: [main]}`")
+                .hint_opt(hint);
             return None;
         }
     };
@@ -361,10 +435,16 @@ fn when(ctx: &mut Ctx<'_>, entry: &Entry<'_>) -> Option<When> {
     }
     for (pattern, pos, field) in &patterns {
         if let Err(e) = globset::Glob::new(pattern) {
-            ctx.error(*pos, field, format!("`{pattern}` is not a valid branch pattern: {}", e.kind()));
+            ctx.error(
+                *pos,
+                field,
+                format!("`{pattern}` is not a valid branch pattern: {}", e.kind()),
+            );
         }
     }
-    Some(When { branches: patterns.into_iter().map(|(p, _, _)| p).collect() })
+    Some(When {
+        branches: patterns.into_iter().map(|(p, _, _)| p).collect(),
+    })
 }
 
 fn is_env_name(name: &str) -> bool {

@@ -3,7 +3,15 @@
 use super::plan::{Plan, DEFAULT_TIMEOUT};
 
 /// The pipeline's name and its stages level by level; stages that share a level number
-/// can run in parallel.
+/// can run in parallel. Example:
+///
+/// ```text
+/// pipeline hello (pipelines/hello.yml): 3 stages
+///   1. prepare  gantry/busybox
+///   2. lint     gantry/busybox  needs prepare
+///      test     gantry/busybox  needs prepare; retries 2
+/// (stages under one number can run in parallel)
+/// ```
 pub fn plan_summary(plan: &Plan) -> String {
     let levels = plan.levels();
     let count = plan.stages.len();
@@ -18,7 +26,11 @@ pub fn plan_summary(plan: &Plan) -> String {
     let number_width = levels.len().to_string().len() + 1;
     for (n, level) in levels.iter().enumerate() {
         for (j, stage) in level.iter().enumerate() {
-            let number = if j == 0 { format!("{}.", n + 1) } else { String::new() };
+            let number = if j == 0 {
+                format!("{}.", n + 1)
+            } else {
+                String::new()
+            };
             let mut notes = Vec::new();
             if !stage.needs.is_empty() {
                 notes.push(format!("needs {}", stage.needs.join(", ")));
@@ -27,7 +39,10 @@ pub fn plan_summary(plan: &Plan) -> String {
                 notes.push(format!("only on {}", when.branches.join(", ")));
             }
             if stage.timeout != DEFAULT_TIMEOUT {
-                notes.push(format!("timeout {}", humantime::format_duration(stage.timeout)));
+                notes.push(format!(
+                    "timeout {}",
+                    humantime::format_duration(stage.timeout)
+                ));
             }
             if stage.retries > 0 {
                 notes.push(format!("retries {}", stage.retries));
@@ -45,5 +60,7 @@ pub fn plan_summary(plan: &Plan) -> String {
     if levels.iter().any(|l| l.len() > 1) {
         out.push_str("\n(stages under one number can run in parallel)");
     }
+    // Ends with a newline so that callers can `print!` it as a finished block.
+    out.push('\n');
     out
 }

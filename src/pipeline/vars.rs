@@ -4,8 +4,13 @@
 use std::collections::BTreeMap;
 
 /// The variable names a pipeline may use.
-pub const KNOWN_VARS: &[&str] =
-    &["commit.sha", "commit.short", "commit.branch", "run.id", "pipeline.name"];
+pub const KNOWN_VARS: &[&str] = &[
+    "commit.sha",
+    "commit.short",
+    "commit.branch",
+    "run.id",
+    "pipeline.name",
+];
 
 /// Values for one run, by variable name (`commit.sha` -> `4f2a...`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -34,7 +39,11 @@ impl Vars {
 
 impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for Vars {
     fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
-        Vars(iter.into_iter().map(|(k, v)| (k.into(), v.into())).collect())
+        Vars(
+            iter.into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        )
     }
 }
 
@@ -61,9 +70,16 @@ pub(crate) enum Piece<'a> {
     /// `$${`
     Escaped,
     /// `${name}`
-    Var { name: &'a str, raw: &'a str, offset: usize },
+    Var {
+        name: &'a str,
+        raw: &'a str,
+        offset: usize,
+    },
     /// `${` with no closing `}`
-    Unclosed { raw: &'a str, offset: usize },
+    Unclosed {
+        raw: &'a str,
+        offset: usize,
+    },
 }
 
 pub(crate) fn scan(text: &str) -> Vec<Piece<'_>> {
@@ -79,14 +95,26 @@ pub(crate) fn scan(text: &str) -> Vec<Piece<'_>> {
             i = at + 3;
             plain_from = i;
         } else if rest.starts_with("${") {
+            // Gantry's variables are namespaced with a dot; `${HOME}` is the shell's.
+            if let Some(end) = rest.find('}').filter(|&end| !rest[2..end].contains('.')) {
+                i = at + end + 1;
+                continue;
+            }
             pieces.push(Piece::Text(&text[plain_from..at]));
             match rest.find('}') {
                 Some(end) => {
-                    pieces.push(Piece::Var { name: &rest[2..end], raw: &rest[..=end], offset: at });
+                    pieces.push(Piece::Var {
+                        name: &rest[2..end],
+                        raw: &rest[..=end],
+                        offset: at,
+                    });
                     i = at + end + 1;
                 }
                 None => {
-                    pieces.push(Piece::Unclosed { raw: rest, offset: at });
+                    pieces.push(Piece::Unclosed {
+                        raw: rest,
+                        offset: at,
+                    });
                     i = text.len();
                 }
             }
@@ -121,32 +149,56 @@ mod tests {
 
     #[test]
     fn double_dollar_brace_is_a_literal() {
-        assert_eq!(interpolate("echo $${HOME} ${commit.short}", &vars()), "echo ${HOME} 4f2a9c0");
+        assert_eq!(
+            interpolate("echo $${HOME} ${commit.short}", &vars()),
+            "echo ${HOME} 4f2a9c0"
+        );
+    }
+
+    #[test]
+    fn shell_braced_variables_are_left_to_the_shell() {
+        assert_eq!(
+            interpolate("echo ${HOME} ${commit.short} ${GREETING:-hi}", &vars()),
+            "echo ${HOME} 4f2a9c0 ${GREETING:-hi}"
+        );
     }
 
     #[test]
     fn shell_dollars_are_untouched() {
-        assert_eq!(interpolate("echo $HOME $$ $1 a$", &vars()), "echo $HOME $$ $1 a$");
+        assert_eq!(
+            interpolate("echo $HOME $$ $1 a$", &vars()),
+            "echo $HOME $$ $1 a$"
+        );
     }
 
     #[test]
     fn missing_values_and_unclosed_braces_stay_as_written() {
-        assert_eq!(interpolate("${commit.branch}-${run.id", &vars()), "${commit.branch}-${run.id");
+        assert_eq!(
+            interpolate("${commit.branch}-${run.id", &vars()),
+            "${commit.branch}-${run.id"
+        );
     }
 
     #[test]
     fn non_ascii_text_around_variables_is_kept() {
-        assert_eq!(interpolate("héllo ${commit.short} ✓", &vars()), "héllo 4f2a9c0 ✓");
+        assert_eq!(
+            interpolate("héllo ${commit.short} ✓", &vars()),
+            "héllo 4f2a9c0 ✓"
+        );
     }
 
     #[test]
     fn scan_reports_variable_offsets() {
-        let pieces = scan("a ${x} $${y}");
+        let pieces = scan("a ${x.y} $${y}");
         assert_eq!(
             pieces,
             vec![
                 Piece::Text("a "),
-                Piece::Var { name: "x", raw: "${x}", offset: 2 },
+                Piece::Var {
+                    name: "x.y",
+                    raw: "${x.y}",
+                    offset: 2
+                },
                 Piece::Text(" "),
                 Piece::Escaped,
                 Piece::Text("y}"),

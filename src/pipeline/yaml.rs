@@ -19,18 +19,31 @@ pub struct Pos {
 impl From<Marker> for Pos {
     fn from(m: Marker) -> Self {
         // yaml-rust2 counts lines from 1 and columns from 0.
-        Pos { line: m.line(), column: m.col() + 1, index: m.index() }
+        Pos {
+            line: m.line(),
+            column: m.col() + 1,
+            index: m.index(),
+        }
     }
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Node {
-    Scalar { text: String, plain: bool, pos: Pos },
-    Seq { items: Vec<Node>, pos: Pos },
-    Map { entries: Vec<(Node, Node)>, pos: Pos },
+    Scalar {
+        text: String,
+        plain: bool,
+        pos: Pos,
+    },
+    Seq {
+        items: Vec<Node>,
+        pos: Pos,
+    },
+    Map {
+        entries: Vec<(Node, Node)>,
+        pos: Pos,
+    },
 }
 
-/// What a value looks like, for "must be X, not Y" messages.
 impl Node {
     pub fn pos(&self) -> Pos {
         match self {
@@ -56,13 +69,17 @@ impl Node {
     /// A scalar that YAML reads as a string (not a number, boolean or null).
     pub fn as_str(&self) -> Option<&str> {
         match self {
-            Node::Scalar { text, plain: false, .. } => Some(text),
-            Node::Scalar { text, plain: true, .. } if self.describe() == "a string" => Some(text),
+            Node::Scalar {
+                text, plain: false, ..
+            } => Some(text),
+            Node::Scalar {
+                text, plain: true, ..
+            } if self.describe() == "a string" => Some(text),
             _ => None,
         }
     }
 
-    /// "a string", "a list", ...: how the user's value reads, for type errors.
+    /// "a string", "a list", ...: how the user's value reads, for "must be X, not Y".
     pub fn describe(&self) -> &'static str {
         match self {
             Node::Seq { .. } => "a list",
@@ -70,8 +87,10 @@ impl Node {
             Node::Scalar { plain: false, .. } => "a string",
             Node::Scalar { .. } if self.is_null() => "empty",
             Node::Scalar { text, .. } => {
-                if matches!(text.as_str(), "true" | "True" | "TRUE" | "false" | "False" | "FALSE")
-                {
+                if matches!(
+                    text.as_str(),
+                    "true" | "True" | "TRUE" | "false" | "False" | "FALSE"
+                ) {
                     "a boolean"
                 } else if looks_numeric(text) {
                     "a number"
@@ -110,7 +129,11 @@ const MAX_DEPTH: usize = 128;
 /// Parses one YAML document. `Ok(None)` means the file holds no document (empty or only
 /// comments).
 pub fn parse(text: &str) -> Result<Option<Node>, SyntaxError> {
-    let mut b = Builder { parser: Parser::new_from_str(text), anchors: HashMap::new(), nodes: 0 };
+    let mut b = Builder {
+        parser: Parser::new_from_str(text),
+        anchors: HashMap::new(),
+        nodes: 0,
+    };
     b.document()
 }
 
@@ -159,7 +182,13 @@ impl Builder<'_> {
         }
     }
 
-    fn node(&mut self, ev: Event, mark: Marker, field: &str, depth: usize) -> Result<Node, SyntaxError> {
+    fn node(
+        &mut self,
+        ev: Event,
+        mark: Marker,
+        field: &str,
+        depth: usize,
+    ) -> Result<Node, SyntaxError> {
         self.nodes += 1;
         if self.nodes > MAX_NODES || depth > MAX_DEPTH {
             return Err(SyntaxError {
@@ -171,9 +200,14 @@ impl Builder<'_> {
         }
         let pos = Pos::from(mark);
         let (node, anchor) = match ev {
-            Event::Scalar(text, style, anchor, _tag) => {
-                (Node::Scalar { text, plain: style == TScalarStyle::Plain, pos }, anchor)
-            }
+            Event::Scalar(text, style, anchor, _tag) => (
+                Node::Scalar {
+                    text,
+                    plain: style == TScalarStyle::Plain,
+                    pos,
+                },
+                anchor,
+            ),
             Event::Alias(id) => {
                 let Some(target) = self.anchors.get(&id).cloned() else {
                     return Err(SyntaxError {
@@ -222,7 +256,12 @@ impl Builder<'_> {
                     // `image:` with nothing after it: the parser places the empty value
                     // wherever the next token is, often the next line; the key is where
                     // the user should look.
-                    if let Node::Scalar { text, plain: true, pos } = &mut value {
+                    if let Node::Scalar {
+                        text,
+                        plain: true,
+                        pos,
+                    } = &mut value
+                    {
                         if text.is_empty() {
                             *pos = key.pos();
                         }
@@ -235,7 +274,13 @@ impl Builder<'_> {
                     Some((k, _)) if k.pos().index < pos.index => k.pos(),
                     _ => pos,
                 };
-                (Node::Map { entries: merge_keys(entries), pos }, anchor)
+                (
+                    Node::Map {
+                        entries: merge_keys(entries),
+                        pos,
+                    },
+                    anchor,
+                )
             }
             other => {
                 return Err(SyntaxError {
@@ -281,11 +326,18 @@ fn merge_keys(entries: Vec<(Node, Node)>) -> Vec<(Node, Node)> {
             }
         };
         for source in sources {
-            let Node::Map { entries: merged, .. } = source else { continue };
+            let Node::Map {
+                entries: merged, ..
+            } = source
+            else {
+                continue;
+            };
             for (mk, mv) in merged {
                 let name = mk.as_text().unwrap_or_default().to_owned();
                 let taken = own.contains(&name)
-                    || out.iter().any(|(ok, _)| ok.as_text() == Some(name.as_str()));
+                    || out
+                        .iter()
+                        .any(|(ok, _)| ok.as_text() == Some(name.as_str()));
                 if !taken {
                     out.push((mk, mv));
                 }
@@ -300,7 +352,10 @@ fn count(node: &Node) -> usize {
         Node::Scalar { .. } => 1,
         Node::Seq { items, .. } => 1 + items.iter().map(count).sum::<usize>(),
         Node::Map { entries, .. } => {
-            1 + entries.iter().map(|(k, v)| count(k) + count(v)).sum::<usize>()
+            1 + entries
+                .iter()
+                .map(|(k, v)| count(k) + count(v))
+                .sum::<usize>()
         }
     }
 }
@@ -309,7 +364,11 @@ fn count(node: &Node) -> usize {
 /// positions, which is where their text really is).
 fn with_pos(node: Node, at: Pos) -> Node {
     match node {
-        Node::Scalar { text, plain, .. } => Node::Scalar { text, plain, pos: at },
+        Node::Scalar { text, plain, .. } => Node::Scalar {
+            text,
+            plain,
+            pos: at,
+        },
         Node::Seq { items, .. } => Node::Seq { items, pos: at },
         Node::Map { entries, .. } => Node::Map { entries, pos: at },
     }
@@ -346,7 +405,9 @@ mod tests {
 
     #[test]
     fn positions_are_one_based_and_point_at_keys_and_values() {
-        let root = parse("# comment\nname: hello\nstages:\n  build: {image: x}\n").unwrap().unwrap();
+        let root = parse("# comment\nname: hello\nstages:\n  build: {image: x}\n")
+            .unwrap()
+            .unwrap();
         assert_eq!(root.pos().line, 2);
         let entries = map_entries(&root);
         let (k, v) = &entries[0];
@@ -376,8 +437,10 @@ mod tests {
             .unwrap()
             .unwrap();
         let st = &map_entries(&root)[1].1;
-        let keys: Vec<_> =
-            map_entries(st).iter().map(|(k, v)| (k.as_text().unwrap(), v.as_text().unwrap())).collect();
+        let keys: Vec<_> = map_entries(st)
+            .iter()
+            .map(|(k, v)| (k.as_text().unwrap(), v.as_text().unwrap()))
+            .collect();
         assert_eq!(keys, vec![("image", "x"), ("retries", "2")]);
     }
 
@@ -395,8 +458,23 @@ mod tests {
 
     #[test]
     fn scalars_describe_their_yaml_type() {
-        let root = parse("a: 1\nb: true\nc: '1'\nd: ~\ne: hi\nf: 1.5\n").unwrap().unwrap();
-        let kinds: Vec<_> = map_entries(&root).iter().map(|(_, v)| v.describe()).collect();
-        assert_eq!(kinds, ["a number", "a boolean", "a string", "empty", "a string", "a number"]);
+        let root = parse("a: 1\nb: true\nc: '1'\nd: ~\ne: hi\nf: 1.5\n")
+            .unwrap()
+            .unwrap();
+        let kinds: Vec<_> = map_entries(&root)
+            .iter()
+            .map(|(_, v)| v.describe())
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "a number",
+                "a boolean",
+                "a string",
+                "empty",
+                "a string",
+                "a number"
+            ]
+        );
     }
 }
