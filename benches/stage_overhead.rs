@@ -1,1 +1,422 @@
-fn main() {}
+//! Issue 2: what does Gantry add on top of the container lifecycle it drives?
+//!
+//! Runs N trivial stages (`true`) through Gantry exactly as `gantry run` does (scheduler +
+//! recorder + sled store), and the same N container lifecycles through the bare Engine API
+//! with the same bollard client, in the same process, and prints the per-stage cost of each
+//! and their ratio. Goal: Gantry's per-stage cost <= 1.05x the raw create/start/wait/remove.
+//!
+//! Both sides are sequential (the pipeline is a chain of `needs`), so the comparison is one
+//! lifecycle after another on both sides, not Gantry's parallelism against a serial loop.
+//! Rounds alternate raw/gantry so drift in the engine (caches, disk, other load) hits both.
+//!
+//! Env: BENCH_STAGES (default 20), BENCH_ROUNDS (default 5, after one warm-up round),
+//! BENCH_PROFILE=1 also prints where a Gantry-shaped lifecycle spends its time, phase by phase.
+//! Needs a Docker engine and the local image `gantry/busybox` (agents/busybox/build.sh).
+//! Reports only: a benchmark does not fail on speed, only on a run that did not succeed.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bollard::container::{
+    Config, ListContainersOptions, RemoveContainerOptions, StartContainerOptions,
+    WaitContainerOptions,
+};
+use bollard::Docker;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use gantry::docker::{Backend, ContainerSpec, DockerEngine, RUN_LABEL, STAGE_LABEL};
+use gantry::events::RunState;
+use gantry::scheduler::{self, RunRequest};
+use gantry::stages::Emitter;
+use gantry::store::{CommitInfo, RunRecord, StageRecord, Store};
+
+const IMAGE: &str = "gantry/busybox";
+/// Marks the raw side's containers, so a bench that dies half-way can be cleaned up by label.
+const BENCH_LABEL: &str = "io.gantry.bench";
+
+fn env_usize(name: &str, default: usize) -> usize {
+    match std::env::var(name) {
+        Ok(v) => v.parse().unwrap_or_else(|_| panic!("{name} must be a positive integer, got '{v}'")),
+        Err(_) => default,
+    }
+}
+
+fn main() {
+    let stages = env_usize("BENCH_STAGES", 20).max(1);
+    let rounds = env_usize("BENCH_ROUNDS", 5).max(1);
+    let profile = std::env::var("BENCH_PROFILE").is_ok_and(|v| !v.is_empty() && v != "0");
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    runtime.block_on(bench(stages, rounds, profile));
+}
+
+async fn bench(stages: usize, rounds: usize, profile: bool) {
+    let engine = Arc::new(DockerEngine::connect(None).await.expect("a Docker engine (set DOCKER_HOST?)"));
+    engine
+        .raw()
+        .inspect_image(IMAGE)
+        .await
+        .unwrap_or_else(|e| panic!("image {IMAGE} is missing ({e}); build it with agents/busybox/build.sh"));
+    let data = tempfile::tempdir().expect("temp dir");
+    let store = Store::open(data.path()).expect("sled store");
+    let gantry = GantrySide::new(engine.clone(), store, stages);
+
+    let mut raw_ms = Vec::with_capacity(rounds);
+    let mut gantry_ms = Vec::with_capacity(rounds);
+    // Round 0 is the warm-up: first-use costs (image layers in the page cache, the engine's
+    // network allocator, sled's file creation) belong to neither side.
+    for round in 0..=rounds {
+        let raw = raw_round(engine.raw(), stages).await;
+        let ours = gantry.round().await;
+        let (raw, ours) = (per_stage_ms(raw, stages), per_stage_ms(ours, stages));
+        let tag = if round == 0 { "warm-up".to_string() } else { format!("round {round}") };
+        eprintln!("  {tag:>8}: raw {raw:7.1} ms/stage   gantry {ours:7.1} ms/stage   ({:.2}x)", ours / raw);
+        if round > 0 {
+            raw_ms.push(raw);
+            gantry_ms.push(ours);
+        }
+    }
+
+    let (raw_med, ours_med) = (median(&raw_ms), median(&gantry_ms));
+    let (raw_min, ours_min) = (min(&raw_ms), min(&gantry_ms));
+    println!("stage_overhead: {stages} sequential trivial stages, {rounds} rounds (median)");
+    println!("  raw Engine API create/start/wait/remove : {raw_med:7.1} ms/stage   (min {raw_min:.1})");
+    println!("  gantry (scheduler + store + logs)       : {ours_med:7.1} ms/stage   (min {ours_min:.1})");
+    println!("  ratio gantry/raw                        : {:.2}x  (goal <= 1.05x)", ours_med / raw_med);
+    println!("  ratio gantry/raw, best rounds           : {:.2}x", ours_min / raw_min);
+
+    if profile {
+        profile_phases(&engine, stages).await;
+    }
+    remove_bench_containers(engine.raw()).await;
+}
+
+fn per_stage_ms(total: Duration, stages: usize) -> f64 {
+    total.as_secs_f64() * 1000.0 / stages as f64
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let mid = sorted.len() / 2;
+    if sorted.len() % 2 == 0 {
+        (sorted[mid - 1] + sorted[mid]) / 2.0
+    } else {
+        sorted[mid]
+    }
+}
+
+fn min(values: &[f64]) -> f64 {
+    values.iter().copied().fold(f64::INFINITY, f64::min)
+}
+
+// ---------------------------------------------------------------------------------------
+// Raw side: the least a program must do to run `true` in a container and leave nothing.
+
+async fn raw_round(docker: &Docker, stages: usize) -> Duration {
+    let started = Instant::now();
+    for _ in 0..stages {
+        let config = Config {
+            image: Some(IMAGE.to_string()),
+            cmd: Some(vec!["sh".into(), "-e".into(), "-c".into(), "true".into()]),
+            labels: Some(HashMap::from([(BENCH_LABEL.to_string(), "raw".to_string())])),
+            ..Default::default()
+        };
+        let id = docker.create_container::<String, String>(None, config).await.expect("raw create").id;
+        docker.start_container(&id, None::<StartContainerOptions<String>>).await.expect("raw start");
+        let mut wait = docker.wait_container(&id, None::<WaitContainerOptions<String>>);
+        let status = wait.next().await.expect("raw wait answers").expect("raw container exits 0");
+        assert_eq!(status.status_code, 0, "raw container failed");
+        let force = RemoveContainerOptions { force: true, ..Default::default() };
+        docker.remove_container(&id, Some(force)).await.expect("raw remove");
+    }
+    started.elapsed()
+}
+
+// ---------------------------------------------------------------------------------------
+// Gantry side: everything `gantry run` does once its inputs are checked (src/cli/run.rs),
+// minus the terminal renderer, which the recorder's `Quiet` viewer stands in for.
+
+struct GantrySide {
+    engine: Arc<DockerEngine>,
+    store: Store,
+    plan_yaml: String,
+    stages: usize,
+    /// A one-file workspace: the upload into the volume is part of a real run's cost.
+    workspace: Bytes,
+    commit: CommitInfo,
+}
+
+impl GantrySide {
+    fn new(engine: Arc<DockerEngine>, store: Store, stages: usize) -> Self {
+        // Explicit `needs` rather than the implicit "stage above" rule: the chain is the
+        // point of the measurement, so it should not depend on a default.
+        let mut plan_yaml = String::from("name: stage-overhead\nstages:\n");
+        for i in 0..stages {
+            let needs = if i == 0 { "[]".to_string() } else { format!("[s{}]", i - 1) };
+            plan_yaml.push_str(&format!("  s{i}: {{image: {IMAGE}, commands: [\"true\"], needs: {needs}}}\n"));
+        }
+        let commit = CommitInfo {
+            sha: "0123456789abcdef0123456789abcdef01234567".into(),
+            short: "01234567".into(),
+            author_name: "bench".into(),
+            author_email: "bench@example.invalid".into(),
+            time: chrono::Utc::now().fixed_offset(),
+            summary: "stage_overhead bench".into(),
+            branch: Some("main".into()),
+        };
+        GantrySide { engine, store, plan_yaml, stages, workspace: one_file_tar().into(), commit }
+    }
+
+    /// One whole run; the time covers recording the run's creation through its final
+    /// (flushed) record, i.e. setup, every stage, the sweep and the store writes.
+    async fn round(&self) -> Duration {
+        // Parsing is per run in real use too, but it is microseconds and not what issue 2
+        // is about; keep it outside the timed part.
+        let plan = gantry::pipeline::parse("stage_overhead.yml", &self.plan_yaml).expect("generated pipeline is valid");
+        assert_eq!(plan.stages.len(), self.stages);
+        let started = Instant::now();
+        let run_id = gantry::store::new_run_id();
+        let record = RunRecord {
+            id: run_id.clone(),
+            pipeline: plan.name.clone(),
+            source: "stage_overhead.yml".into(),
+            repo: "(bench)".into(),
+            commit: self.commit.clone(),
+            state: RunState::Running,
+            created_at: chrono::Utc::now(),
+            finished_at: None,
+            message: None,
+            stages: plan.stages.iter().map(|s| StageRecord::pending(&s.name)).collect(),
+            pid: std::process::id(),
+            swept: false,
+            events: 0,
+        };
+        self.store.create_run(&record).expect("create run");
+        let (tx, rx) = mpsc::unbounded_channel();
+        let request = RunRequest {
+            run_id: run_id.clone(),
+            plan,
+            commit: self.commit.clone(),
+            workspace: self.workspace.clone(),
+            secrets: Default::default(),
+            max_parallel: 4,
+        };
+        let scheduler =
+            tokio::spawn(scheduler::run(self.engine.clone(), request, Emitter::new(tx), CancellationToken::new()));
+        let recorded = gantry::recorder::record(&self.store, &run_id, rx, &mut gantry::recorder::Quiet).await;
+        let state = scheduler.await.expect("scheduler task");
+        let elapsed = started.elapsed();
+
+        let record = recorded.expect("recorder");
+        if state != RunState::Succeeded || record.state != RunState::Succeeded {
+            // The scheduler sweeps on every path, but a failed bench should not leave
+            // anything behind even if that sweep failed too.
+            let _ = self.engine.sweep_run(&run_id).await;
+            panic!("gantry run {run_id} did not succeed: {state:?}, {:?}", record.message);
+        }
+        elapsed
+    }
+}
+
+fn one_file_tar() -> Vec<u8> {
+    let content = b"stage_overhead bench workspace\n";
+    let mut header = tar::Header::new_gnu();
+    header.set_size(content.len() as u64);
+    header.set_mode(0o644);
+    header.set_mtime(0);
+    header.set_cksum();
+    let mut builder = tar::Builder::new(Vec::new());
+    builder.append_data(&mut header, "README", &content[..]).expect("tar entry");
+    builder.into_inner().expect("tar archive")
+}
+
+/// Removes raw-side containers a panicking round may have left (the normal path leaves none).
+async fn remove_bench_containers(docker: &Docker) {
+    let filters = HashMap::from([("label".to_string(), vec![BENCH_LABEL.to_string()])]);
+    let options = ListContainersOptions { all: true, filters, ..Default::default() };
+    for c in docker.list_containers(Some(options)).await.unwrap_or_default() {
+        if let Some(id) = c.id {
+            let force = RemoveContainerOptions { force: true, v: true, ..Default::default() };
+            let _ = docker.remove_container(&id, Some(force)).await;
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// BENCH_PROFILE=1: where does a stage's time go? The lifecycle is run in five shapes, from
+// the raw side's to exactly what src/stages/command.rs asks of the engine, adding one
+// difference at a time, and each Engine API call is timed. No scheduler or store is around
+// these, so the gap between the last shape and the gantry rounds above is Gantry's own code.
+// Shapes are interleaved stage by stage so background load hits all of them alike.
+
+#[derive(Clone, Copy, PartialEq)]
+enum Shape {
+    /// The raw side: bollard, default bridge, no mounts.
+    Raw,
+    /// Gantry's Backend::create_container (no-new-privileges, attach flags), default bridge.
+    Backend,
+    /// + the run's user-defined network with a DNS alias.
+    Network,
+    /// + the run's workspace volume mounted at /workspace.
+    Volume,
+    /// + image inspect, workspace upload (first stage), the script, env and the log stream:
+    /// the whole stage as Gantry runs it.
+    Stage,
+}
+
+const SHAPES: [(Shape, &str); 5] = [
+    (Shape::Raw, "raw (bench raw side)"),
+    (Shape::Backend, "Backend spec, bridge"),
+    (Shape::Network, "+ run network/alias"),
+    (Shape::Volume, "+ workspace volume"),
+    (Shape::Stage, "+ inspect/upload/logs"),
+];
+const PHASES: [&str; 6] = ["inspect", "create", "upload", "start", "wait", "remove"];
+
+/// Accumulates time per phase; `lap` charges the time since the previous lap to `phase`.
+struct Laps {
+    last: Instant,
+    totals: [Duration; PHASES.len()],
+}
+
+impl Laps {
+    fn new() -> Self {
+        Laps { last: Instant::now(), totals: [Duration::ZERO; PHASES.len()] }
+    }
+
+    fn lap(&mut self, phase: usize) {
+        let now = Instant::now();
+        self.totals[phase] += now - self.last;
+        self.last = now;
+    }
+}
+
+struct ProfileRun {
+    run_id: String,
+    network: String,
+    volume: String,
+    workspace: Bytes,
+}
+
+async fn profile_phases(engine: &Arc<DockerEngine>, stages: usize) {
+    let run_id = format!("bench-{}", gantry::store::new_run_id().to_lowercase());
+    let run = ProfileRun {
+        network: format!("gantry-{run_id}"),
+        volume: format!("gantry-{run_id}-workspace"),
+        workspace: one_file_tar().into(),
+        run_id,
+    };
+    let labels = HashMap::from([(RUN_LABEL.to_string(), run.run_id.clone())]);
+    engine.create_network(&run.network, labels.clone()).await.expect("network");
+    engine.create_volume(&run.volume, labels).await.expect("volume");
+
+    let mut laps: Vec<Laps> = SHAPES.iter().map(|_| Laps::new()).collect();
+    for i in 0..stages {
+        for ((shape, _), laps) in SHAPES.iter().zip(laps.iter_mut()) {
+            laps.last = Instant::now();
+            profiled_lifecycle(engine, *shape, &run, i, laps).await;
+        }
+    }
+    let report = engine.sweep_run(&run.run_id).await.expect("sweep");
+
+    println!();
+    println!("profile: one lifecycle per shape, interleaved, {stages} stages each (mean ms/stage)");
+    print!("  {:<22}", "shape");
+    for phase in PHASES {
+        print!(" {phase:>8}");
+    }
+    println!(" {:>8}", "total");
+    for ((_, name), laps) in SHAPES.iter().zip(&laps) {
+        print!("  {name:<22}");
+        for total in laps.totals {
+            print!(" {:8.1}", per_stage_ms(total, stages));
+        }
+        println!(" {:8.1}", per_stage_ms(laps.totals.iter().sum(), stages));
+    }
+    println!("  (profile objects swept: {} container(s), {} network(s), {} volume(s))",
+        report.containers, report.networks, report.volumes);
+}
+
+async fn profiled_lifecycle(engine: &DockerEngine, shape: Shape, run: &ProfileRun, i: usize, laps: &mut Laps) {
+    const WORKSPACE: &str = gantry::stages::command::WORKSPACE;
+    if shape == Shape::Raw {
+        let docker = engine.raw();
+        let config = Config {
+            image: Some(IMAGE.to_string()),
+            cmd: Some(vec!["sh".into(), "-e".into(), "-c".into(), "true".into()]),
+            labels: Some(HashMap::from([(BENCH_LABEL.to_string(), "profile".to_string())])),
+            ..Default::default()
+        };
+        let id = docker.create_container::<String, String>(None, config).await.expect("create").id;
+        laps.lap(1);
+        docker.start_container(&id, None::<StartContainerOptions<String>>).await.expect("start");
+        laps.lap(3);
+        let status = docker.wait_container(&id, None::<WaitContainerOptions<String>>).next().await;
+        assert_eq!(status.expect("wait answers").expect("exit 0").status_code, 0);
+        laps.lap(4);
+        let force = RemoveContainerOptions { force: true, ..Default::default() };
+        docker.remove_container(&id, Some(force)).await.expect("remove");
+        laps.lap(5);
+        return;
+    }
+
+    let stage = shape == Shape::Stage;
+    if stage {
+        engine.ensure_image(IMAGE).await.expect("image");
+    }
+    laps.lap(0);
+    let mut spec = ContainerSpec {
+        name: format!("gantry-{}-{}-{i}", run.run_id, shape as u8),
+        image: IMAGE.into(),
+        entrypoint: vec!["/bin/sh".into(), "-e".into(), "-c".into()],
+        cmd: vec!["true".into()],
+        working_dir: WORKSPACE.into(),
+        labels: HashMap::from([
+            (RUN_LABEL.to_string(), run.run_id.clone()),
+            (STAGE_LABEL.to_string(), format!("s{i}")),
+        ]),
+        ..Default::default()
+    };
+    if matches!(shape, Shape::Network | Shape::Volume | Shape::Stage) {
+        spec.network = Some(run.network.clone());
+        spec.aliases = vec![format!("s{i}")];
+    }
+    if matches!(shape, Shape::Volume | Shape::Stage) {
+        spec.volumes = vec![(run.volume.clone(), WORKSPACE.into())];
+    }
+    if stage {
+        spec.cmd = vec![gantry::stages::command::script(&["true".to_string()])];
+        spec.env = ["CI=true", "GANTRY=true", "GANTRY_RUN_ID=x", "GANTRY_PIPELINE=x", "GANTRY_STAGE=x"]
+            .map(String::from)
+            .to_vec();
+    }
+    let id = engine.create_container(&spec).await.expect("create");
+    laps.lap(1);
+    if stage && i == 0 {
+        engine.upload(&id, WORKSPACE, run.workspace.clone()).await.expect("upload");
+    }
+    laps.lap(2);
+    // As in Gantry, the log stream is made before start but first polled (i.e. requested)
+    // after it, concurrently with the wait; its draining is charged to "wait".
+    let output = stage.then(|| engine.output(&id));
+    engine.start(&id).await.expect("start");
+    laps.lap(3);
+    let logs = output.map(|mut output| {
+        tokio::spawn(async move {
+            while let Some(chunk) = output.next().await {
+                chunk.expect("log chunk");
+            }
+        })
+    });
+    assert_eq!(engine.wait(&id).await.expect("wait"), 0, "profiled container failed");
+    if let Some(logs) = logs {
+        logs.await.expect("log task");
+    }
+    laps.lap(4);
+    engine.remove_container(&id).await.expect("remove");
+    laps.lap(5);
+}

@@ -113,6 +113,8 @@ pub enum EventKind {
     AttemptFinished { stage: String, attempt: u32, result: AttemptOutcome, will_retry: bool },
     StageSkipped { stage: String, reason: String },
     RunFinished { state: RunState, message: Option<String> },
+    /// What a stage produced: an image, an environment, a deployment, a test report.
+    StageResult { stage: String, result: StageResult },
     /// Docker objects of the run were removed (after the run, or by a later sweep).
     Swept { containers: u32, networks: u32, volumes: u32 },
 }
@@ -139,4 +141,64 @@ pub struct LogLine {
 pub enum Emitted {
     Event(Event),
     Log(LogLine),
+}
+
+/// What a finished stage of a kind other than `run` produced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum StageResult {
+    Image { tag: String, image_id: String },
+    Environment { environment: String, network: String, services: Vec<ServiceChange> },
+    Deployment(Deployment),
+    Smoke(crate::smoke::SmokeReport),
+}
+
+/// What provisioning did to one service.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServiceChange {
+    pub service: String,
+    pub change: Change,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Change {
+    /// Already there with the same spec: left running, not restarted.
+    Unchanged,
+    Created,
+    /// There with another spec, or stopped: replaced.
+    Replaced,
+    /// There but no longer in the spec: removed.
+    Removed,
+}
+
+/// One deployment of an app version to an environment: the release reports are built on
+/// these records.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Deployment {
+    pub environment: String,
+    pub app: String,
+    pub image: String,
+    pub image_id: String,
+    pub commit: String,
+    pub commit_time: DateTime<chrono::FixedOffset>,
+    pub author: String,
+    pub run_id: String,
+    pub pipeline: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    #[serde(flatten)]
+    pub outcome: DeploymentOutcome,
+    /// Where the environment's app answers on the host, when published.
+    pub url: Option<String>,
+    /// Images of the versions this one replaced.
+    pub replaced: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum DeploymentOutcome {
+    Succeeded,
+    /// The new version never became healthy; the previous one kept serving.
+    Failed { reason: String },
 }

@@ -13,3 +13,6 @@ pub mod stages;
 pub mod cli;
 pub mod secrets;
 pub mod sweep;
+pub mod smoke;
+pub mod load;
+pub mod gate;

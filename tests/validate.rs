@@ -90,6 +90,13 @@ rejects! {
     second_yaml_document_is_rejected => "two_documents.yml",
     planned_top_level_key_is_not_supported_yet => "planned_top_level_key.yml",
     independent_errors_are_reported_together_in_line_order => "many_errors_reported_together.yml",
+    deploy_health_bad_duration_points_into_the_flow_mapping => "deploy_health_bad_duration.yml",
+    unknown_nested_key_in_kind_settings_suggests_nearest => "deploy_unknown_nested_key.yml",
+    build_without_tag_names_the_missing_key => "build_missing_tag.yml",
+    load_rate_must_be_a_rate => "load_bad_rate.yml",
+    load_needs_a_path_or_requests => "load_needs_path_or_requests.yml",
+    smoke_expectation_of_wrong_type_is_located_deep_in_the_journey => "smoke_step_wrong_type.yml",
+    environment_names_must_fit_docker_names => "provision_bad_environment_name.yml",
 }
 
 #[test]

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use super::render::{format_duration, format_log_line, stage_width, state_word, state_word_run};
 use super::{CliError, Outcome};
+use crate::events::StageResult;
 use crate::store::Store;
 
 pub fn validate(file: &Path, json: bool) -> Outcome {
@@ -94,8 +95,11 @@ pub fn show(store: &Store, query: &str, json: bool) -> Outcome {
             s.attempts,
             s.exit_code.map(|c| c.to_string()).unwrap_or_else(|| "-".into()),
             s.duration().map(format_duration).unwrap_or_else(|| "-".into()),
-            s.message.as_deref().unwrap_or("")
+            s.message.as_deref().or(s.result.as_ref().map(|_| "")).unwrap_or("")
         );
+        if let Some(result) = &s.result {
+            println!("{:width$}  -> {}", "", result_line(result));
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -117,4 +121,61 @@ pub fn logs(store: &Store, query: &str, stage: Option<&str>, json: bool) -> Outc
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// JUnit XML of the run's smoke stages: one report per smoke stage, merged as suites.
+pub fn junit(store: &Store, query: &str) -> Outcome {
+    let run = store.find_run(query)?;
+    let reports: Vec<(&str, &crate::smoke::SmokeReport)> = run
+        .stages
+        .iter()
+        .filter_map(|s| match &s.result {
+            Some(StageResult::Smoke(r)) => Some((s.name.as_str(), r)),
+            _ => None,
+        })
+        .collect();
+    match reports.as_slice() {
+        [] => Err(CliError::Other(format!("run {} has no smoke results", run.id))),
+        [(stage, report)] => {
+            print!("{}", crate::smoke::junit_xml(report, &format!("{} {stage}", run.pipeline)));
+            Ok(ExitCode::SUCCESS)
+        }
+        many => {
+            // Several smoke stages: one document, journeys of all of them as suites.
+            let mut merged = many[0].1.clone();
+            for (_, r) in &many[1..] {
+                merged.journeys.extend(r.journeys.iter().cloned());
+                merged.passed &= r.passed;
+                merged.duration_ms += r.duration_ms;
+            }
+            print!("{}", crate::smoke::junit_xml(&merged, &run.pipeline));
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// What a stage produced, in one line for `gantry show`.
+pub fn result_line(result: &StageResult) -> String {
+    match result {
+        StageResult::Image { tag, image_id } => format!("image {tag} ({})", short_id(image_id)),
+        StageResult::Environment { environment, services, .. } => {
+            let changes: Vec<String> = services.iter().map(|s| format!("{} {:?}", s.service, s.change).to_lowercase()).collect();
+            format!("environment {environment}: {}", if changes.is_empty() { "no services".into() } else { changes.join(", ") })
+        }
+        StageResult::Deployment(d) => match &d.outcome {
+            crate::events::DeploymentOutcome::Succeeded => {
+                format!("{} live in {}{}", d.image, d.environment, d.url.as_deref().map(|u| format!(" at {u}")).unwrap_or_default())
+            }
+            crate::events::DeploymentOutcome::Failed { .. } => format!("{} refused in {}", d.image, d.environment),
+        },
+        StageResult::Smoke(r) => {
+            let (p, f, s) = r.counts();
+            format!("smoke: {p} passed, {f} failed, {s} skipped")
+        }
+    }
+}
+
+fn short_id(id: &str) -> &str {
+    let id = id.strip_prefix("sha256:").unwrap_or(id);
+    &id[..id.len().min(12)]
 }

@@ -1,6 +1,7 @@
 //! The command line: clap definitions, dispatch, and the one place where typed errors
 //! become friendly messages and exit codes.
 
+mod env;
 mod history;
 mod render;
 mod run;
@@ -58,9 +59,15 @@ pub enum Command {
     Show {
         /// Run id, a unique prefix of it, or `latest`.
         run: String,
-        #[arg(long)]
+        #[arg(long, conflicts_with = "junit")]
         json: bool,
+        /// Print the run's smoke results as JUnit XML.
+        #[arg(long)]
+        junit: bool,
     },
+    /// Environments: list them, show one with its deployments, destroy one.
+    #[command(subcommand)]
+    Env(env::EnvCommand),
     /// Print the stored output of a run (or of one of its stages).
     Logs {
         run: String,
@@ -130,10 +137,14 @@ async fn dispatch(cli: Cli) -> Outcome {
             let store = open_store(&data_dir, docker_host).await?;
             history::runs(&store, limit, json)
         }
-        Command::Show { run, json } => {
+        Command::Show { run, json, junit } => {
             let store = open_store(&data_dir, docker_host).await?;
+            if junit {
+                return history::junit(&store, &run);
+            }
             history::show(&store, &run, json)
         }
+        Command::Env(command) => env::run(command, &data_dir, docker_host).await,
         Command::Logs { run, stage, json } => {
             let store = open_store(&data_dir, docker_host).await?;
             history::logs(&store, &run, stage.as_deref(), json)

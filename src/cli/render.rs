@@ -149,7 +149,7 @@ impl Renderer {
                     }
                 }
             }
-            EventKind::RunCreated { .. } | EventKind::Swept { .. } => {}
+            EventKind::RunCreated { .. } | EventKind::Swept { .. } | EventKind::StageResult { .. } => {}
         }
     }
 

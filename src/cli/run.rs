@@ -39,11 +39,34 @@ pub struct RunArgs {
     /// Plain line output even on a terminal.
     #[arg(long)]
     pub plain: bool,
+    /// Value for a variable the pipeline declares under `vars:` (repeatable): NAME=VALUE.
+    #[arg(long = "var", value_name = "NAME=VALUE")]
+    pub vars: Vec<String>,
+}
+
+/// `--var NAME=VALUE` pairs, each naming a variable the pipeline declares.
+fn var_overrides(plan: &crate::pipeline::Plan, given: &[String]) -> Result<std::collections::BTreeMap<String, String>, CliError> {
+    let mut out = std::collections::BTreeMap::new();
+    for pair in given {
+        let Some((name, value)) = pair.split_once('=') else {
+            return Err(CliError::Other(format!("--var {pair}: write NAME=VALUE")));
+        };
+        if !plan.vars.contains_key(name) {
+            let declared: Vec<&str> = plan.vars.keys().map(String::as_str).collect();
+            return Err(CliError::Other(format!(
+                "--var {name}: the pipeline declares no variable `{name}` (declared: {})",
+                if declared.is_empty() { "none".to_string() } else { declared.join(", ") }
+            )));
+        }
+        out.insert(name.to_string(), value.to_string());
+    }
+    Ok(out)
 }
 
 pub async fn run(args: RunArgs, data_dir: &Path, docker_host: Option<&str>) -> Outcome {
     // Everything that can be wrong with the input is found before the run exists.
     let plan = crate::pipeline::load(&args.file)?;
+    let var_overrides = var_overrides(&plan, &args.vars)?;
     let checkout = crate::git::resolve(&args.repo, args.commit.as_deref())?;
     let mut commit = checkout.info.clone();
     if args.branch.is_some() {
@@ -85,6 +108,7 @@ pub async fn run(args: RunArgs, data_dir: &Path, docker_host: Option<&str>) -> O
         workspace: workspace.into(),
         secrets,
         max_parallel: args.parallel,
+        var_overrides,
     };
     let scheduler = tokio::spawn(scheduler::run(engine, request, Emitter::new(tx), cancel));
     let recorded = crate::recorder::record(&store, &run_id, rx, &mut renderer).await;

@@ -9,8 +9,12 @@ use bollard::container::{
     Config, CreateContainerOptions, KillContainerOptions, ListContainersOptions, LogOutput, LogsOptions,
     RemoveContainerOptions, UploadToContainerOptions, WaitContainerOptions,
 };
-use bollard::image::CreateImageOptions;
-use bollard::models::{EndpointSettings, HostConfig, Mount, MountTypeEnum};
+use bollard::container::{DownloadFromContainerOptions, StopContainerOptions};
+use bollard::exec::{CreateExecOptions, StartExecResults};
+use bollard::image::{BuildImageOptions, BuilderVersion, CreateImageOptions};
+use bollard::models::ImageId;
+use bollard::network::{ConnectNetworkOptions, DisconnectNetworkOptions};
+use bollard::models::{EndpointSettings, HostConfig, Mount, MountTypeEnum, PortBinding};
 use bollard::network::{CreateNetworkOptions, ListNetworksOptions};
 use bollard::volume::{CreateVolumeOptions, ListVolumesOptions};
 use bollard::Docker;
@@ -19,7 +23,10 @@ use futures_util::stream::BoxStream;
 use futures_util::{StreamExt, TryStreamExt};
 
 use super::error::{is_not_found, reason};
-use super::{Backend, ContainerSpec, DockerError, OutputChunk, SweepReport, ENVIRONMENT_LABEL, RUN_LABEL};
+use super::{
+    Backend, BuildRequest, ContainerInfo, ContainerSpec, DockerError, NetworkInfo, OutputChunk, SweepReport,
+    ENVIRONMENT_LABEL, RUN_LABEL,
+};
 
 /// Requests that follow a container (logs, wait) last as long as the stage; Gantry enforces
 /// stage timeouts itself, so the client's own timeout only has to be out of the way.
@@ -72,7 +79,13 @@ impl DockerEngine {
     }
 
     fn label_filter(run_id: &str) -> HashMap<String, Vec<String>> {
-        HashMap::from([("label".to_string(), vec![format!("{RUN_LABEL}={run_id}")])])
+        Self::labels_filter(&[(RUN_LABEL, run_id)])
+    }
+
+    fn labels_filter(labels: &[(&str, &str)]) -> HashMap<String, Vec<String>> {
+        // An empty value means "has the label", whatever its value.
+        let filters = labels.iter().map(|(k, v)| if v.is_empty() { k.to_string() } else { format!("{k}={v}") });
+        HashMap::from([("label".to_string(), filters.collect())])
     }
 }
 
@@ -147,8 +160,19 @@ impl Backend for DockerEngine {
                 ..Default::default()
             })
             .collect();
+        let port_bindings: HashMap<String, Option<Vec<PortBinding>>> = spec
+            .published
+            .iter()
+            .map(|(host, container)| {
+                let binding = PortBinding { host_ip: Some("127.0.0.1".into()), host_port: Some(host.to_string()) };
+                (format!("{container}/tcp"), Some(vec![binding]))
+            })
+            .collect();
+        let exposed: HashMap<String, HashMap<(), ()>> =
+            spec.published.iter().map(|(_, c)| (format!("{c}/tcp"), HashMap::new())).collect();
         let host_config = HostConfig {
             mounts: Some(mounts),
+            port_bindings: (!port_bindings.is_empty()).then_some(port_bindings),
             network_mode: spec.network.clone(),
             // Unprivileged by construction: no --privileged, no host paths, no socket, and
             // no way to gain privileges through setuid binaries.
@@ -164,10 +188,12 @@ impl Backend for DockerEngine {
         });
         let config = Config {
             image: Some(spec.image.clone()),
-            entrypoint: Some(spec.entrypoint.clone()),
-            cmd: Some(spec.cmd.clone()),
+            // Empty means "the image's own": an app image knows how it starts.
+            entrypoint: (!spec.entrypoint.is_empty()).then(|| spec.entrypoint.clone()),
+            cmd: (!spec.cmd.is_empty()).then(|| spec.cmd.clone()),
+            exposed_ports: (!exposed.is_empty()).then_some(exposed),
             env: Some(spec.env.clone()),
-            working_dir: Some(spec.working_dir.clone()),
+            working_dir: (!spec.working_dir.is_empty()).then(|| spec.working_dir.clone()),
             labels: Some(spec.labels.clone()),
             host_config: Some(host_config),
             networking_config,
@@ -291,5 +317,179 @@ impl Backend for DockerEngine {
             }
         }
         Ok(report)
+    }
+
+    async fn build_image(
+        &self,
+        context: Bytes,
+        request: &BuildRequest,
+        output: &(dyn for<'s> Fn(&'s str) + Send + Sync),
+    ) -> Result<String, DockerError> {
+        let options = BuildImageOptions {
+            dockerfile: request.dockerfile.clone(),
+            t: request.tag.clone(),
+            buildargs: request.build_args.clone(),
+            target: request.target.clone().unwrap_or_default(),
+            labels: request.labels.clone(),
+            rm: true,
+            forcerm: true,
+            // The classic builder: the engines here have no BuildKit.
+            version: BuilderVersion::BuilderV1,
+            ..Default::default()
+        };
+        let mut stream = self.docker.build_image(options, None, Some(context));
+        let mut image_id = None;
+        while let Some(item) = stream.next().await {
+            let info = item.map_err(|e| match e {
+                bollard::errors::Error::DockerResponseServerError { message, .. } => DockerError::Build(message),
+                // The builder's own error ("... returned a non-zero code: 3") arrives in-stream.
+                bollard::errors::Error::DockerStreamError { error } => DockerError::Build(error.trim().to_string()),
+                other => DockerError::Build(reason(&other)),
+            })?;
+            if let Some(text) = &info.stream {
+                for line in text.lines().filter(|l| !l.trim().is_empty()) {
+                    output(line);
+                }
+            }
+            if let Some(status) = &info.status {
+                output(status);
+            }
+            if let Some(err) = info.error.or(info.error_detail.and_then(|d| d.message)) {
+                return Err(DockerError::Build(err.trim().to_string()));
+            }
+            if let Some(ImageId { id: Some(id) }) = info.aux {
+                image_id = Some(id);
+            }
+        }
+        match image_id {
+            Some(id) => Ok(id),
+            // Older engines only print "Successfully built"; the tag then says which image.
+            None => self.image_id(&request.tag).await?.ok_or_else(|| DockerError::Build("the builder produced no image".into())),
+        }
+    }
+
+    async fn image_id(&self, image: &str) -> Result<Option<String>, DockerError> {
+        match self.docker.inspect_image(image).await {
+            Ok(i) => Ok(i.id),
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(e) => Err(DockerError::api(format!("inspect of image '{image}'"), &e)),
+        }
+    }
+
+    async fn exec(&self, container: &str, cmd: Vec<String>) -> Result<(i64, String), DockerError> {
+        let options = CreateExecOptions {
+            cmd: Some(cmd),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            ..Default::default()
+        };
+        let exec = self.docker.create_exec(container, options).await.map_err(|e| DockerError::api("exec", &e))?;
+        let mut text = String::new();
+        if let StartExecResults::Attached { mut output, .. } =
+            self.docker.start_exec(&exec.id, None).await.map_err(|e| DockerError::api("exec", &e))?
+        {
+            while let Some(Ok(chunk)) = output.next().await {
+                text.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
+            }
+        }
+        let inspect = self.docker.inspect_exec(&exec.id).await.map_err(|e| DockerError::api("exec", &e))?;
+        Ok((inspect.exit_code.unwrap_or(-1), text))
+    }
+
+    async fn connect(&self, network: &str, container: &str, aliases: Vec<String>) -> Result<(), DockerError> {
+        let options = ConnectNetworkOptions {
+            container: container.to_string(),
+            endpoint_config: EndpointSettings { aliases: Some(aliases), ..Default::default() },
+        };
+        self.docker
+            .connect_network(network, options)
+            .await
+            .map_err(|e| DockerError::api(format!("connect to network '{network}'"), &e))
+    }
+
+    async fn disconnect(&self, network: &str, container: &str) -> Result<(), DockerError> {
+        let options = DisconnectNetworkOptions { container: container.to_string(), force: true };
+        match self.docker.disconnect_network(network, options).await {
+            Ok(()) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(e) => Err(DockerError::api(format!("disconnect from network '{network}'"), &e)),
+        }
+    }
+
+    async fn find_containers(&self, labels: &[(&str, &str)]) -> Result<Vec<ContainerInfo>, DockerError> {
+        let list = self
+            .docker
+            .list_containers(Some(ListContainersOptions { all: true, filters: Self::labels_filter(labels), ..Default::default() }))
+            .await
+            .map_err(|e| DockerError::api("container list", &e))?;
+        Ok(list
+            .into_iter()
+            .map(|c| ContainerInfo {
+                id: c.id.unwrap_or_default(),
+                name: c.names.and_then(|n| n.into_iter().next()).unwrap_or_default().trim_start_matches('/').to_string(),
+                image: c.image.unwrap_or_default(),
+                image_id: c.image_id.unwrap_or_default(),
+                labels: c.labels.unwrap_or_default(),
+                running: c.state.as_deref() == Some("running"),
+            })
+            .collect())
+    }
+
+    async fn find_networks(&self, labels: &[(&str, &str)]) -> Result<Vec<NetworkInfo>, DockerError> {
+        let list = self
+            .docker
+            .list_networks(Some(ListNetworksOptions { filters: Self::labels_filter(labels) }))
+            .await
+            .map_err(|e| DockerError::api("network list", &e))?;
+        Ok(list
+            .into_iter()
+            .map(|n| NetworkInfo {
+                id: n.id.unwrap_or_default(),
+                name: n.name.unwrap_or_default(),
+                labels: n.labels.unwrap_or_default(),
+            })
+            .collect())
+    }
+
+    async fn remove_network(&self, network: &str) -> Result<(), DockerError> {
+        match self.docker.remove_network(network).await {
+            Ok(()) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(e) => Err(DockerError::api(format!("removal of network '{network}'"), &e)),
+        }
+    }
+
+    async fn download(&self, container: &str, path: &str) -> Result<Bytes, DockerError> {
+        let options = DownloadFromContainerOptions { path: path.to_string() };
+        let chunks: Vec<Bytes> = self
+            .docker
+            .download_from_container(container, Some(options))
+            .try_collect()
+            .await
+            .map_err(|e| DockerError::api(format!("download of '{path}'"), &e))?;
+        Ok(chunks.concat().into())
+    }
+
+    async fn stop(&self, container: &str, grace: Duration) -> Result<(), DockerError> {
+        let options = StopContainerOptions { t: grace.as_secs() as i64 };
+        match self.docker.stop_container(container, Some(options)).await {
+            Ok(()) => Ok(()),
+            Err(bollard::errors::Error::DockerResponseServerError { status_code: 304 | 404, .. }) => Ok(()),
+            Err(e) => Err(DockerError::api("container stop", &e)),
+        }
+    }
+
+    async fn aliases(&self, container: &str, network: &str) -> Result<Vec<String>, DockerError> {
+        let inspect = self
+            .docker
+            .inspect_container(container, None)
+            .await
+            .map_err(|e| DockerError::api("container inspect", &e))?;
+        Ok(inspect
+            .network_settings
+            .and_then(|n| n.networks)
+            .and_then(|mut n| n.remove(network))
+            .and_then(|e| e.aliases)
+            .unwrap_or_default())
     }
 }

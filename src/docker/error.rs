@@ -6,6 +6,8 @@ pub enum DockerError {
     Unreachable { endpoint: String, reason: String },
     #[error("image '{image}' is not on this engine and could not be pulled: {reason}")]
     ImageUnavailable { image: String, reason: String },
+    #[error("the image build failed: {0}")]
+    Build(String),
     #[error("Docker {action} failed: {reason}")]
     Api { action: String, reason: String },
 }

@@ -34,6 +34,37 @@ pub struct ContainerSpec {
     pub aliases: Vec<String>,
     /// Named volumes to mount: (volume name, path in the container).
     pub volumes: Vec<(String, String)>,
+    /// Ports published on the host's loopback: (host port, container port).
+    pub published: Vec<(u16, u16)>,
+}
+
+/// What to build: the context is a tar archive; the rest mirrors `docker build`.
+#[derive(Debug, Clone, Default)]
+pub struct BuildRequest {
+    pub tag: String,
+    pub dockerfile: String,
+    pub build_args: HashMap<String, String>,
+    pub target: Option<String>,
+    pub labels: HashMap<String, String>,
+}
+
+/// A container as a listing shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContainerInfo {
+    pub id: String,
+    pub name: String,
+    pub image: String,
+    pub image_id: String,
+    pub labels: HashMap<String, String>,
+    pub running: bool,
+}
+
+/// A network as a listing shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NetworkInfo {
+    pub id: String,
+    pub name: String,
+    pub labels: HashMap<String, String>,
 }
 
 /// A piece of a container's output, as the engine delivers it (not line-aligned).
@@ -79,4 +110,31 @@ pub trait Backend: Send + Sync + 'static {
     /// Removes every container, network and volume labelled `io.gantry.run=<run_id>`,
     /// except those of deployed environments.
     async fn sweep_run(&self, run_id: &str) -> Result<SweepReport, DockerError>;
+    /// Builds an image; each line of builder output goes to `output`. Returns the image id.
+    /// A failing Dockerfile is `DockerError::Build` with the builder's own message.
+    async fn build_image(
+        &self,
+        context: Bytes,
+        request: &BuildRequest,
+        output: &(dyn for<'s> Fn(&'s str) + Send + Sync),
+    ) -> Result<String, DockerError>;
+    /// The id of an image on the engine, if it is there.
+    async fn image_id(&self, image: &str) -> Result<Option<String>, DockerError>;
+    /// Runs a command in a running container; returns its exit code and output.
+    async fn exec(&self, container: &str, cmd: Vec<String>) -> Result<(i64, String), DockerError>;
+    /// Joins a container to a network under the given aliases.
+    async fn connect(&self, network: &str, container: &str, aliases: Vec<String>) -> Result<(), DockerError>;
+    async fn disconnect(&self, network: &str, container: &str) -> Result<(), DockerError>;
+    /// Containers carrying all the given labels (running or not); an empty value matches
+    /// any value of that label.
+    async fn find_containers(&self, labels: &[(&str, &str)]) -> Result<Vec<ContainerInfo>, DockerError>;
+    /// Networks carrying all the given labels.
+    async fn find_networks(&self, labels: &[(&str, &str)]) -> Result<Vec<NetworkInfo>, DockerError>;
+    async fn remove_network(&self, network: &str) -> Result<(), DockerError>;
+    /// Reads `path` out of a (possibly stopped) container as a tar archive.
+    async fn download(&self, container: &str, path: &str) -> Result<Bytes, DockerError>;
+    /// The aliases a container has on a network (empty when it is not on it).
+    async fn aliases(&self, container: &str, network: &str) -> Result<Vec<String>, DockerError>;
+    /// Stops a container, killing it after `grace`.
+    async fn stop(&self, container: &str, grace: std::time::Duration) -> Result<(), DockerError>;
 }

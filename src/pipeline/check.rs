@@ -9,7 +9,7 @@ use super::vars::{scan, Piece, KNOWN_VARS};
 use super::yaml::{join, Node, Pos};
 
 /// Top-level keys of a pipeline file.
-const TOP_KEYS: &[&str] = &["name", "stages"];
+const TOP_KEYS: &[&str] = &["name", "vars", "stages"];
 /// Top-level keys from the design that later issues will add.
 const PLANNED_TOP_KEYS: &[&str] = &["on", "environments"];
 
@@ -18,6 +18,8 @@ pub(crate) struct Ctx<'a> {
     pub file: &'a str,
     source: &'a str,
     pub diags: Vec<Diagnostic>,
+    /// Names declared under top-level `vars:`, usable as `${var.NAME}`.
+    pub declared_vars: Vec<String>,
 }
 
 /// Lets a call site add a hint to the diagnostic it just reported.
@@ -39,6 +41,7 @@ impl<'a> Ctx<'a> {
             file,
             source,
             diags: Vec::new(),
+            declared_vars: Vec::new(),
         }
     }
 
@@ -140,10 +143,12 @@ impl<'a> Ctx<'a> {
                 }
                 None => value.pos(),
             };
+            let declared: Vec<String> = self.declared_vars.iter().map(|v| format!("var.{v}")).collect();
             match name {
-                Some(name) if KNOWN_VARS.contains(&name) => {}
+                Some(name) if KNOWN_VARS.contains(&name) || declared.iter().any(|d| d == name) => {}
                 Some(name) => {
-                    let hint = match suggestion(name, KNOWN_VARS.iter().copied()) {
+                    let known = KNOWN_VARS.iter().copied().chain(declared.iter().map(String::as_str));
+                    let hint = match suggestion(name, known) {
                         Some(near) => format!("did you mean `${{{near}}}`?"),
                         None => format!(
                             "known variables: {}; write `$${{` for a literal `${{`",
@@ -257,8 +262,15 @@ pub(crate) fn check(ctx: &mut Ctx<'_>, root: Option<&Node>) -> Option<Plan> {
     let mut name = None;
     let mut stages = None;
     let mut suggested = Vec::new();
+    // Variables first: stages anywhere in the file may use them.
+    let vars = entries
+        .iter()
+        .find(|(k, _)| k.as_text() == Some("vars"))
+        .map(|(k, v)| declare_vars(ctx, k, v))
+        .unwrap_or_default();
     for entry in ctx.entries(entries, "", "key") {
         match entry.name {
+            "vars" => {}
             "name" => match entry.value.as_text() {
                 Some(text) if !text.trim().is_empty() => name = Some(text.to_owned()),
                 _ if entry.value.as_text().is_some() => {
@@ -323,7 +335,40 @@ pub(crate) fn check(ctx: &mut Ctx<'_>, root: Option<&Node>) -> Option<Plan> {
         name,
         source: ctx.file.to_owned(),
         stages,
+        vars,
     })
+}
+
+/// `vars: {latency_ms: "0"}`: names with default values, overridable with `--var`.
+fn declare_vars(ctx: &mut Ctx<'_>, key: &Node, value: &Node) -> std::collections::BTreeMap<String, String> {
+    let mut out = std::collections::BTreeMap::new();
+    let Node::Map { entries, .. } = value else {
+        if !value.is_null() {
+            ctx.wrong_type(value, "vars", "a mapping of names to default values")
+                .hint("e.g. `vars: {latency_ms: \"0\"}`, used as `${var.latency_ms}`");
+        }
+        let _ = key;
+        return out;
+    };
+    for entry in ctx.entries(entries, "vars", "variable") {
+        let ok = entry.name.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+            && entry.name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if !ok {
+            ctx.error(entry.key.pos(), &entry.field, format!("`{}` is not a valid variable name", entry.name))
+                .hint("use lowercase letters, digits and `_`");
+            continue;
+        }
+        match entry.value.as_text() {
+            Some(text) => {
+                out.insert(entry.name.to_owned(), text.to_owned());
+            }
+            None => {
+                ctx.wrong_type(entry.value, &entry.field, "a default value (a string or number)");
+            }
+        }
+        ctx.declared_vars.push(entry.name.to_owned());
+    }
+    out
 }
 
 /// A stage as validation left it: its Plan fields (needs resolved later) and its needs

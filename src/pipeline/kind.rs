@@ -8,11 +8,21 @@ pub const COMMON_KEYS: &[&str] = &["kind", "needs", "timeout", "retries", "when"
 pub enum Kind {
     /// Run `commands` in a container of `image` on the run's workspace.
     Run,
+    /// Build an image from a directory of the commit.
+    Build,
+    /// Make an environment's network and service containers exist.
+    Provision,
+    /// Start a new version of an app in an environment, replacing the old one when healthy.
+    Deploy,
+    /// User journeys against an environment, by the smoke agent.
+    Smoke,
+    /// Open-model load against an environment, by the load agent, judged by thresholds.
+    Load,
 }
 
 /// Kinds that the design has planned but that are not implemented yet, so they get a
 /// "not supported yet" answer rather than "unknown".
-pub const PLANNED_KINDS: &[&str] = &["build", "provision", "deploy", "smoke", "load", "promote"];
+pub const PLANNED_KINDS: &[&str] = &["promote"];
 
 pub enum KindError {
     NotYetSupported,
@@ -20,11 +30,16 @@ pub enum KindError {
 }
 
 impl Kind {
-    pub const ALL: &'static [Kind] = &[Kind::Run];
+    pub const ALL: &'static [Kind] = &[Kind::Run, Kind::Build, Kind::Provision, Kind::Deploy, Kind::Smoke, Kind::Load];
 
     pub fn name(self) -> &'static str {
         match self {
             Kind::Run => "run",
+            Kind::Build => "build",
+            Kind::Provision => "provision",
+            Kind::Deploy => "deploy",
+            Kind::Smoke => "smoke",
+            Kind::Load => "load",
         }
     }
 
@@ -32,6 +47,14 @@ impl Kind {
     pub fn keys(self) -> &'static [&'static str] {
         match self {
             Kind::Run => &["image", "commands", "env"],
+            Kind::Build => &["context", "dockerfile", "tag", "build_args", "target"],
+            Kind::Provision => &["environment", "services"],
+            Kind::Deploy => &["environment", "mode", "image", "app", "port", "publish", "env", "command", "health"],
+            Kind::Smoke => &["target", "app", "version", "request_timeout", "journeys"],
+            Kind::Load => &[
+                "target", "app", "version", "path", "requests", "rate", "duration", "stages", "connections",
+                "request_timeout", "thresholds", "abort_on_fail",
+            ],
         }
     }
 

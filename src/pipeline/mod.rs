@@ -5,9 +5,12 @@
 //! -> `graph` (needs, cycles, order) -> `Plan`.
 
 mod check;
+mod de;
 mod diagnostic;
 mod graph;
 mod kind;
+mod kind_check;
+pub mod spec;
 pub mod plan;
 mod stage;
 mod summary;

@@ -13,6 +13,9 @@ pub struct Plan {
     /// The file the plan came from, as the user named it.
     pub source: String,
     pub stages: Vec<StagePlan>,
+    /// Declared variables and their defaults (`${var.NAME}`), overridable per run.
+    #[serde(default)]
+    pub vars: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -32,6 +35,9 @@ pub struct StagePlan {
     /// Names of secrets; values are resolved at run time from the operator's environment
     /// or secrets directory and never stored.
     pub secrets: Vec<String>,
+    /// What the stage does: `run` (image/commands/env above) or another kind's settings.
+    #[serde(default)]
+    pub action: super::spec::Action,
 }
 
 /// Branch filter: the stage runs only when the run's branch matches one of the globs.

@@ -7,7 +7,9 @@ use std::time::Duration;
 use super::check::{Ctx, Draft, Entry};
 use super::graph::NeedRef;
 use super::kind::{Kind, KindError};
+use super::kind::COMMON_KEYS;
 use super::plan::{StagePlan, When, DEFAULT_TIMEOUT};
+use super::spec::Action;
 use super::yaml::{Node, Pos};
 
 /// Stage names end up in container names and labels, hence the conservative shape.
@@ -28,6 +30,7 @@ pub(crate) fn check(ctx: &mut Ctx<'_>, stage: &Entry<'_>) -> Draft {
         retries: 0,
         when: None,
         secrets: Vec::new(),
+        action: Action::Run,
     };
     let mut draft = Draft {
         plan: plan.clone(),
@@ -67,10 +70,17 @@ pub(crate) fn check(ctx: &mut Ctx<'_>, stage: &Entry<'_>) -> Draft {
             // unsupported kind's keys would otherwise all read as unknown.
             key => match kind {
                 Some(Kind::Run) if Kind::Run.accepts(key) => run_key(ctx, entry, &mut plan),
-                Some(k) => seen.extend(ctx.unknown_key(entry, &k.all_keys().collect::<Vec<_>>())),
-                None => {}
+                Some(Kind::Run) => seen.extend(ctx.unknown_key(entry, &Kind::Run.all_keys().collect::<Vec<_>>())),
+                // Other kinds read their settings all at once, below.
+                Some(_) | None => {}
             },
         }
+    }
+
+    if let Some(kind) = kind.filter(|k| *k != Kind::Run) {
+        plan.action = kind_settings(ctx, stage, kind, &entries).unwrap_or_default();
+        draft.plan = plan;
+        return draft;
     }
 
     if let Some(kind) = kind {
@@ -91,6 +101,53 @@ pub(crate) fn check(ctx: &mut Ctx<'_>, stage: &Entry<'_>) -> Draft {
 fn required_keys(kind: Kind) -> &'static [&'static str] {
     match kind {
         Kind::Run => &["image", "commands"],
+        _ => &[],
+    }
+}
+
+/// Reads the settings of a kind other than `run` with serde (see `de`): every key not
+/// common to all stages belongs to the kind's settings struct.
+fn kind_settings(ctx: &mut Ctx<'_>, stage: &Entry<'_>, kind: Kind, entries: &[Entry<'_>]) -> Option<Action> {
+    use super::de::from_node;
+    let own: Vec<(Node, Node)> = entries
+        .iter()
+        .filter(|e| !COMMON_KEYS.contains(&e.name))
+        .map(|e| (e.key.clone(), e.value.clone()))
+        .collect();
+    let node = Node::Map { entries: own, pos: stage.key.pos() };
+    let field = stage.field.as_str();
+    let result = match kind {
+        Kind::Run => return Some(Action::Run),
+        Kind::Build => from_node(&node, field).map(Action::Build),
+        Kind::Provision => from_node(&node, field).map(Action::Provision),
+        Kind::Deploy => from_node(&node, field).map(Action::Deploy),
+        Kind::Smoke => from_node(&node, field).map(Action::Smoke),
+        Kind::Load => from_node(&node, field).map(Action::Load),
+    };
+    match result {
+        Ok(action) => {
+            // Image names and tags may use ${commit.short} and friends.
+            for e in entries.iter().filter(|e| matches!(e.name, "tag" | "image")) {
+                if let Some(text) = e.value.as_text() {
+                    ctx.check_vars(e.value, text, &e.field);
+                }
+            }
+            super::kind_check::check(ctx, stage, &action, entries);
+            Some(action)
+        }
+        Err(e) => {
+            let pos = e.pos.unwrap_or(stage.key.pos());
+            let field = e.field.clone().unwrap_or_else(|| field.to_string());
+            if e.is_unknown_key() {
+                let key = field.rsplit('.').next().unwrap_or_default().to_string();
+                let known: Vec<&str> = e.expected.iter().copied().chain(COMMON_KEYS.iter().copied()).collect();
+                let near = super::check::suggestion(&key, known.iter().copied());
+                ctx.error(pos, &field, "unknown key").hint_opt(near.map(|k| format!("did you mean `{k}`?")));
+            } else {
+                ctx.error(pos, &field, e.message);
+            }
+            None
+        }
     }
 }
 
@@ -144,7 +201,10 @@ fn check_kind(ctx: &mut Ctx<'_>, entry: &Entry<'_>) -> Option<Kind> {
                 &entry.field,
                 format!("stage kind `{text}` is not supported yet"),
             )
-            .hint("only `run` stages exist for now");
+            .hint(format!(
+                "stage kinds today: {}",
+                Kind::ALL.iter().map(|k| k.name()).collect::<Vec<_>>().join(", ")
+            ));
             None
         }
         Err(KindError::Unknown { nearest }) => {

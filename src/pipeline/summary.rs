@@ -1,6 +1,23 @@
 //! The short plan `gantry validate` prints for a valid file.
 
-use super::plan::{Plan, DEFAULT_TIMEOUT};
+use super::plan::{Plan, StagePlan, DEFAULT_TIMEOUT};
+use super::spec::{Action, DeployMode};
+
+/// What a stage does, in a few words: its image, or its kind and target.
+fn what(stage: &StagePlan) -> String {
+    match &stage.action {
+        Action::Run => stage.image.clone(),
+        Action::Build(b) => format!("build {}", b.tag),
+        Action::Provision(p) => format!("provision {}", p.environment),
+        Action::Deploy(d) => match d.mode {
+            DeployMode::Replace => format!("deploy {} to {}", d.app, d.environment),
+            DeployMode::Preview => format!("preview {} in {}", d.app, d.environment),
+            DeployMode::Promote => format!("promote {} preview in {}", d.app, d.environment),
+        },
+        Action::Smoke(s) => format!("smoke {}/{}", s.target, s.app),
+        Action::Load(l) => format!("load {}/{}", l.target, l.app),
+    }
+}
 
 /// The pipeline's name and its stages level by level; stages that share a level number
 /// can run in parallel. Example:
@@ -22,7 +39,7 @@ pub fn plan_summary(plan: &Plan) -> String {
         if count == 1 { "" } else { "s" }
     );
     let name_width = plan.stages.iter().map(|s| s.name.len()).max().unwrap_or(0);
-    let image_width = plan.stages.iter().map(|s| s.image.len()).max().unwrap_or(0);
+    let image_width = plan.stages.iter().map(|s| what(s).len()).max().unwrap_or(0);
     let number_width = levels.len().to_string().len() + 1;
     for (n, level) in levels.iter().enumerate() {
         for (j, stage) in level.iter().enumerate() {
@@ -50,7 +67,7 @@ pub fn plan_summary(plan: &Plan) -> String {
             let line = format!(
                 "  {number:<number_width$} {:<name_width$}  {:<image_width$}  {}",
                 stage.name,
-                stage.image,
+                what(stage),
                 notes.join("; ")
             );
             out.push('\n');

@@ -13,7 +13,7 @@ use crate::docker::{Backend, RUN_LABEL};
 use crate::events::{AttemptOutcome, EventKind, RunState, StageState};
 use crate::mask::Masker;
 use crate::pipeline::{Plan, Vars};
-use crate::stages::{command, Emitter, RunContext};
+use crate::stages::{Emitter, RunContext};
 use crate::store::CommitInfo;
 
 /// Everything a run needs besides the engine.
@@ -25,13 +25,20 @@ pub struct RunRequest {
     pub secrets: BTreeMap<String, String>,
     /// How many stages may run at once.
     pub max_parallel: usize,
+    /// Values for the pipeline's declared `vars`, overriding their defaults.
+    pub var_overrides: BTreeMap<String, String>,
 }
 
 /// Drives the run to its end and returns its final state. All state changes go out through
 /// `emit`; the last one is always `RunFinished`.
 pub async fn run<B: Backend>(backend: Arc<B>, request: RunRequest, emit: Emitter, cancel: CancellationToken) -> RunState {
-    let RunRequest { run_id, plan, commit, workspace, secrets, max_parallel } = request;
-    let vars = Vars::new()
+    let RunRequest { run_id, plan, commit, workspace, secrets, max_parallel, var_overrides } = request;
+    let declared = plan.vars.iter().map(|(k, default)| {
+        let value = var_overrides.get(k).unwrap_or(default);
+        (format!("var.{k}"), value.clone())
+    });
+    let vars = declared
+        .fold(Vars::new(), |vars, (k, v)| vars.with(k, v))
         .with("commit.sha", commit.sha.clone())
         .with("commit.short", commit.short.clone())
         .with("commit.branch", commit.branch.clone().unwrap_or_default())
@@ -104,7 +111,7 @@ async fn run_dag<B: Backend>(ctx: &Arc<RunContext<B>>, plan: &Plan, max_parallel
                 let ctx = ctx.clone();
                 let stage = stage.clone();
                 running.spawn(async move {
-                    let outcome = command::run_stage(&ctx, &stage).await;
+                    let outcome = crate::stages::run_stage(&ctx, &stage).await;
                     (stage.name, outcome)
                 });
             }

@@ -1,7 +1,15 @@
 //! Stage executors: one per stage kind. The scheduler hands an executor a stage and a
 //! context; the executor drives the engine and reports only through emitted events.
 
+pub mod agent;
+pub mod build;
 pub mod command;
+pub mod container;
+pub mod deploy;
+pub mod environment;
+pub mod health;
+pub mod provision;
+pub mod smoke;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -10,8 +18,10 @@ use bytes::Bytes;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio_util::sync::CancellationToken;
 
-use crate::docker::Backend;
-use crate::events::{Emitted, Event, EventKind, LogLine, Stream};
+use crate::docker::{Backend, DockerError};
+use crate::events::{AttemptOutcome, Emitted, Event, EventKind, LogLine, Stream};
+use crate::pipeline::spec::Action;
+use crate::pipeline::StagePlan;
 use crate::mask::Masker;
 use crate::pipeline::Vars;
 use crate::store::CommitInfo;
@@ -60,5 +70,78 @@ impl Emitter {
             stream,
             text,
         }));
+    }
+}
+
+impl<B: Backend> RunContext<B> {
+    /// Variables every container of the run sees.
+    pub fn base_env(&self, stage: &str, attempt: u32) -> Vec<String> {
+        vec![
+            "CI=true".into(),
+            "GANTRY=true".into(),
+            format!("GANTRY_RUN_ID={}", self.run_id),
+            format!("GANTRY_PIPELINE={}", self.pipeline),
+            format!("GANTRY_STAGE={stage}"),
+            format!("GANTRY_ATTEMPT={attempt}"),
+            format!("GANTRY_COMMIT_SHA={}", self.commit.sha),
+            format!("GANTRY_COMMIT_SHORT={}", self.commit.short),
+            format!("GANTRY_BRANCH={}", self.commit.branch.clone().unwrap_or_default()),
+        ]
+    }
+
+    /// An engine error as an attempt outcome, masked like everything else that leaves.
+    pub fn error(&self, e: DockerError) -> AttemptOutcome {
+        AttemptOutcome::Error { message: self.masker.mask(&e.to_string()) }
+    }
+
+    /// A line of Gantry's own in the stage's log (what it did, where things answer).
+    pub fn note(&self, stage: &str, attempt: u32, text: impl Into<String>) {
+        self.emit.log(stage, attempt, Stream::Stdout, self.masker.mask(&text.into()));
+    }
+}
+
+/// Runs a stage with its retries; returns the outcome of the last attempt. Each attempt
+/// has the stage's timeout as its deadline, whatever its kind.
+pub async fn run_stage<B: Backend>(ctx: &RunContext<B>, stage: &StagePlan) -> AttemptOutcome {
+    let attempts = stage.retries + 1;
+    let mut attempt = 1;
+    loop {
+        ctx.emit.event(EventKind::StageStarted { stage: stage.name.clone(), attempt });
+        let deadline = tokio::time::Instant::now() + stage.timeout;
+        let started = tokio::time::Instant::now();
+        let work = async {
+            match &stage.action {
+                Action::Run => command::attempt(ctx, stage, attempt, deadline).await,
+                Action::Build(spec) => build::attempt(ctx, stage, spec, attempt).await,
+                Action::Provision(spec) => provision::attempt(ctx, stage, spec, attempt, deadline).await,
+                Action::Deploy(spec) => deploy::attempt(ctx, stage, spec, attempt, deadline).await,
+                Action::Smoke(spec) => smoke::attempt(ctx, stage, spec, attempt, deadline).await,
+                Action::Load(_) => AttemptOutcome::Error {
+                    message: format!("stage kind of '{}' is not available in this build", stage.name),
+                },
+            }
+        };
+        // Kinds that run containers end them at the deadline themselves; this bound
+        // catches everything else (a build, a health wait) so no attempt outlives it.
+        let outcome = tokio::select! {
+            outcome = work => outcome,
+            _ = tokio::time::sleep_until(deadline + std::time::Duration::from_secs(5)) =>
+                AttemptOutcome::TimedOut { after_secs: started.elapsed().as_secs() },
+        };
+        let retryable = matches!(
+            outcome,
+            AttemptOutcome::Failed { .. } | AttemptOutcome::TimedOut { .. } | AttemptOutcome::Error { .. }
+        );
+        let will_retry = retryable && attempt < attempts && !ctx.cancel.is_cancelled();
+        ctx.emit.event(EventKind::AttemptFinished {
+            stage: stage.name.clone(),
+            attempt,
+            result: outcome.clone(),
+            will_retry,
+        });
+        if !will_retry {
+            return outcome;
+        }
+        attempt += 1;
     }
 }

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 
-use crate::events::{Event, EventKind, LogLine, RunState};
+use crate::events::{Deployment, Event, EventKind, LogLine, RunState, StageResult};
 pub use record::{CommitInfo, RunRecord, StageRecord};
 
 /// Bumped whenever the layout of a tree changes; `open` migrates older stores forward.
@@ -44,6 +44,8 @@ pub struct Store {
     active: sled::Tree,
     /// Index: ids of finished runs whose Docker objects are not yet known to be gone.
     unswept: sled::Tree,
+    /// Every deployment, keyed by finish time (big-endian micros) then run id.
+    deployments: sled::Tree,
     dir: PathBuf,
     _lock: lock::DirLock,
 }
@@ -85,6 +87,7 @@ impl Store {
             logs: db.open_tree("logs")?,
             active: db.open_tree("active")?,
             unswept: db.open_tree("unswept")?,
+            deployments: db.open_tree("deployments")?,
             db,
             dir: dir.to_path_buf(),
             _lock: lock,
@@ -141,8 +144,8 @@ impl Store {
 
     /// Appends an event and folds it into the run's record, atomically.
     pub fn append(&self, run_id: &str, event: &Event) -> Result<RunRecord, StoreError> {
-        let trees = (&self.runs, &self.events, &self.active, &self.unswept);
-        let result = trees.transaction(|(runs, events, active, unswept)| {
+        let trees = (&self.runs, &self.events, &self.active, &self.unswept, &self.deployments);
+        let result = trees.transaction(|(runs, events, active, unswept, deployments)| {
             let bytes = runs
                 .get(run_id.as_bytes())?
                 .ok_or_else(|| ConflictableTransactionError::Abort(StoreError::NoSuchRun(run_id.to_string())))?;
@@ -152,7 +155,7 @@ impl Store {
             record.apply(event);
             runs.insert(run_id.as_bytes(), encode(&record))?;
             events.insert(event_key(run_id, seq), encode(event))?;
-            match event.kind {
+            match &event.kind {
                 EventKind::RunFinished { .. } => {
                     active.remove(run_id.as_bytes())?;
                     if !record.swept {
@@ -161,6 +164,9 @@ impl Store {
                 }
                 EventKind::Swept { .. } => {
                     unswept.remove(run_id.as_bytes())?;
+                }
+                EventKind::StageResult { result: StageResult::Deployment(d), .. } => {
+                    deployments.insert(deployment_key(d), encode(d))?;
                 }
                 _ => {}
             }
@@ -256,6 +262,19 @@ impl Store {
         Ok(out)
     }
 
+    /// Deployments, oldest first, optionally of one environment only.
+    pub fn deployments(&self, environment: Option<&str>) -> Result<Vec<Deployment>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.deployments.iter() {
+            let (key, bytes) = item?;
+            let d: Deployment = decode(&key, &bytes)?;
+            if environment.is_none_or(|e| e == d.environment) {
+                out.push(d);
+            }
+        }
+        Ok(out)
+    }
+
     /// Finished runs whose Docker objects may still exist (their process died).
     pub fn unswept_runs(&self) -> Result<Vec<RunRecord>, StoreError> {
         let mut out = Vec::new();
@@ -264,6 +283,13 @@ impl Store {
         }
         Ok(out)
     }
+}
+
+fn deployment_key(d: &Deployment) -> Vec<u8> {
+    let mut key = d.finished_at.timestamp_micros().to_be_bytes().to_vec();
+    key.extend_from_slice(d.run_id.as_bytes());
+    key.extend_from_slice(d.environment.as_bytes());
+    key
 }
 
 fn event_key(run_id: &str, seq: u64) -> Vec<u8> {

@@ -4,7 +4,7 @@
 use chrono::{DateTime, FixedOffset, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::events::{AttemptOutcome, Event, EventKind, RunState, StageState};
+use crate::events::{AttemptOutcome, Event, EventKind, RunState, StageResult, StageState};
 
 /// The commit a run is for, as read from git.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -48,6 +48,9 @@ pub struct StageRecord {
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
     pub message: Option<String>,
+    /// What the stage produced (image, environment, deployment, report), if its kind does.
+    #[serde(default)]
+    pub result: Option<StageResult>,
 }
 
 impl StageRecord {
@@ -60,6 +63,7 @@ impl StageRecord {
             started_at: None,
             finished_at: None,
             message: None,
+            result: None,
         }
     }
 
@@ -131,6 +135,11 @@ impl RunRecord {
                             leftover
                         };
                     }
+                }
+            }
+            EventKind::StageResult { stage, result } => {
+                if let Some(s) = self.stage_mut(stage) {
+                    s.result = Some(result.clone());
                 }
             }
             EventKind::Swept { .. } => self.swept = true,

@@ -143,3 +143,69 @@ pub fn wait_for_running_stage(stage: &str, timeout: std::time::Duration) -> Stri
     }
     panic!("no container for stage {stage} started within {timeout:?}");
 }
+
+/// A free TCP port on the loopback (free at the time of asking).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A unique environment name, destroyed (with everything in it) when dropped.
+pub struct Env {
+    pub name: String,
+    data_dir: PathBuf,
+}
+
+impl Env {
+    pub fn new(world: &World, prefix: &str) -> Env {
+        let suffix = ulid::Ulid::new().to_string().to_ascii_lowercase();
+        Env { name: format!("{prefix}-{}", &suffix[suffix.len() - 6..]), data_dir: world.data_dir() }
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        let _ = Command::new(env!("CARGO_BIN_EXE_gantry"))
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .args(["env", "destroy", &self.name])
+            .output();
+    }
+}
+
+/// GET http://127.0.0.1:port/path with a plain HTTP/1.0 request; (status, body).
+pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\nConnection: close\r\n\r\n").ok()?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).ok()?;
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let status = text.split_whitespace().nth(1)?.parse().ok()?;
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    Some((status, body))
+}
+
+/// Containers of an environment, by role label value.
+pub fn env_containers(env: &str, role: &str) -> Vec<String> {
+    let out = Command::new("docker")
+        .args([
+            "ps",
+            "-a",
+            "-q",
+            "--no-trunc",
+            "--filter",
+            &format!("label=io.gantry.environment={env}"),
+            "--filter",
+            &format!("label=io.gantry.role={role}"),
+        ])
+        .output()
+        .unwrap();
+    text(&out.stdout).lines().map(str::to_string).collect()
+}
+
+/// Fails the test with a clear message when a locally built image is missing.
+pub fn require(image: &str) {
+    let ok = Command::new("docker").args(["image", "inspect", image]).output().map(|o| o.status.success()).unwrap_or(false);
+    assert!(ok, "the image {image} is missing: run scripts/setup");
+}

@@ -1,0 +1,117 @@
+//! `gantry env list|show|destroy`: environments as the engine runs them, with their
+//! deployment history from the store.
+
+use std::process::ExitCode;
+
+use clap::Subcommand;
+
+use super::render::format_duration;
+use super::{open_store, CliError, Outcome};
+use crate::docker::DockerEngine;
+use crate::events::DeploymentOutcome;
+use crate::stages::environment::{self, EnvironmentView};
+
+#[derive(Subcommand, Debug)]
+pub enum EnvCommand {
+    /// Environments on the engine, with what serves in each.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// One environment: services, the app versions serving, and its deployment history.
+    Show {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove an environment's containers and network.
+    Destroy { name: String },
+}
+
+pub async fn run(command: EnvCommand, data_dir: &std::path::Path, docker_host: Option<&str>) -> Outcome {
+    let engine = DockerEngine::connect(docker_host).await?;
+    match command {
+        EnvCommand::List { json } => {
+            let envs = environment::list(&engine).await?;
+            if json {
+                println!("{}", to_json(&envs)?);
+            } else if envs.is_empty() {
+                println!("no environments (a `kind: provision` or `kind: deploy` stage makes one)");
+            } else {
+                println!("{:<16}  {:<9}  {:<28}  URL", "ENVIRONMENT", "SERVICES", "LIVE");
+                for e in &envs {
+                    println!("{:<16}  {:<9}  {:<28}  {}", e.name, e.services.len(), live(e), urls(e));
+                }
+            }
+        }
+        EnvCommand::Show { name, json } => {
+            let view = environment::describe(&engine, &name).await?;
+            let store = open_store(data_dir, docker_host).await?;
+            let history = store.deployments(Some(&name))?;
+            if view.services.is_empty() && view.routers.is_empty() && view.versions.is_empty() && history.is_empty() {
+                return Err(CliError::Other(format!("there is no environment '{name}' (see `gantry env list`)")));
+            }
+            if json {
+                println!("{}", to_json(&serde_json::json!({"environment": view, "deployments": history}))?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            println!("environment {} (network {})", view.name, view.network);
+            for s in &view.services {
+                println!("  service  {:<12} {:<24} {}", s.of, s.image, if s.running { "running" } else { "stopped" });
+            }
+            for r in &view.routers {
+                println!("  app      {:<12} {}", r.of, r.url.as_deref().unwrap_or("(not published)"));
+            }
+            for v in &view.versions {
+                let commit = v.commit.as_deref().map(|c| &c[..c.len().min(8)]).unwrap_or("-");
+                println!("  version  {:<12} {:<24} {commit}  {}", v.of, v.image, v.serving.as_deref().unwrap_or(""));
+            }
+            println!("\ndeployments (oldest first):");
+            if history.is_empty() {
+                println!("  none recorded in this data dir");
+            }
+            for d in &history {
+                let outcome = match &d.outcome {
+                    DeploymentOutcome::Succeeded => "succeeded".to_string(),
+                    DeploymentOutcome::Failed { reason } => format!("failed: {reason}"),
+                };
+                println!(
+                    "  {}  {:<10} {:<24} {}  {:>6}  run {}  {outcome}",
+                    d.finished_at.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M:%S"),
+                    d.app,
+                    d.image,
+                    &d.commit[..d.commit.len().min(8)],
+                    format_duration(d.finished_at - d.started_at),
+                    d.run_id
+                );
+            }
+        }
+        EnvCommand::Destroy { name } => {
+            let (containers, networks) = environment::destroy(&engine, &name).await?;
+            if containers + networks == 0 {
+                return Err(CliError::Other(format!("there is no environment '{name}' on this engine")));
+            }
+            println!("destroyed {name}: {containers} containers, {networks} network(s) removed");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn live(e: &EnvironmentView) -> String {
+    let live: Vec<String> = e
+        .versions
+        .iter()
+        .filter(|v| v.serving.as_deref() == Some("live"))
+        .map(|v| format!("{} {}", v.of, v.image))
+        .collect();
+    if live.is_empty() { "-".into() } else { live.join(", ") }
+}
+
+fn urls(e: &EnvironmentView) -> String {
+    let urls: Vec<String> = e.routers.iter().filter_map(|r| r.url.clone()).collect();
+    if urls.is_empty() { "-".into() } else { urls.join(", ") }
+}
+
+fn to_json(value: &impl serde::Serialize) -> Result<String, CliError> {
+    serde_json::to_string_pretty(value).map_err(|e| CliError::Other(e.to_string()))
+}

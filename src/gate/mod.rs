@@ -1,0 +1,3 @@
+//! The release gate: threshold expressions evaluated against measured figures.
+
+pub mod threshold;

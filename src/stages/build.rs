@@ -1,0 +1,184 @@
+//! The `build` stage kind: an image from a directory of the checked-out commit, built by the
+//! engine's builder from a tar of that directory (`.dockerignore` honoured), output streamed
+//! into the stage's log, the image id recorded.
+
+use std::collections::HashMap;
+use std::io::Read;
+
+use bytes::Bytes;
+use globset::GlobMatcher;
+
+use super::RunContext;
+use crate::docker::{Backend, BuildRequest, DockerError, RUN_LABEL};
+use crate::events::{AttemptOutcome, EventKind, StageResult, Stream};
+use crate::pipeline::spec::BuildSpec;
+use crate::pipeline::{interpolate, StagePlan};
+
+pub async fn attempt<B: Backend>(ctx: &RunContext<B>, stage: &StagePlan, spec: &BuildSpec, attempt: u32) -> AttemptOutcome {
+    let tag = interpolate(&spec.tag, &ctx.vars);
+    let context = match context_tar(&ctx.workspace, &spec.context, &spec.dockerfile) {
+        Ok(c) => c,
+        Err(message) => return AttemptOutcome::Error { message },
+    };
+    ctx.note(&stage.name, attempt, format!("building {tag} from {} ({} KiB of context)", spec.context, context.len() / 1024));
+    let request = BuildRequest {
+        tag: tag.clone(),
+        dockerfile: spec.dockerfile.clone(),
+        build_args: spec.build_args.iter().map(|(k, v)| (k.clone(), interpolate(v, &ctx.vars))).collect(),
+        target: spec.target.clone(),
+        labels: HashMap::from([
+            (RUN_LABEL.to_string(), ctx.run_id.clone()),
+            ("io.gantry.commit".to_string(), ctx.commit.sha.clone()),
+        ]),
+    };
+    let name = stage.name.clone();
+    let output = |line: &str| ctx.emit.log(&name, attempt, Stream::Stdout, ctx.masker.mask(line));
+    let built = tokio::select! {
+        built = ctx.backend.build_image(context, &request, &output) => built,
+        _ = ctx.cancel.cancelled() => return AttemptOutcome::Cancelled,
+    };
+    match built {
+        Ok(image_id) => {
+            ctx.note(&stage.name, attempt, format!("built {tag} ({image_id})"));
+            ctx.emit.event(EventKind::StageResult {
+                stage: stage.name.clone(),
+                result: StageResult::Image { tag, image_id },
+            });
+            AttemptOutcome::Succeeded
+        }
+        Err(DockerError::Build(message)) => AttemptOutcome::Error { message: ctx.masker.mask(&format!("the build of {tag} failed: {message}")) },
+        Err(e) => ctx.error(e),
+    }
+}
+
+/// The build context: the entries of the workspace archive under `dir`, re-rooted, minus
+/// what `.dockerignore` excludes (the Dockerfile and `.dockerignore` are always sent, as
+/// the Docker CLI does: the builder needs them).
+pub fn context_tar(workspace: &[u8], dir: &str, dockerfile: &str) -> Result<Bytes, String> {
+    let prefix = match dir.trim_matches('/') {
+        "" | "." => String::new(),
+        d => format!("{}/", d.trim_start_matches("./")),
+    };
+    let mut files: Vec<(String, tar::Header, Vec<u8>)> = Vec::new();
+    let mut archive = tar::Archive::new(workspace);
+    for entry in archive.entries().map_err(|e| format!("cannot read the checkout: {e}"))? {
+        let mut entry = entry.map_err(|e| format!("cannot read the checkout: {e}"))?;
+        let path = entry.path().map_err(|e| e.to_string())?.to_string_lossy().into_owned();
+        let Some(rel) = path.strip_prefix(&prefix) else { continue };
+        if rel.is_empty() {
+            continue;
+        }
+        let mut data = Vec::new();
+        entry.read_to_end(&mut data).map_err(|e| e.to_string())?;
+        files.push((rel.to_string(), entry.header().clone(), data));
+    }
+    if files.is_empty() {
+        return Err(format!("the build context `{dir}` does not exist in this commit"));
+    }
+    if !files.iter().any(|(p, _, _)| p.trim_end_matches('/') == dockerfile) {
+        return Err(format!("there is no `{dockerfile}` in the build context `{dir}`"));
+    }
+    let ignore = files
+        .iter()
+        .find(|(p, _, _)| p == ".dockerignore")
+        .map(|(_, _, data)| DockerIgnore::parse(&String::from_utf8_lossy(data)))
+        .unwrap_or_default();
+    let mut builder = tar::Builder::new(Vec::new());
+    for (path, mut header, data) in files {
+        let name = path.trim_end_matches('/');
+        if name != dockerfile && name != ".dockerignore" && ignore.excludes(name) {
+            continue;
+        }
+        builder
+            .append_data(&mut header, &path, data.as_slice())
+            .map_err(|e| format!("cannot pack the build context: {e}"))?;
+    }
+    Ok(Bytes::from(builder.into_inner().map_err(|e| e.to_string())?))
+}
+
+/// `.dockerignore` rules: globs relative to the context root, `!` re-includes, the last
+/// matching rule wins, and a rule matching a directory covers everything under it.
+#[derive(Default)]
+struct DockerIgnore {
+    rules: Vec<(GlobMatcher, bool)>,
+}
+
+impl DockerIgnore {
+    fn parse(text: &str) -> Self {
+        let rules = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .filter_map(|line| {
+                let (exclude, pattern) = match line.strip_prefix('!') {
+                    Some(p) => (false, p.trim()),
+                    None => (true, line),
+                };
+                let pattern = pattern.trim_start_matches("./").trim_start_matches('/').trim_end_matches('/');
+                let glob = globset::GlobBuilder::new(pattern).literal_separator(true).build().ok()?;
+                Some((glob.compile_matcher(), exclude))
+            })
+            .collect();
+        DockerIgnore { rules }
+    }
+
+    fn excludes(&self, path: &str) -> bool {
+        let mut excluded = false;
+        for (glob, exclude) in &self.rules {
+            // A path is covered when it or one of its parent directories matches.
+            let mut candidate = Some(path);
+            while let Some(p) = candidate {
+                if glob.is_match(p) {
+                    excluded = *exclude;
+                    break;
+                }
+                candidate = p.rsplit_once('/').map(|(parent, _)| parent);
+            }
+        }
+        excluded
+    }
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn workspace(files: &[(&str, &str)]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (path, content) in files {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(content.len() as u64);
+            h.set_mode(0o644);
+            b.append_data(&mut h, path, content.as_bytes()).unwrap();
+        }
+        b.into_inner().unwrap()
+    }
+
+    fn names(tar: &[u8]) -> Vec<String> {
+        let mut a = tar::Archive::new(tar);
+        a.entries().unwrap().map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned()).collect()
+    }
+
+    #[test]
+    fn context_is_the_directory_rerooted_minus_dockerignore() {
+        let ws = workspace(&[
+            ("app/Dockerfile", "FROM scratch"),
+            ("app/.dockerignore", "target\n*.log\n!keep.log\n"),
+            ("app/src/main.rs", "fn main(){}"),
+            ("app/target/debug/big", "x"),
+            ("app/a.log", "x"),
+            ("app/keep.log", "x"),
+            ("other/file", "x"),
+        ]);
+        let got = names(&context_tar(&ws, "app", "Dockerfile").unwrap());
+        assert_eq!(got, vec!["Dockerfile", ".dockerignore", "src/main.rs", "keep.log"]);
+    }
+
+    #[test]
+    fn missing_context_or_dockerfile_is_a_clear_error() {
+        let ws = workspace(&[("app/Dockerfile", "FROM scratch")]);
+        assert_eq!(context_tar(&ws, "nope", "Dockerfile").unwrap_err(), "the build context `nope` does not exist in this commit");
+        assert_eq!(context_tar(&ws, "app", "Containerfile").unwrap_err(), "there is no `Containerfile` in the build context `app`");
+    }
+}

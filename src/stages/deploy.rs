@@ -1,0 +1,367 @@
+//! The `deploy` stage kind. A new version of an app starts beside the old one and is
+//! health-checked from inside the environment; only then does it take the live alias that
+//! the environment's router forwards to, and the old version is retired. A new version
+//! that never becomes healthy is removed and the old one keeps serving.
+//!
+//! Modes: `replace` does all of that at once; `preview` stops before going live (the
+//! version answers as `<app>-preview` for smoke and load stages); `promote` puts the
+//! preview live. Blue-green, as Argo Rollouts calls it, with the tests in between.
+
+use std::time::Duration;
+
+use chrono::{DateTime, FixedOffset, Utc};
+use tokio::time::Instant;
+
+use super::environment::{self, Role, APP_LABEL, COMMIT_LABEL, PORT_LABEL, PUBLISHED_LABEL, SPEC_LABEL};
+use super::health::{self, Health};
+use super::{container, RunContext};
+use crate::docker::{Backend, ContainerInfo, ContainerSpec, DockerError};
+use crate::events::{AttemptOutcome, Deployment, DeploymentOutcome, EventKind, StageResult};
+use crate::pipeline::spec::{DeployMode, DeploySpec, HealthSpec};
+use crate::pipeline::{interpolate, StagePlan};
+
+/// The image of Gantry's router agent.
+pub const ROUTER_IMAGE: &str = "gantry/router";
+/// How long the old version may finish its requests once the new one is live.
+const RETIRE_GRACE: Duration = Duration::from_secs(5);
+const COMMIT_TIME_LABEL: &str = "io.gantry.commit-time";
+const AUTHOR_LABEL: &str = "io.gantry.author";
+
+pub fn preview_alias(app: &str) -> String {
+    format!("{app}-preview")
+}
+
+/// A version of the app, running in the environment.
+struct Version {
+    id: String,
+    name: String,
+    image: String,
+    image_id: String,
+    commit: String,
+    commit_time: DateTime<FixedOffset>,
+    author: String,
+}
+
+enum Stop {
+    Cancelled,
+    Docker(DockerError),
+    /// The deployment was refused; the message says why.
+    Refused(String),
+    /// The new version never became healthy (recorded as a failed deployment).
+    Unhealthy { image: String, image_id: String, reason: String },
+}
+
+impl From<DockerError> for Stop {
+    fn from(e: DockerError) -> Self {
+        Stop::Docker(e)
+    }
+}
+
+pub async fn attempt<B: Backend>(
+    ctx: &RunContext<B>,
+    stage: &StagePlan,
+    spec: &DeploySpec,
+    attempt: u32,
+    deadline: Instant,
+) -> AttemptOutcome {
+    let started_at = Utc::now();
+    let network = environment::network(&spec.environment);
+    let result = async {
+        match spec.mode {
+            DeployMode::Replace => {
+                let new = start_checked(ctx, stage, spec, attempt, deadline).await?;
+                let replaced = go_live(ctx, stage, spec, &network, &new, attempt).await?;
+                Ok(Some((new, replaced)))
+            }
+            DeployMode::Preview => {
+                let new = start_checked(ctx, stage, spec, attempt, deadline).await?;
+                to_preview(ctx, stage, spec, &network, &new, attempt).await?;
+                Ok(None)
+            }
+            DeployMode::Promote => {
+                let preview = find_preview(ctx, spec, &network).await?;
+                let replaced = go_live(ctx, stage, spec, &network, &preview, attempt).await?;
+                Ok(Some((preview, replaced)))
+            }
+        }
+    }
+    .await;
+    let url = published_url(ctx, spec).await;
+    let record = |image: String, image_id: String, commit: String, commit_time, author: String, outcome, replaced| Deployment {
+        environment: spec.environment.clone(),
+        app: spec.app.clone(),
+        image,
+        image_id,
+        commit,
+        commit_time,
+        author,
+        run_id: ctx.run_id.clone(),
+        pipeline: ctx.pipeline.clone(),
+        started_at,
+        finished_at: Utc::now(),
+        outcome,
+        url: url.clone(),
+        replaced,
+    };
+    match result {
+        Ok(Some((live, replaced))) => {
+            if let Some(url) = &url {
+                ctx.note(&stage.name, attempt, format!("{} answers at {url}", spec.environment));
+            }
+            let d = record(live.image, live.image_id, live.commit, live.commit_time, live.author, DeploymentOutcome::Succeeded, replaced);
+            ctx.emit.event(EventKind::StageResult { stage: stage.name.clone(), result: StageResult::Deployment(d) });
+            AttemptOutcome::Succeeded
+        }
+        Ok(None) => AttemptOutcome::Succeeded,
+        Err(Stop::Unhealthy { image, image_id, reason }) => {
+            // Only a deployment meant to go live counts as a failed deployment.
+            if spec.mode == DeployMode::Replace {
+                let outcome = DeploymentOutcome::Failed { reason: reason.clone() };
+                let d = record(image, image_id, ctx.commit.sha.clone(), ctx.commit.time, ctx.commit.author_name.clone(), outcome, Vec::new());
+                ctx.emit.event(EventKind::StageResult { stage: stage.name.clone(), result: StageResult::Deployment(d) });
+            }
+            AttemptOutcome::Error { message: ctx.masker.mask(&reason) }
+        }
+        Err(Stop::Refused(message)) => AttemptOutcome::Error { message },
+        Err(Stop::Cancelled) => AttemptOutcome::Cancelled,
+        Err(Stop::Docker(e)) => ctx.error(e),
+    }
+}
+
+async fn published_url<B: Backend>(ctx: &RunContext<B>, spec: &DeploySpec) -> Option<String> {
+    let routers = router_of(ctx, spec).await.ok()?;
+    let port = routers.iter().find(|r| r.running)?.labels.get(PUBLISHED_LABEL)?.clone();
+    Some(format!("http://127.0.0.1:{port}"))
+}
+
+async fn router_of<B: Backend>(ctx: &RunContext<B>, spec: &DeploySpec) -> Result<Vec<ContainerInfo>, DockerError> {
+    Ok(environment::containers(ctx.backend.as_ref(), &spec.environment, Role::Router)
+        .await?
+        .into_iter()
+        .filter(|c| c.labels.get(APP_LABEL) == Some(&spec.app))
+        .collect())
+}
+
+async fn app_versions<B: Backend>(ctx: &RunContext<B>, spec: &DeploySpec) -> Result<Vec<ContainerInfo>, DockerError> {
+    Ok(environment::containers(ctx.backend.as_ref(), &spec.environment, Role::App)
+        .await?
+        .into_iter()
+        .filter(|c| c.labels.get(APP_LABEL) == Some(&spec.app))
+        .collect())
+}
+
+/// Starts the new version on the environment's network and waits for its health check.
+async fn start_checked<B: Backend>(
+    ctx: &RunContext<B>,
+    stage: &StagePlan,
+    spec: &DeploySpec,
+    attempt: u32,
+    deadline: Instant,
+) -> Result<Version, Stop> {
+    let backend = ctx.backend.as_ref();
+    let env = spec.environment.as_str();
+    let (Some(image), Some(port)) = (&spec.image, spec.port) else {
+        return Err(Stop::Refused("a deployment needs `image` and `port`".into()));
+    };
+    let image = interpolate(image, &ctx.vars);
+    backend.ensure_image(&image).await?;
+    let image_id = backend.image_id(&image).await?.unwrap_or_default();
+    let network = environment::ensure_network(backend, env, &ctx.run_id).await?;
+    ensure_router(ctx, stage, spec, port, &network, attempt).await?;
+
+    let name = format!("gantry-env-{env}-{}-{}-{}", spec.app, ctx.commit.short, health::short_id());
+    let mut labels = environment::labels(env, &ctx.run_id, Role::App);
+    labels.insert(APP_LABEL.into(), spec.app.clone());
+    labels.insert(COMMIT_LABEL.into(), ctx.commit.sha.clone());
+    labels.insert(COMMIT_TIME_LABEL.into(), ctx.commit.time.to_rfc3339());
+    labels.insert(AUTHOR_LABEL.into(), ctx.commit.author_name.clone());
+    labels.insert(PORT_LABEL.into(), port.to_string());
+    let new = ContainerSpec {
+        name: name.clone(),
+        image: image.clone(),
+        cmd: spec.command.clone().map(|c| c.0).unwrap_or_default(),
+        env: spec.env.iter().map(|(k, v)| format!("{k}={}", interpolate(v, &ctx.vars))).collect(),
+        labels,
+        network: Some(network.clone()),
+        aliases: vec![name.clone()],
+        ..Default::default()
+    };
+    let id = backend.create_container(&new).await?;
+    if let Err(e) = backend.start(&id).await {
+        let _ = backend.remove_container(&id).await;
+        return Err(e.into());
+    }
+    ctx.note(&stage.name, attempt, format!("started {image} as {name}; checking its health"));
+    // The new version's own output goes to the stage's log while it is being checked.
+    let output = container::forward_output(ctx, &stage.name, attempt, backend.output(&id));
+    let health_spec = spec.health.clone().unwrap_or_else(|| HealthSpec::http("/"));
+    let target = health::Target { container: &id, host: &name, network: &network, default_port: Some(port) };
+    let check = health::check(ctx, &stage.name, attempt, &target, &health_spec, deadline);
+    tokio::pin!(check);
+    let checked = tokio::select! {
+        h = &mut check => h,
+        _ = output => check.await,
+    };
+    let version = Version {
+        id: id.clone(),
+        name: name.clone(),
+        image: image.clone(),
+        image_id: image_id.clone(),
+        commit: ctx.commit.sha.clone(),
+        commit_time: ctx.commit.time,
+        author: ctx.commit.author_name.clone(),
+    };
+    match checked {
+        Health::Healthy => {
+            ctx.note(&stage.name, attempt, format!("{} is healthy", version.name));
+            Ok(version)
+        }
+        Health::Cancelled => {
+            let _ = backend.remove_container(&id).await;
+            Err(Stop::Cancelled)
+        }
+        Health::Unhealthy(why) => {
+            let _ = backend.remove_container(&id).await;
+            let serving = app_versions(ctx, spec).await.unwrap_or_default().iter().any(|c| c.running);
+            let kept = if serving { "the previous version keeps serving" } else { "nothing was serving before" };
+            Err(Stop::Unhealthy {
+                image,
+                image_id,
+                reason: format!("the new version of {} in {env} failed its health check ({kept}): {why}", spec.app),
+            })
+        }
+    }
+}
+
+/// Gives `version` exactly these aliases on the network (an endpoint's aliases are fixed
+/// when it connects, so it reconnects).
+async fn realias<B: Backend>(ctx: &RunContext<B>, network: &str, version: &Version, extra: &str) -> Result<(), DockerError> {
+    ctx.backend.disconnect(network, &version.id).await?;
+    ctx.backend.connect(network, &version.id, vec![version.name.clone(), extra.to_string()]).await
+}
+
+/// Takes over the live alias (the router resolves it per connection, so new connections
+/// go to the new version from here on), then retires every other version.
+async fn go_live<B: Backend>(
+    ctx: &RunContext<B>,
+    stage: &StagePlan,
+    spec: &DeploySpec,
+    network: &str,
+    new: &Version,
+    attempt: u32,
+) -> Result<Vec<String>, Stop> {
+    let backend = ctx.backend.as_ref();
+    realias(ctx, network, new, &environment::live_alias(&spec.app)).await?;
+    let mut replaced = Vec::new();
+    for old in app_versions(ctx, spec).await?.into_iter().filter(|c| c.id != new.id) {
+        let was_live = backend.aliases(&old.id, network).await?.contains(&environment::live_alias(&spec.app));
+        backend.disconnect(network, &old.id).await?;
+        backend.stop(&old.id, RETIRE_GRACE).await?;
+        backend.remove_container(&old.id).await?;
+        ctx.note(&stage.name, attempt, format!("retired {} ({})", old.name, old.image));
+        if was_live {
+            replaced.push(old.image);
+        }
+    }
+    ctx.note(&stage.name, attempt, format!("{} in {} is now {} ({})", spec.app, spec.environment, new.image, short(&new.commit)));
+    Ok(replaced)
+}
+
+/// Makes `new` the app's only preview; the live version is untouched.
+async fn to_preview<B: Backend>(
+    ctx: &RunContext<B>,
+    stage: &StagePlan,
+    spec: &DeploySpec,
+    network: &str,
+    new: &Version,
+    attempt: u32,
+) -> Result<(), Stop> {
+    let backend = ctx.backend.as_ref();
+    let preview = preview_alias(&spec.app);
+    for old in app_versions(ctx, spec).await?.into_iter().filter(|c| c.id != new.id) {
+        if backend.aliases(&old.id, network).await?.contains(&preview) {
+            backend.remove_container(&old.id).await?;
+            ctx.note(&stage.name, attempt, format!("removed the earlier preview {}", old.name));
+        }
+    }
+    realias(ctx, network, new, &preview).await?;
+    let port = spec.port.unwrap_or_default();
+    ctx.note(&stage.name, attempt, format!("{} is the preview of {} in {}: http://{preview}:{port} on its network", new.name, spec.app, spec.environment));
+    Ok(())
+}
+
+async fn find_preview<B: Backend>(ctx: &RunContext<B>, spec: &DeploySpec, network: &str) -> Result<Version, Stop> {
+    let preview = preview_alias(&spec.app);
+    for c in app_versions(ctx, spec).await?.into_iter().filter(|c| c.running) {
+        if ctx.backend.aliases(&c.id, network).await?.contains(&preview) {
+            let label = |k: &str| c.labels.get(k).cloned().unwrap_or_default();
+            let commit_time = DateTime::parse_from_rfc3339(&label(COMMIT_TIME_LABEL)).unwrap_or(ctx.commit.time);
+            return Ok(Version {
+                id: c.id.clone(),
+                name: c.name.clone(),
+                image: c.image.clone(),
+                image_id: c.image_id.clone(),
+                commit: label(COMMIT_LABEL),
+                commit_time,
+                author: label(AUTHOR_LABEL),
+            });
+        }
+    }
+    Err(Stop::Refused(format!(
+        "{} in {} has no preview to promote (deploy one with `mode: preview` first)",
+        spec.app, spec.environment
+    )))
+}
+
+fn short(sha: &str) -> &str {
+    &sha[..sha.len().min(8)]
+}
+
+/// The router owns the app's stable alias and published port; it is created once per app
+/// and environment, and replaced only when its own settings change.
+async fn ensure_router<B: Backend>(
+    ctx: &RunContext<B>,
+    stage: &StagePlan,
+    spec: &DeploySpec,
+    port: u16,
+    network: &str,
+    attempt: u32,
+) -> Result<(), DockerError> {
+    let backend = ctx.backend.as_ref();
+    let env = spec.environment.as_str();
+    let print = environment::fingerprint(&(port, spec.publish, &spec.app, ROUTER_IMAGE));
+    let routers = router_of(ctx, spec).await?;
+    if routers.len() == 1 && routers[0].running && routers[0].labels.get(SPEC_LABEL) == Some(&print) {
+        return Ok(());
+    }
+    for old in &routers {
+        backend.remove_container(&old.id).await?;
+    }
+    let mut labels = environment::labels(env, &ctx.run_id, Role::Router);
+    labels.insert(APP_LABEL.into(), spec.app.clone());
+    labels.insert(SPEC_LABEL.into(), print);
+    labels.insert(PORT_LABEL.into(), port.to_string());
+    if let Some(p) = spec.publish {
+        labels.insert(PUBLISHED_LABEL.into(), p.to_string());
+    }
+    let router = ContainerSpec {
+        name: format!("gantry-env-{env}-{}-router", spec.app),
+        image: ROUTER_IMAGE.into(),
+        cmd: vec![
+            "--listen".into(),
+            format!("0.0.0.0:{port}"),
+            "--upstream".into(),
+            format!("{}:{port}", environment::live_alias(&spec.app)),
+        ],
+        labels,
+        network: Some(network.to_string()),
+        aliases: vec![spec.app.clone()],
+        published: spec.publish.map(|p| vec![(p, port)]).unwrap_or_default(),
+        ..Default::default()
+    };
+    backend.ensure_image(ROUTER_IMAGE).await?;
+    let id = backend.create_container(&router).await?;
+    backend.start(&id).await?;
+    ctx.note(&stage.name, attempt, format!("router for {} in {env} started", spec.app));
+    Ok(())
+}

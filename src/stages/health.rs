@@ -1,0 +1,140 @@
+//! Health checks of services and new app versions: a command run inside the container
+//! (exec), or an HTTP probe by Gantry's smoke agent from inside the environment's network,
+//! so the check sees what the environment's other containers see.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::{container, RunContext};
+use crate::docker::{Backend, ContainerSpec, RUN_LABEL, STAGE_LABEL};
+use crate::pipeline::spec::HealthSpec;
+
+/// The image of Gantry's smoke agent, which also probes HTTP health.
+pub const SMOKE_IMAGE: &str = "gantry/smoke";
+
+/// How a health check ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Health {
+    Healthy,
+    /// Not healthy in time; the last output of the check says why.
+    Unhealthy(String),
+    Cancelled,
+}
+
+pub struct Target<'a> {
+    pub container: &'a str,
+    /// Host name of the container on the environment's network.
+    pub host: &'a str,
+    pub network: &'a str,
+    pub default_port: Option<u16>,
+}
+
+pub async fn check<B: Backend>(
+    ctx: &RunContext<B>,
+    stage: &str,
+    attempt: u32,
+    target: &Target<'_>,
+    health: &HealthSpec,
+    deadline: Instant,
+) -> Health {
+    let deadline = deadline.min(Instant::now() + health.deadline.0);
+    if let Some(command) = &health.command {
+        return by_command(ctx, target.container, &command.0, health, deadline).await;
+    }
+    let path = health.http.as_deref().unwrap_or("/");
+    let Some(port) = health.port.or(target.default_port) else {
+        return Health::Unhealthy("an HTTP health check needs a port".into());
+    };
+    let url = format!("http://{}:{port}{path}", target.host);
+    by_http(ctx, stage, attempt, target.network, &url, health, deadline).await
+}
+
+async fn by_command<B: Backend>(
+    ctx: &RunContext<B>,
+    container: &str,
+    command: &[String],
+    health: &HealthSpec,
+    deadline: Instant,
+) -> Health {
+    let mut last = String::from("the check never ran");
+    for _ in 0..health.retries.max(1) {
+        if ctx.cancel.is_cancelled() {
+            return Health::Cancelled;
+        }
+        match ctx.backend.exec(container, command.to_vec()).await {
+            Ok((0, _)) => return Health::Healthy,
+            Ok((code, output)) => last = format!("`{}` exited with {code}: {}", command.join(" "), output.trim()),
+            Err(e) => last = e.to_string(),
+        }
+        if Instant::now() + health.interval.0 > deadline {
+            break;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(health.interval.0) => {}
+            _ = ctx.cancel.cancelled() => return Health::Cancelled,
+        }
+    }
+    Health::Unhealthy(ctx.masker.mask(&last))
+}
+
+/// One probe container polls until healthy or the deadline: one container lifecycle for
+/// the whole wait instead of one per attempt.
+async fn by_http<B: Backend>(
+    ctx: &RunContext<B>,
+    stage: &str,
+    attempt: u32,
+    network: &str,
+    url: &str,
+    health: &HealthSpec,
+    deadline: Instant,
+) -> Health {
+    let wait = deadline.saturating_duration_since(Instant::now()).max(Duration::from_secs(1));
+    let spec = ContainerSpec {
+        name: format!("gantry-{}-{stage}-{attempt}-probe-{}", ctx.run_id, short_id()),
+        image: SMOKE_IMAGE.into(),
+        cmd: vec![
+            "probe".into(),
+            url.into(),
+            "--timeout".into(),
+            format!("{}ms", wait.as_millis()),
+            "--interval".into(),
+            format!("{}ms", health.interval.0.as_millis()),
+        ],
+        labels: HashMap::from([
+            (RUN_LABEL.to_string(), ctx.run_id.clone()),
+            (STAGE_LABEL.to_string(), stage.to_string()),
+        ]),
+        network: Some(network.to_string()),
+        ..Default::default()
+    };
+    let created = match container::create(ctx, &spec, &[]).await {
+        Ok(c) => c,
+        Err(e) => return Health::Unhealthy(e.to_string()),
+    };
+    // The probe gives up by itself at the deadline; the margin lets it say why.
+    let ended = container::run(ctx, stage, attempt, &created.id, deadline + Duration::from_secs(5)).await;
+    let said = match ended {
+        Ok(container::Ended::Exited(code)) if code != 0 => container::tail(ctx, &created.id, 3).await,
+        _ => String::new(),
+    };
+    container::remove(ctx, created).await;
+    match ended {
+        Ok(container::Ended::Exited(0)) => Health::Healthy,
+        Ok(container::Ended::Cancelled) => Health::Cancelled,
+        Ok(container::Ended::Exited(_)) => Health::Unhealthy(format!(
+            "{url} did not answer healthy within {}: {}",
+            humantime::format_duration(Duration::from_secs(wait.as_secs())),
+            said.replace('\n', " / ")
+        )),
+        Ok(container::Ended::TimedOut) => Health::Unhealthy(format!("the probe of {url} did not finish")),
+        Err(e) => Health::Unhealthy(e.to_string()),
+    }
+}
+
+/// A short unique suffix for helper container names.
+pub fn short_id() -> String {
+    let u = ulid::Ulid::new().to_string().to_ascii_lowercase();
+    u[u.len() - 6..].to_string()
+}

@@ -1,0 +1,94 @@
+//! The `smoke` stage kind: user journeys against an environment's app, run by Gantry's
+//! smoke agent; the report is stored, and a failing step fails the stage naming journey
+//! and step.
+
+use tokio::time::Instant;
+
+use super::agent::{self, AgentError, OUT_DIR, SPEC_PATH};
+use super::RunContext;
+use crate::docker::Backend;
+use crate::events::{AttemptOutcome, EventKind, StageResult};
+use crate::pipeline::spec::SmokeSpec as StageSpec;
+use crate::pipeline::StagePlan;
+use crate::smoke::{Expect, Journey, Request, SmokeReport, SmokeSpec, Step};
+
+pub const SMOKE_IMAGE: &str = "gantry/smoke";
+const REPORT: &str = "report.json";
+
+pub async fn attempt<B: Backend>(
+    ctx: &RunContext<B>,
+    stage: &StagePlan,
+    spec: &StageSpec,
+    attempt: u32,
+    deadline: Instant,
+) -> AttemptOutcome {
+    let base_url = match agent::target_url(ctx, &spec.target, &spec.app, spec.version).await {
+        Ok(url) => url,
+        Err(AgentError::NoTarget(message)) => return AttemptOutcome::Error { message },
+        Err(AgentError::Docker(e)) => return ctx.error(e),
+    };
+    let agent_spec = agent_spec(spec, base_url);
+    let json = serde_json::to_vec_pretty(&agent_spec).expect("spec serialises");
+    let args = vec!["run".into(), "--spec".into(), SPEC_PATH.into(), "--out".into(), format!("{OUT_DIR}/{REPORT}")];
+    let started = Instant::now();
+    let ran = match agent::run(ctx, &stage.name, attempt, SMOKE_IMAGE, &spec.target, args, &json, REPORT, deadline).await {
+        Ok(r) => r,
+        Err(AgentError::NoTarget(message)) => return AttemptOutcome::Error { message },
+        Err(AgentError::Docker(e)) => return ctx.error(e),
+    };
+    let report = ran.result.as_deref().and_then(|b| serde_json::from_slice::<SmokeReport>(b).ok());
+    let Some(report) = report else {
+        return match ran.ended.outcome(started) {
+            AttemptOutcome::Succeeded => AttemptOutcome::Error { message: "the smoke agent wrote no report".into() },
+            AttemptOutcome::Failed { exit_code } => {
+                AttemptOutcome::Error { message: format!("the smoke agent failed (exit code {exit_code}) without a report") }
+            }
+            other => other,
+        };
+    };
+    let verdict = match report.failure_message() {
+        None => AttemptOutcome::Succeeded,
+        Some(message) => AttemptOutcome::Error { message: ctx.masker.mask(&message) },
+    };
+    let (passed, failed, skipped) = report.counts();
+    ctx.note(&stage.name, attempt, format!("smoke: {passed} steps passed, {failed} failed, {skipped} skipped"));
+    ctx.emit.event(EventKind::StageResult { stage: stage.name.clone(), result: StageResult::Smoke(report) });
+    verdict
+}
+
+/// The pipeline's journeys in the agent's wire format.
+fn agent_spec(spec: &StageSpec, base_url: String) -> SmokeSpec {
+    SmokeSpec {
+        base_url,
+        timeout_ms: spec.request_timeout.map(|t| t.0.as_millis() as u64).unwrap_or(10_000),
+        journeys: spec
+            .journeys
+            .iter()
+            .map(|j| Journey {
+                name: j.name.clone(),
+                steps: j
+                    .steps
+                    .iter()
+                    .map(|s| Step {
+                        name: s.name.clone(),
+                        request: Request {
+                            method: s.method.clone(),
+                            path: s.path.clone(),
+                            headers: s.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                            body: s.body.clone(),
+                            json: s.json.clone(),
+                        },
+                        expect: Expect {
+                            status: s.expect.status,
+                            body_contains: s.expect.body_contains.0.clone(),
+                            json: s.expect.json.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                            max_latency_ms: s.expect.max_latency.map(|d| d.0.as_millis() as u64),
+                            headers: s.expect.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                        },
+                        capture: s.capture.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                    })
+                    .collect(),
+            })
+            .collect(),
+    }
+}
