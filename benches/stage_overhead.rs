@@ -204,6 +204,7 @@ impl GantrySide {
             workspace: self.workspace.clone(),
             secrets: Default::default(),
             max_parallel: 4,
+            var_overrides: Default::default(),
         };
         let scheduler =
             tokio::spawn(scheduler::run(self.engine.clone(), request, Emitter::new(tx), CancellationToken::new()));

@@ -151,6 +151,13 @@ pub enum StageResult {
     Environment { environment: String, network: String, services: Vec<ServiceChange> },
     Deployment(Deployment),
     Smoke(crate::smoke::SmokeReport),
+    /// A load run's figures and each threshold's verdict on them.
+    Load {
+        summary: crate::load::LoadSummary,
+        thresholds: Vec<crate::gate::threshold::ThresholdResult>,
+        /// Stopped early because a threshold failed (abort_on_fail).
+        aborted: bool,
+    },
 }
 
 /// What provisioning did to one service.

@@ -97,6 +97,7 @@ rejects! {
     load_needs_a_path_or_requests => "load_needs_path_or_requests.yml",
     smoke_expectation_of_wrong_type_is_located_deep_in_the_journey => "smoke_step_wrong_type.yml",
     environment_names_must_fit_docker_names => "provision_bad_environment_name.yml",
+    threshold_syntax_errors_point_into_the_expression => "load_threshold_syntax.yml",
 }
 
 #[test]

@@ -172,6 +172,18 @@ pub fn result_line(result: &StageResult) -> String {
             let (p, f, s) = r.counts();
             format!("smoke: {p} passed, {f} failed, {s} skipped")
         }
+        StageResult::Load { summary, thresholds, .. } => {
+            let failed = thresholds.iter().filter(|t| !t.passed).count();
+            format!(
+                "load: {} requests, {:.1}/s, p95 {:.1}ms, p99 {:.1}ms, {:.2}% failed; thresholds {} passed, {failed} failed",
+                summary.requests,
+                summary.rate,
+                summary.latency_ms.p95,
+                summary.latency_ms.p99,
+                summary.failed_rate * 100.0,
+                thresholds.len() - failed
+            )
+        }
     }
 }
 

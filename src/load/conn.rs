@@ -2,6 +2,8 @@
 //! client without a pool, because a worker never shares its connection and a pool's
 //! bookkeeping would only cost throughput.
 
+use std::net::SocketAddr;
+
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::{self, SendRequest};
@@ -20,12 +22,16 @@ pub enum SendError {
 pub struct Conn {
     host: String,
     port: u16,
+    /// The address last connected to; kept so a server that closes every connection
+    /// does not cost a DNS lookup per request, dropped after a failed connect so a
+    /// Docker network alias that moves to a new container is followed.
+    addr: Option<SocketAddr>,
     sender: Option<SendRequest<Full<Bytes>>>,
 }
 
 impl Conn {
     pub fn new(host: &str, port: u16) -> Conn {
-        Conn { host: host.to_string(), port, sender: None }
+        Conn { host: host.to_string(), port, addr: None, sender: None }
     }
 
     /// Forgets the connection (after a timeout or error its state is unknown).
@@ -43,9 +49,12 @@ impl Conn {
             }
             self.sender = None;
         }
-        // Resolution goes through getaddrinfo each connect, so a Docker network alias
-        // that moves to a new container is followed.
-        let stream = TcpStream::connect((self.host.as_str(), self.port)).await?;
+        let stream = match self.addr {
+            Some(addr) => TcpStream::connect(addr).await,
+            None => TcpStream::connect((self.host.as_str(), self.port)).await,
+        };
+        let stream = stream.inspect_err(|_| self.addr = None)?;
+        self.addr = stream.peer_addr().ok();
         stream.set_nodelay(true)?;
         let (sender, connection) = http1::handshake(TokioIo::new(stream)).await?;
         tokio::spawn(async move {

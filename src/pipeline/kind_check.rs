@@ -132,6 +132,10 @@ fn thresholds(ctx: &mut Ctx<'_>, entry: &Entry<'_>) {
     for (metric, list) in entries {
         let metric_name = metric.as_text().unwrap_or_default();
         let mfield = join(&entry.field, metric_name);
+        if let Err(e) = crate::gate::threshold::Metric::parse(metric_name) {
+            ctx.error(metric.pos(), &mfield, e.to_string());
+            continue;
+        }
         let Node::Seq { items, .. } = list else { continue };
         for (i, item) in items.iter().enumerate() {
             let Some(expr) = item.as_text() else { continue };
@@ -146,7 +150,15 @@ fn thresholds(ctx: &mut Ctx<'_>, entry: &Entry<'_>) {
     }
 }
 
-/// The byte column (in the expression) and message of a threshold syntax error.
-fn threshold_syntax(_metric: &str, _expr: &str) -> Result<(), (usize, String)> {
-    Ok(()) // PENDING: wired to gate::threshold::parse when it lands (same change).
+/// The column (in the expression) and message of a threshold syntax error.
+fn threshold_syntax(metric: &str, expr: &str) -> Result<(), (usize, String)> {
+    match crate::gate::threshold::Threshold::parse(metric, expr) {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            // The parser counts bytes; the file's columns count characters.
+            let byte = e.column().unwrap_or(0).min(expr.len());
+            let chars = expr.char_indices().take_while(|(i, _)| *i < byte).count();
+            Err((chars, e.to_string()))
+        }
+    }
 }

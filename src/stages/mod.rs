@@ -8,6 +8,7 @@ pub mod container;
 pub mod deploy;
 pub mod environment;
 pub mod health;
+pub mod load;
 pub mod provision;
 pub mod smoke;
 
@@ -116,9 +117,7 @@ pub async fn run_stage<B: Backend>(ctx: &RunContext<B>, stage: &StagePlan) -> At
                 Action::Provision(spec) => provision::attempt(ctx, stage, spec, attempt, deadline).await,
                 Action::Deploy(spec) => deploy::attempt(ctx, stage, spec, attempt, deadline).await,
                 Action::Smoke(spec) => smoke::attempt(ctx, stage, spec, attempt, deadline).await,
-                Action::Load(_) => AttemptOutcome::Error {
-                    message: format!("stage kind of '{}' is not available in this build", stage.name),
-                },
+                Action::Load(spec) => load::attempt(ctx, stage, spec, attempt, deadline).await,
             }
         };
         // Kinds that run containers end them at the deadline themselves; this bound

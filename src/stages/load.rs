@@ -1,0 +1,172 @@
+//! The `load` stage kind: Gantry's load agent drives open-model load at an environment's
+//! app; the coordinator, not the agent, judges the summary against the thresholds, so a
+//! verdict is recorded even from the last snapshot of an agent that died. With
+//! `abort_on_fail`, snapshots are judged while the load runs and a failing one stops it.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::agent::{self, AgentError, OUT_DIR, SPEC_PATH};
+use super::{container, environment, RunContext};
+use crate::docker::{Backend, ContainerSpec, RUN_LABEL, STAGE_LABEL};
+use crate::events::{AttemptOutcome, EventKind, StageResult};
+use crate::gate::threshold::{self, Threshold, ThresholdResult};
+use crate::load::{LoadSpec, LoadSummary, Mode, RequestSpec, Stage};
+use crate::pipeline::spec::LoadSpec as StageSpec;
+use crate::pipeline::StagePlan;
+
+pub const LOAD_IMAGE: &str = "gantry/load";
+const SUMMARY: &str = "summary.json";
+/// Snapshots before this are too thin to abort on.
+const ABORT_AFTER: Duration = Duration::from_secs(5);
+const WATCH_EVERY: Duration = Duration::from_secs(2);
+
+pub async fn attempt<B: Backend>(
+    ctx: &RunContext<B>,
+    stage: &StagePlan,
+    spec: &StageSpec,
+    attempt: u32,
+    deadline: Instant,
+) -> AttemptOutcome {
+    let base_url = match agent::target_url(ctx, &spec.target, &spec.app, spec.version).await {
+        Ok(url) => url,
+        Err(AgentError::NoTarget(message)) => return AttemptOutcome::Error { message },
+        Err(AgentError::Docker(e)) => return ctx.error(e),
+    };
+    let thresholds = match threshold::parse_set(spec.thresholds.iter()) {
+        Ok(t) => t,
+        Err(e) => return AttemptOutcome::Error { message: e.to_string() },
+    };
+    let json = serde_json::to_vec_pretty(&agent_spec(spec, base_url)).expect("spec serialises");
+    let container_spec = ContainerSpec {
+        name: format!("gantry-{}-{}-{attempt}", ctx.run_id, stage.name),
+        image: LOAD_IMAGE.into(),
+        cmd: vec!["--spec".into(), SPEC_PATH.into(), "--out".into(), format!("{OUT_DIR}/{SUMMARY}")],
+        labels: HashMap::from([
+            (RUN_LABEL.to_string(), ctx.run_id.clone()),
+            (STAGE_LABEL.to_string(), stage.name.clone()),
+        ]),
+        network: Some(environment::network(&spec.target)),
+        ..Default::default()
+    };
+    let upload = container::tar_of(&[("gantry/spec.json", &json, 0o644)], &[("gantry", 0o755), ("gantry/out", 0o777)]);
+    let created = match container::create(ctx, &container_spec, &[("/", upload)]).await {
+        Ok(c) => c,
+        Err(e) => return ctx.error(e),
+    };
+    let started = Instant::now();
+    let id = created.id.clone();
+    let (ended, aborted) = {
+        let run = container::run(ctx, &stage.name, attempt, &id, deadline);
+        let watch = watch(ctx, &id, &thresholds, spec.abort_on_fail);
+        tokio::pin!(run);
+        tokio::select! {
+            ended = &mut run => (ended, None),
+            failing = watch => {
+                // A threshold failed on the figures so far: stop the load, keep the figures.
+                let _ = ctx.backend.kill(&id).await;
+                (run.await, Some(failing))
+            }
+        }
+    };
+    let summary = read_summary(ctx, &created.id).await;
+    container::remove(ctx, created).await;
+
+    let Some(summary) = summary else {
+        return match ended {
+            Ok(e) => match e.outcome(started) {
+                AttemptOutcome::Cancelled => AttemptOutcome::Cancelled,
+                AttemptOutcome::TimedOut { after_secs } => AttemptOutcome::TimedOut { after_secs },
+                _ => AttemptOutcome::Error { message: "the load agent produced no summary".into() },
+            },
+            Err(e) => ctx.error(e),
+        };
+    };
+    let results = threshold::evaluate(&summary, &thresholds);
+    for line in summary.table().lines() {
+        ctx.note(&stage.name, attempt, line);
+    }
+    for r in &results {
+        ctx.note(&stage.name, attempt, r.to_string());
+    }
+    let failed: Vec<&ThresholdResult> = results.iter().filter(|r| !r.passed).collect();
+    ctx.emit.event(EventKind::StageResult {
+        stage: stage.name.clone(),
+        result: StageResult::Load { summary: summary.clone(), thresholds: results.clone(), aborted: aborted.is_some() },
+    });
+    if matches!(ended, Ok(container::Ended::Cancelled)) {
+        return AttemptOutcome::Cancelled;
+    }
+    if failed.is_empty() && !summary.complete {
+        return AttemptOutcome::Error {
+            message: format!("the load agent stopped after {:.1}s, before the run was complete", summary.elapsed_ms as f64 / 1000.0),
+        };
+    }
+    if failed.is_empty() {
+        return AttemptOutcome::Succeeded;
+    }
+    let reasons: Vec<String> = failed
+        .iter()
+        .map(|r| {
+            let measured = r.measured.map_or_else(|| "no data".to_string(), |v| r.unit.format(v));
+            format!("{} {} (measured {measured})", metric_name(r), r.expression)
+        })
+        .collect();
+    let how = if aborted.is_some() { " (aborted early: abort_on_fail)" } else { "" };
+    AttemptOutcome::Error { message: format!("load thresholds failed{how}: {}", reasons.join("; ")) }
+}
+
+fn metric_name(r: &ThresholdResult) -> String {
+    serde_json::to_value(r.metric).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+}
+
+/// With `abort_on_fail`, resolves when a snapshot fails a threshold; otherwise never.
+async fn watch<B: Backend>(ctx: &RunContext<B>, id: &str, thresholds: &[Threshold], abort_on_fail: bool) {
+    if !abort_on_fail {
+        return std::future::pending().await;
+    }
+    tokio::time::sleep(ABORT_AFTER).await;
+    loop {
+        if let Some(s) = read_summary(ctx, id).await {
+            if s.elapsed_ms >= ABORT_AFTER.as_millis() as u64 && threshold::evaluate(&s, thresholds).iter().any(|r| !r.passed) {
+                return;
+            }
+        }
+        tokio::time::sleep(WATCH_EVERY).await;
+    }
+}
+
+async fn read_summary<B: Backend>(ctx: &RunContext<B>, id: &str) -> Option<LoadSummary> {
+    let tar = ctx.backend.download(id, &format!("{OUT_DIR}/{SUMMARY}")).await.ok()?;
+    serde_json::from_slice(&container::file_from_tar(&tar)?).ok()
+}
+
+/// The pipeline's load settings in the agent's wire format.
+fn agent_spec(spec: &StageSpec, base_url: String) -> LoadSpec {
+    let requests = match &spec.path {
+        Some(path) => vec![RequestSpec { method: "GET".into(), path: path.clone(), headers: Default::default(), body: None, weight: 1 }],
+        None => spec
+            .requests
+            .iter()
+            .map(|r| RequestSpec {
+                method: r.method.clone(),
+                path: r.path.clone(),
+                headers: r.headers.clone(),
+                body: r.body.clone().map(serde_json::Value::String),
+                weight: r.weight,
+            })
+            .collect(),
+    };
+    LoadSpec {
+        base_url,
+        requests,
+        mode: Mode::ConstantArrivalRate,
+        rate: spec.rate.map(|r| r.0),
+        duration_ms: spec.duration.map(|d| d.0.as_millis() as u64),
+        stages: spec.stages.iter().map(|s| Stage { duration_ms: s.duration.0.as_millis() as u64, target: s.target.0 }).collect(),
+        connections: spec.connections,
+        timeout_ms: spec.request_timeout.map(|t| t.0.as_millis() as u64).unwrap_or(10_000),
+    }
+}
