@@ -176,6 +176,7 @@ async fn start_checked<B: Backend>(
     labels.insert(COMMIT_TIME_LABEL.into(), ctx.commit.time.to_rfc3339());
     labels.insert(AUTHOR_LABEL.into(), ctx.commit.author_name.clone());
     labels.insert(PORT_LABEL.into(), port.to_string());
+    labels.insert(environment::IMAGE_LABEL.into(), image.clone());
     let new = ContainerSpec {
         name: name.clone(),
         image: image.clone(),
@@ -258,9 +259,10 @@ async fn go_live<B: Backend>(
         backend.disconnect(network, &old.id).await?;
         backend.stop(&old.id, RETIRE_GRACE).await?;
         backend.remove_container(&old.id).await?;
-        ctx.note(&stage.name, attempt, format!("retired {} ({})", old.name, old.image));
+        let image = old.labels.get(environment::IMAGE_LABEL).cloned().unwrap_or(old.image);
+        ctx.note(&stage.name, attempt, format!("retired {} ({image})", old.name));
         if was_live {
-            replaced.push(old.image);
+            replaced.push(image);
         }
     }
     ctx.note(&stage.name, attempt, format!("{} in {} is now {} ({})", spec.app, spec.environment, new.image, short(&new.commit)));
@@ -299,7 +301,7 @@ async fn find_preview<B: Backend>(ctx: &RunContext<B>, spec: &DeploySpec, networ
             return Ok(Version {
                 id: c.id.clone(),
                 name: c.name.clone(),
-                image: c.image.clone(),
+                image: c.labels.get(environment::IMAGE_LABEL).cloned().unwrap_or_else(|| c.image.clone()),
                 image_id: c.image_id.clone(),
                 commit: label(COMMIT_LABEL),
                 commit_time,

@@ -13,6 +13,9 @@ pub const SPEC_LABEL: &str = "io.gantry.spec";
 pub const COMMIT_LABEL: &str = "io.gantry.commit";
 pub const PORT_LABEL: &str = "io.gantry.port";
 pub const PUBLISHED_LABEL: &str = "io.gantry.published";
+/// The image reference a version was deployed as (the engine's listing shows a bare id
+/// once the tag has moved on).
+pub const IMAGE_LABEL: &str = "io.gantry.image";
 
 /// What a container does in an environment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,7 +149,7 @@ pub async fn describe<B: Backend>(backend: &B, env: &str) -> Result<EnvironmentV
     let net = network(env);
     let view = |c: &ContainerInfo, of_label: &str| ObjectView {
         name: c.name.clone(),
-        image: c.image.clone(),
+        image: c.labels.get(IMAGE_LABEL).cloned().unwrap_or_else(|| c.image.clone()),
         running: c.running,
         of: c.labels.get(of_label).cloned().unwrap_or_default(),
         commit: c.labels.get(COMMIT_LABEL).cloned(),

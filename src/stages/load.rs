@@ -85,9 +85,7 @@ pub async fn attempt<B: Backend>(
         };
     };
     let results = threshold::evaluate(&summary, &thresholds);
-    for line in summary.table().lines() {
-        ctx.note(&stage.name, attempt, line);
-    }
+    // The agent printed its own table; the verdicts are the coordinator's.
     for r in &results {
         ctx.note(&stage.name, attempt, r.to_string());
     }

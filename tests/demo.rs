@@ -1,0 +1,82 @@
+//! The README's main job, end to end on the real engine: the storefront pipeline builds,
+//! provisions, previews, smoke- and load-tests and puts a good commit live; a second run
+//! with the latency setting turned up fails its load thresholds and the old version keeps
+//! serving (checked over HTTP). Runs in its own environment and port.
+
+mod common;
+
+use common::{free_port, http_get, require, stage, text, Env, World};
+
+/// pipelines/storefront.yml aimed at a private environment and port, and a repository
+/// holding the storefront's source (what the pipeline checks out and builds).
+fn storefront_world() -> (World, Env, u16, std::path::PathBuf) {
+    for image in ["gantry/rust", "gantry/smoke", "gantry/load", "gantry/router"] {
+        require(image);
+    }
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files: Vec<(String, String)> = Vec::new();
+    collect(&root.join("demo/storefront"), root, &mut files);
+    let refs: Vec<(&str, &str)> = files.iter().map(|(p, c)| (p.as_str(), c.as_str())).collect();
+    let w = World::new(&refs);
+    let env = Env::new(&w, "shop");
+    let port = free_port();
+    let yaml = std::fs::read_to_string(root.join("pipelines/storefront.yml"))
+        .unwrap()
+        .replace("environment: staging", &format!("environment: {}", env.name))
+        .replace("target: staging", &format!("target: {}", env.name))
+        .replace("publish: 18080", &format!("publish: {port}"));
+    let p = w.dir.path().join("storefront.yml");
+    std::fs::write(&p, yaml).unwrap();
+    (w, env, port, p)
+}
+
+fn collect(dir: &std::path::Path, root: &std::path::Path, out: &mut Vec<(String, String)>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let rel = path.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+        if rel.ends_with("/target") {
+            continue;
+        }
+        if path.is_dir() {
+            collect(&path, root, out);
+        } else {
+            out.push((rel, std::fs::read_to_string(&path).unwrap()));
+        }
+    }
+}
+
+fn version_header(port: u16) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    write!(s, "GET /healthz HTTP/1.0\r\nHost: x\r\n\r\n").ok()?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).ok()?;
+    buf.lines().find_map(|l| l.strip_prefix("X-Storefront-Version: ").map(str::to_string))
+}
+
+#[test]
+fn storefront_goes_live_then_a_slow_build_is_held_back_by_its_load_thresholds() {
+    let (w, env, port, p) = storefront_world();
+    let out = w.run(&p, &["--plain"]);
+    assert!(out.status.success(), "stdout: {}\nstderr: {}", text(&out.stdout), text(&out.stderr));
+    let good = w.latest();
+    let short = good["commit"]["short"].as_str().unwrap().to_string();
+    assert_eq!(version_header(port).as_deref(), Some(short.as_str()));
+    assert_eq!(http_get(port, "/api/products/1").map(|(s, _)| s), Some(200));
+    let load = &stage(&good, "load")["result"];
+    assert_eq!(load["type"], "load");
+    assert!(load["thresholds"].as_array().unwrap().iter().all(|t| t["passed"] == true), "{load}");
+    assert_eq!(stage(&good, "go-live")["result"]["outcome"], "succeeded");
+
+    // A new commit whose deployment is slow: every request takes 300 ms.
+    w.commit(&[("demo/storefront/CHANGELOG", "slow change\n")], "a slow change");
+    let out = w.run(&p, &["--plain", "--var", "latency_ms=300"]);
+    assert_eq!(out.status.code(), Some(1), "stderr: {}", text(&out.stderr));
+    let slow = w.latest();
+    let message = stage(&slow, "load")["message"].as_str().unwrap().to_string();
+    assert!(message.starts_with("load thresholds failed: http_req_duration p(95)<200ms (measured 3"), "{message}");
+    assert_eq!(stage(&slow, "go-live")["state"], "skipped");
+    // The good version still answers on the environment's port.
+    assert_eq!(version_header(port).as_deref(), Some(short.as_str()));
+    drop(env);
+}
