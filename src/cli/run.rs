@@ -15,7 +15,7 @@ use crate::docker::{Backend, DockerEngine};
 use crate::events::RunState;
 use crate::scheduler::{self, RunRequest};
 use crate::stages::Emitter;
-use crate::store::{RunRecord, StageRecord};
+use crate::store::RunRecord;
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
@@ -79,21 +79,8 @@ pub async fn run(args: RunArgs, data_dir: &Path, docker_host: Option<&str>) -> O
     let workspace = checkout.tar()?;
 
     let run_id = crate::store::new_run_id();
-    let record = RunRecord {
-        id: run_id.clone(),
-        pipeline: plan.name.clone(),
-        source: args.file.display().to_string(),
-        repo: args.repo.canonicalize().unwrap_or(args.repo.clone()).display().to_string(),
-        commit: commit.clone(),
-        state: RunState::Running,
-        created_at: chrono::Utc::now(),
-        finished_at: None,
-        message: None,
-        stages: plan.stages.iter().map(|s| StageRecord::pending(&s.name)).collect(),
-        pid: std::process::id(),
-        swept: false,
-        events: 0,
-    };
+    let repo = args.repo.canonicalize().unwrap_or(args.repo.clone()).display().to_string();
+    let record = RunRecord::new(run_id.clone(), &plan, repo, commit.clone());
     store.create_run(&record)?;
     let mut renderer = Renderer::new(&record, args.plain);
     renderer.started(&record, engine.endpoint(), &engine.api_version());

@@ -4,28 +4,29 @@
 
 use std::collections::HashMap;
 
-use tokio::time::Instant;
-
-use super::container::{self, Ended};
+use super::container;
 use super::environment;
 use super::RunContext;
 use crate::docker::{Backend, ContainerSpec, RUN_LABEL, STAGE_LABEL};
+use crate::events::AttemptOutcome;
 use crate::pipeline::spec::Version;
 
 pub const SPEC_PATH: &str = "/gantry/spec.json";
 pub const OUT_DIR: &str = "/gantry/out";
 
-/// What came back from an agent run.
-pub struct AgentRun {
-    pub ended: Ended,
-    /// The result file, if the agent wrote one (even a partial one before dying).
-    pub result: Option<Vec<u8>>,
-}
-
 pub enum AgentError {
     /// The environment has no app to aim at.
     NoTarget(String),
     Docker(crate::docker::DockerError),
+}
+
+impl AgentError {
+    pub fn outcome<B: Backend>(self, ctx: &RunContext<B>) -> AttemptOutcome {
+        match self {
+            AgentError::NoTarget(message) => AttemptOutcome::Error { message },
+            AgentError::Docker(e) => ctx.error(e),
+        }
+    }
 }
 
 /// Base URL of `app` in `env` (its live version or its preview), as seen from the
@@ -43,8 +44,9 @@ pub async fn target_url<B: Backend>(ctx: &RunContext<B>, env: &str, app: &str, v
     }
 }
 
-/// Runs agent `image` with `args`, the spec uploaded at SPEC_PATH, on `env`'s network.
-pub async fn run<B: Backend>(
+/// Creates agent `image`'s container on `env`'s network with `args`, the spec uploaded
+/// at SPEC_PATH and a world-writable OUT_DIR (the agents run as nobody).
+pub async fn create<B: Backend>(
     ctx: &RunContext<B>,
     stage: &str,
     attempt: u32,
@@ -52,9 +54,7 @@ pub async fn run<B: Backend>(
     env: &str,
     args: Vec<String>,
     spec_json: &[u8],
-    result_file: &str,
-    deadline: Instant,
-) -> Result<AgentRun, AgentError> {
+) -> Result<container::Created, AgentError> {
     let spec = ContainerSpec {
         name: format!("gantry-{}-{stage}-{attempt}", ctx.run_id),
         image: image.to_string(),
@@ -66,14 +66,12 @@ pub async fn run<B: Backend>(
         network: Some(environment::network(env)),
         ..Default::default()
     };
-    // The agents run as nobody: their output directory must be writable by anyone.
     let upload = container::tar_of(&[("gantry/spec.json", spec_json, 0o644)], &[("gantry", 0o755), ("gantry/out", 0o777)]);
-    let created = container::create(ctx, &spec, &[("/", upload)]).await.map_err(AgentError::Docker)?;
-    let ended = container::run(ctx, stage, attempt, &created.id, deadline).await;
-    let result = match ctx.backend.download(&created.id, &format!("{OUT_DIR}/{result_file}")).await {
-        Ok(tar) => container::file_from_tar(&tar),
-        Err(_) => None,
-    };
-    container::remove(ctx, created).await;
-    Ok(AgentRun { ended: ended.map_err(AgentError::Docker)?, result })
+    container::create(ctx, &spec, &[("/", upload)]).await.map_err(AgentError::Docker)
+}
+
+/// Reads the agent's result file out of its container (running or stopped), if written.
+pub async fn result<B: Backend>(ctx: &RunContext<B>, id: &str, file: &str) -> Option<Vec<u8>> {
+    let tar = ctx.backend.download(id, &format!("{OUT_DIR}/{file}")).await.ok()?;
+    container::file_from_tar(&tar)
 }

@@ -3,14 +3,13 @@
 //! verdict is recorded even from the last snapshot of an agent that died. With
 //! `abort_on_fail`, snapshots are judged while the load runs and a failing one stops it.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::agent::{self, AgentError, OUT_DIR, SPEC_PATH};
-use super::{container, environment, RunContext};
-use crate::docker::{Backend, ContainerSpec, RUN_LABEL, STAGE_LABEL};
+use super::agent::{self, OUT_DIR, SPEC_PATH};
+use super::{container, RunContext};
+use crate::docker::Backend;
 use crate::events::{AttemptOutcome, EventKind, StageResult};
 use crate::gate::threshold::{self, Threshold, ThresholdResult};
 use crate::load::{LoadSpec, LoadSummary, Mode, RequestSpec, Stage};
@@ -32,29 +31,17 @@ pub async fn attempt<B: Backend>(
 ) -> AttemptOutcome {
     let base_url = match agent::target_url(ctx, &spec.target, &spec.app, spec.version).await {
         Ok(url) => url,
-        Err(AgentError::NoTarget(message)) => return AttemptOutcome::Error { message },
-        Err(AgentError::Docker(e)) => return ctx.error(e),
+        Err(e) => return e.outcome(ctx),
     };
     let thresholds = match threshold::parse_set(spec.thresholds.iter()) {
         Ok(t) => t,
         Err(e) => return AttemptOutcome::Error { message: e.to_string() },
     };
     let json = serde_json::to_vec_pretty(&agent_spec(spec, base_url)).expect("spec serialises");
-    let container_spec = ContainerSpec {
-        name: format!("gantry-{}-{}-{attempt}", ctx.run_id, stage.name),
-        image: LOAD_IMAGE.into(),
-        cmd: vec!["--spec".into(), SPEC_PATH.into(), "--out".into(), format!("{OUT_DIR}/{SUMMARY}")],
-        labels: HashMap::from([
-            (RUN_LABEL.to_string(), ctx.run_id.clone()),
-            (STAGE_LABEL.to_string(), stage.name.clone()),
-        ]),
-        network: Some(environment::network(&spec.target)),
-        ..Default::default()
-    };
-    let upload = container::tar_of(&[("gantry/spec.json", &json, 0o644)], &[("gantry", 0o755), ("gantry/out", 0o777)]);
-    let created = match container::create(ctx, &container_spec, &[("/", upload)]).await {
+    let args = vec!["--spec".into(), SPEC_PATH.into(), "--out".into(), format!("{OUT_DIR}/{SUMMARY}")];
+    let created = match agent::create(ctx, &stage.name, attempt, LOAD_IMAGE, &spec.target, args, &json).await {
         Ok(c) => c,
-        Err(e) => return ctx.error(e),
+        Err(e) => return e.outcome(ctx),
     };
     let started = Instant::now();
     let id = created.id.clone();
@@ -137,8 +124,7 @@ async fn watch<B: Backend>(ctx: &RunContext<B>, id: &str, thresholds: &[Threshol
 }
 
 async fn read_summary<B: Backend>(ctx: &RunContext<B>, id: &str) -> Option<LoadSummary> {
-    let tar = ctx.backend.download(id, &format!("{OUT_DIR}/{SUMMARY}")).await.ok()?;
-    serde_json::from_slice(&container::file_from_tar(&tar)?).ok()
+    serde_json::from_slice(&agent::result(ctx, id, SUMMARY).await?).ok()
 }
 
 /// The pipeline's load settings in the agent's wire format.

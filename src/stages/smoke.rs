@@ -4,15 +4,15 @@
 
 use tokio::time::Instant;
 
-use super::agent::{self, AgentError, OUT_DIR, SPEC_PATH};
-use super::RunContext;
+use super::agent::{self, OUT_DIR, SPEC_PATH};
+use super::{container, RunContext};
 use crate::docker::Backend;
 use crate::events::{AttemptOutcome, EventKind, StageResult};
 use crate::pipeline::spec::SmokeSpec as StageSpec;
 use crate::pipeline::StagePlan;
 use crate::smoke::{Expect, Journey, Request, SmokeReport, SmokeSpec, Step};
 
-pub const SMOKE_IMAGE: &str = "gantry/smoke";
+pub use super::health::SMOKE_IMAGE;
 const REPORT: &str = "report.json";
 
 pub async fn attempt<B: Backend>(
@@ -24,21 +24,25 @@ pub async fn attempt<B: Backend>(
 ) -> AttemptOutcome {
     let base_url = match agent::target_url(ctx, &spec.target, &spec.app, spec.version).await {
         Ok(url) => url,
-        Err(AgentError::NoTarget(message)) => return AttemptOutcome::Error { message },
-        Err(AgentError::Docker(e)) => return ctx.error(e),
+        Err(e) => return e.outcome(ctx),
     };
     let agent_spec = agent_spec(spec, base_url);
     let json = serde_json::to_vec_pretty(&agent_spec).expect("spec serialises");
     let args = vec!["run".into(), "--spec".into(), SPEC_PATH.into(), "--out".into(), format!("{OUT_DIR}/{REPORT}")];
-    let started = Instant::now();
-    let ran = match agent::run(ctx, &stage.name, attempt, SMOKE_IMAGE, &spec.target, args, &json, REPORT, deadline).await {
-        Ok(r) => r,
-        Err(AgentError::NoTarget(message)) => return AttemptOutcome::Error { message },
-        Err(AgentError::Docker(e)) => return ctx.error(e),
+    let created = match agent::create(ctx, &stage.name, attempt, SMOKE_IMAGE, &spec.target, args, &json).await {
+        Ok(c) => c,
+        Err(e) => return e.outcome(ctx),
     };
-    let report = ran.result.as_deref().and_then(|b| serde_json::from_slice::<SmokeReport>(b).ok());
+    let started = Instant::now();
+    let ended = container::run(ctx, &stage.name, attempt, &created.id, deadline).await;
+    let report = agent::result(ctx, &created.id, REPORT).await.and_then(|b| serde_json::from_slice::<SmokeReport>(&b).ok());
+    container::remove(ctx, created).await;
+    let ended = match ended {
+        Ok(e) => e,
+        Err(e) => return ctx.error(e),
+    };
     let Some(report) = report else {
-        return match ran.ended.outcome(started) {
+        return match ended.outcome(started) {
             AttemptOutcome::Succeeded => AttemptOutcome::Error { message: "the smoke agent wrote no report".into() },
             AttemptOutcome::Failed { exit_code } => {
                 AttemptOutcome::Error { message: format!("the smoke agent failed (exit code {exit_code}) without a report") }

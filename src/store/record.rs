@@ -73,6 +73,25 @@ impl StageRecord {
 }
 
 impl RunRecord {
+    /// A run about to start: every stage pending, driven by this process.
+    pub fn new(id: String, plan: &crate::pipeline::Plan, repo: String, commit: CommitInfo) -> Self {
+        RunRecord {
+            id,
+            pipeline: plan.name.clone(),
+            source: plan.source.clone(),
+            repo,
+            commit,
+            state: RunState::Running,
+            created_at: Utc::now(),
+            finished_at: None,
+            message: None,
+            stages: plan.stages.iter().map(|s| StageRecord::pending(&s.name)).collect(),
+            pid: std::process::id(),
+            swept: false,
+            events: 0,
+        }
+    }
+
     pub fn stage_mut(&mut self, name: &str) -> Option<&mut StageRecord> {
         self.stages.iter_mut().find(|s| s.name == name)
     }
