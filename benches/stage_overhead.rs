@@ -19,9 +19,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bollard::container::{
-    Config, ListContainersOptions, RemoveContainerOptions, StartContainerOptions,
-    WaitContainerOptions,
+    Config, ListContainersOptions, RemoveContainerOptions, StartContainerOptions, WaitContainerOptions,
 };
+use bollard::container::NetworkingConfig;
+use bollard::models::{EndpointSettings, HostConfig, Mount, MountTypeEnum};
+use bollard::network::CreateNetworkOptions;
+use bollard::volume::CreateVolumeOptions;
 use bollard::Docker;
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -32,7 +35,7 @@ use gantry::docker::{Backend, ContainerSpec, DockerEngine, RUN_LABEL, STAGE_LABE
 use gantry::events::RunState;
 use gantry::scheduler::{self, RunRequest};
 use gantry::stages::Emitter;
-use gantry::store::{CommitInfo, RunRecord, StageRecord, Store};
+use gantry::store::{CommitInfo, RunRecord, Store};
 
 const IMAGE: &str = "gantry/busybox";
 /// Marks the raw side's containers, so a bench that dies half-way can be cleaned up by label.
@@ -64,29 +67,38 @@ async fn bench(stages: usize, rounds: usize, profile: bool) {
     let store = Store::open(data.path()).expect("sled store");
     let gantry = GantrySide::new(engine.clone(), store, stages);
 
+    let mut bare_ms = Vec::with_capacity(rounds);
     let mut raw_ms = Vec::with_capacity(rounds);
     let mut gantry_ms = Vec::with_capacity(rounds);
     // Round 0 is the warm-up: first-use costs (image layers in the page cache, the engine's
     // network allocator, sled's file creation) belong to neither side.
     for round in 0..=rounds {
-        let raw = raw_round(engine.raw(), stages).await;
-        let ours = gantry.round().await;
-        let (raw, ours) = (per_stage_ms(raw, stages), per_stage_ms(ours, stages));
+        let bare = per_stage_ms(raw_round(engine.raw(), stages, RawShape::Bare).await, stages);
+        let raw = per_stage_ms(raw_round(engine.raw(), stages, RawShape::Isolated).await, stages);
+        let ours = per_stage_ms(gantry.round().await, stages);
         let tag = if round == 0 { "warm-up".to_string() } else { format!("round {round}") };
-        eprintln!("  {tag:>8}: raw {raw:7.1} ms/stage   gantry {ours:7.1} ms/stage   ({:.2}x)", ours / raw);
+        eprintln!(
+            "  {tag:>8}: bare {bare:7.1}  raw {raw:7.1}  gantry {ours:7.1} ms/stage   ({:.2}x raw, {:.2}x bare)",
+            ours / raw,
+            ours / bare
+        );
         if round > 0 {
+            bare_ms.push(bare);
             raw_ms.push(raw);
             gantry_ms.push(ours);
         }
     }
 
-    let (raw_med, ours_med) = (median(&raw_ms), median(&gantry_ms));
+    let (bare_med, raw_med, ours_med) = (median(&bare_ms), median(&raw_ms), median(&gantry_ms));
     let (raw_min, ours_min) = (min(&raw_ms), min(&gantry_ms));
     println!("stage_overhead: {stages} sequential trivial stages, {rounds} rounds (median)");
-    println!("  raw Engine API create/start/wait/remove : {raw_med:7.1} ms/stage   (min {raw_min:.1})");
+    println!("  raw Engine API, same lifecycles (run network + workspace volume, created and removed per round)");
+    println!("    create/start/wait/remove              : {raw_med:7.1} ms/stage   (min {raw_min:.1})");
     println!("  gantry (scheduler + store + logs)       : {ours_med:7.1} ms/stage   (min {ours_min:.1})");
     println!("  ratio gantry/raw                        : {:.2}x  (goal <= 1.05x)", ours_med / raw_med);
     println!("  ratio gantry/raw, best rounds           : {:.2}x", ours_min / raw_min);
+    println!("  for scale: bare lifecycles on the default network, no volume: {bare_med:.1} ms/stage;");
+    println!("    gantry/bare {:.2}x (what a per-run network costs on this engine)", ours_med / bare_med);
 
     if profile {
         profile_phases(&engine, stages).await;
@@ -116,15 +128,52 @@ fn min(values: &[f64]) -> f64 {
 // ---------------------------------------------------------------------------------------
 // Raw side: the least a program must do to run `true` in a container and leave nothing.
 
-async fn raw_round(docker: &Docker, stages: usize) -> Duration {
+/// `RawShape::Bare`: the least a program must do to run `true` in a container. `Isolated`:
+/// the same lifecycles as Gantry's (on a per-round network with the stage's alias, with a
+/// workspace volume mounted; both created and removed inside the timed round), so the ratio
+/// is what Gantry itself adds, not what Docker charges for the isolation it asks for.
+#[derive(Clone, Copy)]
+enum RawShape {
+    Bare,
+    Isolated,
+}
+
+async fn raw_round(docker: &Docker, stages: usize, shape: RawShape) -> Duration {
     let started = Instant::now();
-    for _ in 0..stages {
-        let config = Config {
+    let scope = format!("gantry-bench-raw-{}", ulid::Ulid::new().to_string().to_ascii_lowercase());
+    let labels = HashMap::from([(BENCH_LABEL.to_string(), "raw".to_string())]);
+    let isolated = matches!(shape, RawShape::Isolated);
+    if isolated {
+        let net = CreateNetworkOptions { name: scope.clone(), driver: "bridge".into(), labels: labels.clone(), ..Default::default() };
+        docker.create_network(net).await.expect("raw network");
+        let vol = CreateVolumeOptions { name: scope.clone(), labels: labels.clone(), ..Default::default() };
+        docker.create_volume(vol).await.expect("raw volume");
+    }
+    for i in 0..stages {
+        let mut config = Config {
             image: Some(IMAGE.to_string()),
             cmd: Some(vec!["sh".into(), "-e".into(), "-c".into(), "true".into()]),
-            labels: Some(HashMap::from([(BENCH_LABEL.to_string(), "raw".to_string())])),
+            labels: Some(labels.clone()),
             ..Default::default()
         };
+        if isolated {
+            config.host_config = Some(HostConfig {
+                network_mode: Some(scope.clone()),
+                mounts: Some(vec![Mount {
+                    typ: Some(MountTypeEnum::VOLUME),
+                    source: Some(scope.clone()),
+                    target: Some("/workspace".into()),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            });
+            config.networking_config = Some(NetworkingConfig {
+                endpoints_config: HashMap::from([(
+                    scope.clone(),
+                    EndpointSettings { aliases: Some(vec![format!("s{i}")]), ..Default::default() },
+                )]),
+            });
+        }
         let id = docker.create_container::<String, String>(None, config).await.expect("raw create").id;
         docker.start_container(&id, None::<StartContainerOptions<String>>).await.expect("raw start");
         let mut wait = docker.wait_container(&id, None::<WaitContainerOptions<String>>);
@@ -132,6 +181,10 @@ async fn raw_round(docker: &Docker, stages: usize) -> Duration {
         assert_eq!(status.status_code, 0, "raw container failed");
         let force = RemoveContainerOptions { force: true, ..Default::default() };
         docker.remove_container(&id, Some(force)).await.expect("raw remove");
+    }
+    if isolated {
+        docker.remove_network(&scope).await.expect("raw network removal");
+        docker.remove_volume(&scope, None).await.expect("raw volume removal");
     }
     started.elapsed()
 }
@@ -154,21 +207,7 @@ impl GantrySide {
     fn new(engine: Arc<DockerEngine>, store: Store, stages: usize) -> Self {
         // Explicit `needs` rather than the implicit "stage above" rule: the chain is the
         // point of the measurement, so it should not depend on a default.
-        let mut plan_yaml = String::from("name: stage-overhead\nstages:\n");
-        for i in 0..stages {
-            let needs = if i == 0 { "[]".to_string() } else { format!("[s{}]", i - 1) };
-            plan_yaml.push_str(&format!("  s{i}: {{image: {IMAGE}, commands: [\"true\"], needs: {needs}}}\n"));
-        }
-        let commit = CommitInfo {
-            sha: "0123456789abcdef0123456789abcdef01234567".into(),
-            short: "01234567".into(),
-            author_name: "bench".into(),
-            author_email: "bench@example.invalid".into(),
-            time: chrono::Utc::now().fixed_offset(),
-            summary: "stage_overhead bench".into(),
-            branch: Some("main".into()),
-        };
-        GantrySide { engine, store, plan_yaml, stages, workspace: one_file_tar().into(), commit }
+        GantrySide { engine, store, plan_yaml: chain_yaml(stages), stages, workspace: one_file_tar().into(), commit: bench_commit() }
     }
 
     /// One whole run; the time covers recording the run's creation through its final
@@ -180,21 +219,7 @@ impl GantrySide {
         assert_eq!(plan.stages.len(), self.stages);
         let started = Instant::now();
         let run_id = gantry::store::new_run_id();
-        let record = RunRecord {
-            id: run_id.clone(),
-            pipeline: plan.name.clone(),
-            source: "stage_overhead.yml".into(),
-            repo: "(bench)".into(),
-            commit: self.commit.clone(),
-            state: RunState::Running,
-            created_at: chrono::Utc::now(),
-            finished_at: None,
-            message: None,
-            stages: plan.stages.iter().map(|s| StageRecord::pending(&s.name)).collect(),
-            pid: std::process::id(),
-            swept: false,
-            events: 0,
-        };
+        let record = RunRecord::new(run_id.clone(), &plan, "(bench)".into(), self.commit.clone());
         self.store.create_run(&record).expect("create run");
         let (tx, rx) = mpsc::unbounded_channel();
         let request = RunRequest {
@@ -223,6 +248,30 @@ impl GantrySide {
     }
 }
 
+/// Commit metadata by hand: no git repository is needed to measure the run itself.
+/// A chain of `stages` trivial stages. Explicit `needs` rather than the implicit "stage
+/// above" rule: the chain is the point of the measurement, so it should not rest on a default.
+fn chain_yaml(stages: usize) -> String {
+    let mut yaml = String::from("name: stage-overhead\nstages:\n");
+    for i in 0..stages {
+        let needs = if i == 0 { "[]".to_string() } else { format!("[s{}]", i - 1) };
+        yaml.push_str(&format!("  s{i}: {{image: {IMAGE}, commands: [\"true\"], needs: {needs}}}\n"));
+    }
+    yaml
+}
+
+fn bench_commit() -> CommitInfo {
+    CommitInfo {
+        sha: "0123456789abcdef0123456789abcdef01234567".into(),
+        short: "01234567".into(),
+        author_name: "bench".into(),
+        author_email: "bench@example.invalid".into(),
+        time: chrono::Utc::now().fixed_offset(),
+        summary: "stage_overhead bench".into(),
+        branch: Some("main".into()),
+    }
+}
+
 fn one_file_tar() -> Vec<u8> {
     let content = b"stage_overhead bench workspace\n";
     let mut header = tar::Header::new_gnu();
@@ -238,12 +287,20 @@ fn one_file_tar() -> Vec<u8> {
 /// Removes raw-side containers a panicking round may have left (the normal path leaves none).
 async fn remove_bench_containers(docker: &Docker) {
     let filters = HashMap::from([("label".to_string(), vec![BENCH_LABEL.to_string()])]);
-    let options = ListContainersOptions { all: true, filters, ..Default::default() };
+    let options = ListContainersOptions { all: true, filters: filters.clone(), ..Default::default() };
     for c in docker.list_containers(Some(options)).await.unwrap_or_default() {
         if let Some(id) = c.id {
             let force = RemoveContainerOptions { force: true, v: true, ..Default::default() };
             let _ = docker.remove_container(&id, Some(force)).await;
         }
+    }
+    let networks = bollard::network::ListNetworksOptions { filters: filters.clone() };
+    for n in docker.list_networks(Some(networks)).await.unwrap_or_default() {
+        let _ = docker.remove_network(&n.id.unwrap_or_default()).await;
+    }
+    let volumes = bollard::volume::ListVolumesOptions { filters };
+    for v in docker.list_volumes(Some(volumes)).await.ok().and_then(|v| v.volumes).unwrap_or_default() {
+        let _ = docker.remove_volume(&v.name, None).await;
     }
 }
 
@@ -312,8 +369,10 @@ async fn profile_phases(engine: &Arc<DockerEngine>, stages: usize) {
         run_id,
     };
     let labels = HashMap::from([(RUN_LABEL.to_string(), run.run_id.clone())]);
+    let setup_started = Instant::now();
     engine.create_network(&run.network, labels.clone()).await.expect("network");
     engine.create_volume(&run.volume, labels).await.expect("volume");
+    let setup = setup_started.elapsed();
 
     let mut laps: Vec<Laps> = SHAPES.iter().map(|_| Laps::new()).collect();
     for i in 0..stages {
@@ -322,7 +381,9 @@ async fn profile_phases(engine: &Arc<DockerEngine>, stages: usize) {
             profiled_lifecycle(engine, *shape, &run, i, laps).await;
         }
     }
+    let sweep_started = Instant::now();
     let report = engine.sweep_run(&run.run_id).await.expect("sweep");
+    let sweep = sweep_started.elapsed();
 
     println!();
     println!("profile: one lifecycle per shape, interleaved, {stages} stages each (mean ms/stage)");
@@ -338,8 +399,57 @@ async fn profile_phases(engine: &Arc<DockerEngine>, stages: usize) {
         }
         println!(" {:8.1}", per_stage_ms(laps.totals.iter().sum(), stages));
     }
-    println!("  (profile objects swept: {} container(s), {} network(s), {} volume(s))",
-        report.containers, report.networks, report.volumes);
+    println!(
+        "  (profile objects swept: {} container(s), {} network(s), {} volume(s))",
+        report.containers, report.networks, report.volumes
+    );
+    println!("per run (amortised over the run's stages in the gantry rounds above):");
+    println!("  create network + volume : {:7.1} ms", setup.as_secs_f64() * 1000.0);
+    println!("  sweep_run               : {:7.1} ms", sweep.as_secs_f64() * 1000.0);
+    let (per_run, per_stage) = store_costs(stages).await;
+    println!("  store, per run          : {:7.1} ms  (create_run + RunFinished, each flushed)", per_run);
+    println!("  store, per stage        : {:7.2} ms  (StageStarted + AttemptFinished + one log line)", per_stage);
+}
+
+/// The writes the recorder makes for a run of `stages` one-line stages, without Docker.
+async fn store_costs(stages: usize) -> (f64, f64) {
+    use gantry::events::{AttemptOutcome, Event, EventKind, LogLine, Stream};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Store::open(dir.path()).expect("store");
+    let run_id = gantry::store::new_run_id();
+    let names: Vec<String> = (0..stages).map(|i| format!("s{i}")).collect();
+    let plan = gantry::pipeline::parse("stage_overhead.yml", &chain_yaml(stages)).expect("valid");
+    let record = RunRecord::new(run_id.clone(), &plan, "(bench)".into(), bench_commit());
+    let t = Instant::now();
+    store.create_run(&record).expect("create run");
+    let mut per_run = t.elapsed();
+    let t = Instant::now();
+    for name in &names {
+        store
+            .append(&run_id, &Event::now(EventKind::StageStarted { stage: name.clone(), attempt: 1 }))
+            .expect("append");
+        let line = LogLine {
+            at: chrono::Utc::now(),
+            stage: name.clone(),
+            attempt: 1,
+            stream: Stream::Stdout,
+            text: "+ true".into(),
+        };
+        store.append_logs(&run_id, &[line]).expect("logs");
+        let finished = EventKind::AttemptFinished {
+            stage: name.clone(),
+            attempt: 1,
+            result: AttemptOutcome::Succeeded,
+            will_retry: false,
+        };
+        store.append(&run_id, &Event::now(finished)).expect("append");
+    }
+    let per_stage = t.elapsed();
+    let t = Instant::now();
+    let done = EventKind::RunFinished { state: RunState::Succeeded, message: None };
+    store.append(&run_id, &Event::now(done)).expect("append");
+    per_run += t.elapsed();
+    (per_run.as_secs_f64() * 1000.0, per_stage_ms(per_stage, stages))
 }
 
 async fn profiled_lifecycle(engine: &DockerEngine, shape: Shape, run: &ProfileRun, i: usize, laps: &mut Laps) {

@@ -9,7 +9,7 @@ use bollard::container::{
     Config, CreateContainerOptions, KillContainerOptions, ListContainersOptions, LogOutput, LogsOptions,
     RemoveContainerOptions, UploadToContainerOptions, WaitContainerOptions,
 };
-use bollard::container::{DownloadFromContainerOptions, StopContainerOptions};
+use bollard::container::{AttachContainerOptions, DownloadFromContainerOptions, StopContainerOptions};
 use bollard::exec::{CreateExecOptions, StartExecResults};
 use bollard::image::{BuildImageOptions, BuilderVersion, CreateImageOptions};
 use bollard::models::ImageId;
@@ -241,6 +241,32 @@ impl Backend for DockerEngine {
             .boxed()
     }
 
+    async fn attach(&self, container: &str) -> Result<BoxStream<'static, Result<OutputChunk, DockerError>>, DockerError> {
+        let options = AttachContainerOptions::<String> {
+            stdout: Some(true),
+            stderr: Some(true),
+            stream: Some(true),
+            logs: Some(true),
+            ..Default::default()
+        };
+        let attached = self
+            .docker
+            .attach_container(container, Some(options))
+            .await
+            .map_err(|e| DockerError::api("container attach", &e))?;
+        Ok(attached
+            .output
+            .map_err(|e| DockerError::api("attached output", &e))
+            .try_filter_map(|out| async move {
+                Ok(match out {
+                    LogOutput::StdOut { message } | LogOutput::Console { message } => Some(OutputChunk::Stdout(message)),
+                    LogOutput::StdErr { message } => Some(OutputChunk::Stderr(message)),
+                    LogOutput::StdIn { .. } => None,
+                })
+            })
+            .boxed())
+    }
+
     async fn wait(&self, container: &str) -> Result<i64, DockerError> {
         let options = WaitContainerOptions { condition: "not-running" };
         let mut wait = self.docker.wait_container(container, Some(options));
@@ -274,49 +300,49 @@ impl Backend for DockerEngine {
     }
 
     async fn sweep_run(&self, run_id: &str) -> Result<SweepReport, DockerError> {
-        let mut report = SweepReport::default();
+        // Containers first (a network or volume in use cannot go), each step's calls at
+        // once: the sweep ends every run, so its latency is paid by every run.
+        let filters = Self::label_filter(run_id);
         let containers = self
             .docker
-            .list_containers(Some(ListContainersOptions {
-                all: true,
-                filters: Self::label_filter(run_id),
-                ..Default::default()
-            }))
+            .list_containers(Some(ListContainersOptions { all: true, filters: filters.clone(), ..Default::default() }))
             .await
             .map_err(|e| DockerError::api("container list", &e))?;
-        for c in containers.into_iter().filter(|c| !is_environment(c.labels.as_ref())) {
-            if let Some(id) = c.id {
-                self.remove_container(&id).await?;
-                report.containers += 1;
-            }
-        }
-        let networks = self
-            .docker
-            .list_networks(Some(ListNetworksOptions { filters: Self::label_filter(run_id) }))
-            .await
-            .map_err(|e| DockerError::api("network list", &e))?;
-        for n in networks.into_iter().filter(|n| !is_environment(n.labels.as_ref())) {
-            if let Some(id) = n.id {
-                match self.docker.remove_network(&id).await {
-                    Ok(()) => report.networks += 1,
-                    Err(e) if is_not_found(&e) => {}
-                    Err(e) => return Err(DockerError::api("network removal", &e)),
+        let doomed: Vec<String> =
+            containers.into_iter().filter(|c| !is_environment(c.labels.as_ref())).filter_map(|c| c.id).collect();
+        futures_util::future::try_join_all(doomed.iter().map(|id| self.remove_container(id))).await?;
+
+        let (networks, volumes) = tokio::join!(
+            self.docker.list_networks(Some(ListNetworksOptions { filters: filters.clone() })),
+            self.docker.list_volumes(Some(ListVolumesOptions { filters })),
+        );
+        let networks: Vec<String> = networks
+            .map_err(|e| DockerError::api("network list", &e))?
+            .into_iter()
+            .filter(|n| !is_environment(n.labels.as_ref()))
+            .filter_map(|n| n.id)
+            .collect();
+        let volumes: Vec<String> = volumes
+            .map_err(|e| DockerError::api("volume list", &e))?
+            .volumes
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|v| !v.labels.contains_key(ENVIRONMENT_LABEL))
+            .map(|v| v.name)
+            .collect();
+        let removals = tokio::join!(
+            futures_util::future::try_join_all(networks.iter().map(|id| self.remove_network(id))),
+            futures_util::future::try_join_all(volumes.iter().map(|name| async move {
+                match self.docker.remove_volume(name, None).await {
+                    Ok(()) => Ok(()),
+                    Err(e) if is_not_found(&e) => Ok(()),
+                    Err(e) => Err(DockerError::api("volume removal", &e)),
                 }
-            }
-        }
-        let volumes = self
-            .docker
-            .list_volumes(Some(ListVolumesOptions { filters: Self::label_filter(run_id) }))
-            .await
-            .map_err(|e| DockerError::api("volume list", &e))?;
-        for v in volumes.volumes.unwrap_or_default().into_iter().filter(|v| !v.labels.contains_key(ENVIRONMENT_LABEL)) {
-            match self.docker.remove_volume(&v.name, None).await {
-                Ok(()) => report.volumes += 1,
-                Err(e) if is_not_found(&e) => {}
-                Err(e) => return Err(DockerError::api("volume removal", &e)),
-            }
-        }
-        Ok(report)
+            })),
+        );
+        removals.0?;
+        removals.1?;
+        Ok(SweepReport { containers: doomed.len() as u32, networks: networks.len() as u32, volumes: volumes.len() as u32 })
     }
 
     async fn build_image(

@@ -101,8 +101,12 @@ pub trait Backend: Send + Sync + 'static {
     /// Extracts a tar archive at `path` inside a (created or running) container.
     async fn upload(&self, container: &str, path: &str, tar: Bytes) -> Result<(), DockerError>;
     async fn start(&self, container: &str) -> Result<(), DockerError>;
-    /// Follows the container's output until it stops.
+    /// Follows the container's output until it stops (through its logs: also works for a
+    /// container already running or stopped).
     fn output(&self, container: &str) -> BoxStream<'static, Result<OutputChunk, DockerError>>;
+    /// Attaches to a created, not yet started container: every byte it writes, to its end.
+    /// (Following the logs instead can miss an unterminated last line written at exit.)
+    async fn attach(&self, container: &str) -> Result<BoxStream<'static, Result<OutputChunk, DockerError>>, DockerError>;
     /// Waits for the container to stop; returns its exit code.
     async fn wait(&self, container: &str) -> Result<i64, DockerError>;
     async fn kill(&self, container: &str) -> Result<(), DockerError>;

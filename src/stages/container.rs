@@ -62,7 +62,7 @@ pub async fn run<B: Backend>(
     deadline: Instant,
 ) -> Result<Ended, DockerError> {
     let backend = &ctx.backend;
-    let output = backend.output(id);
+    let output = backend.attach(id).await?;
     backend.start(id).await?;
     let forward = forward_output(ctx, stage, attempt, output);
     tokio::pin!(forward);
