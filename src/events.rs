@@ -113,6 +113,8 @@ pub enum EventKind {
     AttemptFinished { stage: String, attempt: u32, result: AttemptOutcome, will_retry: bool },
     StageSkipped { stage: String, reason: String },
     RunFinished { state: RunState, message: Option<String> },
+    /// A gate's verdict: every check with its figure, threshold and pass/fail.
+    GateJudged { stage: String, verdict: crate::gate::verdict::Verdict },
     /// What a stage produced: an image, an environment, a deployment, a test report.
     StageResult { stage: String, result: StageResult },
     /// Docker objects of the run were removed (after the run, or by a later sweep).

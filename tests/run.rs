@@ -271,3 +271,25 @@ fn missing_secret_is_refused_before_the_run_starts() {
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("secret 'GANTRY_TEST_NOT_SET_ANYWHERE' (used by stage 'x') is not set"), "{}", text(&out.stderr));
 }
+
+#[test]
+fn log_format_json_gives_machine_readable_diagnostics() {
+    let w = World::new(&[]);
+    let p = w.pipeline("name: j\nstages:\n  x:\n    image: gantry/busybox\n    commands: [\"true\"]\n");
+    let out = w
+        .gantry()
+        .env("RUST_LOG", "gantry=debug")
+        .args(["--log-format", "json", "run"])
+        .arg(&p)
+        .arg("--repo")
+        .arg(w.repo())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    let records: Vec<serde_json::Value> = stderr.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let connected = records.iter().find(|r| r["fields"]["message"] == "connected to the Docker engine");
+    let connected = connected.unwrap_or_else(|| panic!("no JSON diagnostics in: {stderr}"));
+    assert_eq!(connected["level"], "DEBUG");
+    assert!(connected["fields"]["api"].as_str().unwrap().starts_with("1."));
+}

@@ -136,6 +136,17 @@ fn deploy_replaces_and_a_failing_health_check_keeps_the_old_version_serving() {
     let shown = w.json(&["env", "show", &env.name]);
     let outcomes: Vec<&str> = shown["deployments"].as_array().unwrap().iter().map(|d| d["outcome"].as_str().unwrap()).collect();
     assert_eq!(outcomes, vec!["succeeded", "succeeded", "failed"]);
+
+    // The environment is listed with its live version and URL, and destroy removes it all.
+    let listed = w.json(&["env", "list"]);
+    let mine = listed.as_array().unwrap().iter().find(|e| e["name"] == env.name.as_str()).expect("listed");
+    assert_eq!(mine["routers"][0]["url"], format!("http://127.0.0.1:{port}").as_str());
+    assert_eq!(mine["versions"][0]["serving"], "live");
+    let out = w.gantry().args(["env", "destroy", &env.name]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(env_containers(&env.name, "app").is_empty() && env_containers(&env.name, "router").is_empty());
+    assert_eq!(http_get(port, "/"), None, "nothing answers once destroyed");
+    assert_eq!(w.gantry().args(["env", "destroy", &env.name]).output().unwrap().status.code(), Some(1));
 }
 
 fn smoke_pipeline(env: &str, port: u16, expect_status: u16) -> String {

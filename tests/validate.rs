@@ -82,7 +82,7 @@ rejects! {
     env_value_list_is_rejected => "env_value_is_a_list.yml",
     when_without_branches_is_rejected => "when_without_branches.yml",
     when_with_bad_glob_is_rejected => "when_bad_glob.yml",
-    planned_kind_is_not_supported_yet => "unsupported_kind.yml",
+    promotion_to_the_same_environment_is_refused => "promote_to_same_environment.yml",
     unknown_kind_suggests_nearest => "unknown_kind.yml",
     yaml_syntax_error_names_line_and_field => "yaml_syntax_error.yml",
     tab_indentation_is_explained => "tab_indentation.yml",

@@ -100,6 +100,11 @@ pub fn show(store: &Store, query: &str, json: bool) -> Outcome {
         if let Some(result) = &s.result {
             println!("{:width$}  -> {}", "", result_line(result));
         }
+        if let Some(verdict) = &s.verdict {
+            for line in verdict.table().lines() {
+                println!("{:width$}     {line}", "");
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

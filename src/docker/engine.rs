@@ -66,6 +66,7 @@ impl DockerEngine {
         };
         // negotiate_version only reads /version; ping proves the API answers at that version.
         docker.ping().await.map_err(|e| unreachable(reason(&e)))?;
+        tracing::debug!(endpoint = %endpoint, api = %docker.client_version(), "connected to the Docker engine");
         Ok(DockerEngine { docker, endpoint })
     }
 

@@ -18,11 +18,13 @@ pub enum Kind {
     Smoke,
     /// Open-model load against an environment, by the load agent, judged by thresholds.
     Load,
+    /// The image that passed, deployed to another environment once the gate passes.
+    Promote,
 }
 
 /// Kinds that the design has planned but that are not implemented yet, so they get a
 /// "not supported yet" answer rather than "unknown".
-pub const PLANNED_KINDS: &[&str] = &["promote"];
+pub const PLANNED_KINDS: &[&str] = &[];
 
 pub enum KindError {
     NotYetSupported,
@@ -30,7 +32,8 @@ pub enum KindError {
 }
 
 impl Kind {
-    pub const ALL: &'static [Kind] = &[Kind::Run, Kind::Build, Kind::Provision, Kind::Deploy, Kind::Smoke, Kind::Load];
+    pub const ALL: &'static [Kind] =
+        &[Kind::Run, Kind::Build, Kind::Provision, Kind::Deploy, Kind::Smoke, Kind::Load, Kind::Promote];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -40,6 +43,7 @@ impl Kind {
             Kind::Deploy => "deploy",
             Kind::Smoke => "smoke",
             Kind::Load => "load",
+            Kind::Promote => "promote",
         }
     }
 
@@ -55,6 +59,7 @@ impl Kind {
                 "target", "app", "version", "path", "requests", "rate", "duration", "stages", "connections",
                 "request_timeout", "thresholds", "abort_on_fail",
             ],
+            Kind::Promote => &["from", "to", "app", "port", "publish", "env", "command", "health", "gate"],
         }
     }
 

@@ -70,6 +70,17 @@ pub(crate) fn check(ctx: &mut Ctx<'_>, stage: &Entry<'_>, action: &Action, entri
                 }
             }
         }
+        Action::Promote(p) => {
+            object_name(ctx, pos_of("from"), &field("from"), "environment", &p.from);
+            object_name(ctx, pos_of("to"), &field("to"), "environment", &p.to);
+            object_name(ctx, pos_of("app"), &field("app"), "app", &p.app);
+            if p.from == p.to {
+                ctx.error(pos_of("to"), &field("to"), "a promotion goes to another environment than `from`");
+            }
+            if let Some(h) = &p.health {
+                health(ctx, pos_of("health"), &field("health"), h);
+            }
+        }
         Action::Load(l) => {
             object_name(ctx, pos_of("target"), &field("target"), "environment", &l.target);
             match (&l.path, l.requests.is_empty()) {

@@ -21,6 +21,54 @@ pub enum Action {
     Deploy(DeploySpec),
     Smoke(SmokeSpec),
     Load(LoadSpec),
+    Promote(PromoteSpec),
+}
+
+/// `kind: promote`: the exact image that passed in one environment (by image id, never
+/// rebuilt) deployed to another, only when the gate's verdict passes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PromoteSpec {
+    pub from: String,
+    pub to: String,
+    #[serde(default = "default_app")]
+    pub app: String,
+    /// The port the app listens on.
+    pub port: u16,
+    /// Host port on 127.0.0.1 where the target environment's app answers.
+    #[serde(default)]
+    pub publish: Option<u16>,
+    /// The target environment's settings for the app.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    #[serde(default)]
+    pub command: Option<CommandSpec>,
+    #[serde(default)]
+    pub health: Option<HealthSpec>,
+    #[serde(default)]
+    pub gate: GateSpec,
+}
+
+/// What the gate judges before a promotion.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GateSpec {
+    /// Stages of this run that must have succeeded (smoke, load, any named stage).
+    #[serde(default)]
+    pub stages: Vec<String>,
+    /// Whether the load thresholds of those stages count, one check each.
+    #[serde(default = "yes")]
+    pub thresholds: bool,
+}
+
+impl Default for GateSpec {
+    fn default() -> Self {
+        GateSpec { stages: Vec::new(), thresholds: true }
+    }
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// `kind: build`: an image from a directory of the checked-out commit.

@@ -123,6 +123,7 @@ fn kind_settings(ctx: &mut Ctx<'_>, stage: &Entry<'_>, kind: Kind, entries: &[En
         Kind::Deploy => from_node(&node, field).map(Action::Deploy),
         Kind::Smoke => from_node(&node, field).map(Action::Smoke),
         Kind::Load => from_node(&node, field).map(Action::Load),
+        Kind::Promote => from_node(&node, field).map(Action::Promote),
     };
     match result {
         Ok(action) => {

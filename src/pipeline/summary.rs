@@ -16,6 +16,7 @@ fn what(stage: &StagePlan) -> String {
         },
         Action::Smoke(s) => format!("smoke {}/{}", s.target, s.app),
         Action::Load(l) => format!("load {}/{}", l.target, l.app),
+        Action::Promote(p) => format!("promote {} {} -> {}", p.app, p.from, p.to),
     }
 }
 

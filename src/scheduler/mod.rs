@@ -60,6 +60,7 @@ pub async fn run<B: Backend>(backend: Arc<B>, request: RunRequest, emit: Emitter
         workspace_filled: tokio::sync::OnceCell::new(),
     });
 
+    tracing::debug!(run = %run_id, pipeline = %plan.name, stages = plan.stages.len(), "run starting");
     let (state, message) = match setup(&ctx).await {
         Ok(()) => run_dag(&ctx, &plan, max_parallel.max(1)).await,
         Err(message) => (RunState::Failed, Some(message)),
@@ -70,6 +71,7 @@ pub async fn run<B: Backend>(backend: Arc<B>, request: RunRequest, emit: Emitter
         Ok(r) => emit.event(EventKind::Swept { containers: r.containers, networks: r.networks, volumes: r.volumes }),
         Err(e) => tracing::error!(run = %run_id, error = %e, "could not remove the run's Docker objects; the next gantry command will retry"),
     }
+    tracing::debug!(run = %run_id, ?state, "run finished");
     emit.event(EventKind::RunFinished { state, message });
     state
 }
@@ -96,7 +98,10 @@ async fn run_dag<B: Backend>(ctx: &Arc<RunContext<B>>, plan: &Plan, max_parallel
                 if needs.iter().any(|(_, s)| !s.is_terminal()) {
                     continue;
                 }
-                if let Some((need, _)) = needs.iter().find(|(_, s)| !s.satisfies_needs()) {
+                // A gate judges the stages it needs, failed or not; anything else needs them
+                // to have succeeded.
+                let judges = matches!(stage.action, crate::pipeline::spec::Action::Promote(_));
+                if let Some((need, _)) = needs.iter().find(|(_, s)| !s.satisfies_needs()).filter(|_| !judges) {
                     skip(ctx, &mut states, &stage.name, format!("needs '{need}', which did not succeed"));
                     continue;
                 }

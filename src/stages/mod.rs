@@ -9,6 +9,7 @@ pub mod deploy;
 pub mod environment;
 pub mod health;
 pub mod load;
+pub mod promote;
 pub mod provision;
 pub mod smoke;
 
@@ -47,20 +48,55 @@ pub struct RunContext<B: Backend> {
     pub workspace_filled: tokio::sync::OnceCell<()>,
 }
 
-/// The scheduler's and executors' only way to tell the world anything.
+/// The scheduler's and executors' only way to tell the world anything. It also remembers
+/// how this run's stages ended and what they produced, for a gate that judges them: the
+/// run's own knowledge, not a read of the store.
 #[derive(Clone)]
 pub struct Emitter {
     tx: UnboundedSender<Emitted>,
+    memory: std::sync::Arc<std::sync::Mutex<BTreeMap<String, StageMemory>>>,
+}
+
+/// What the run knows of one of its stages.
+#[derive(Debug, Clone, Default)]
+pub struct StageMemory {
+    /// Set once the stage is finished (no retry to come).
+    pub state: Option<crate::events::StageState>,
+    pub message: Option<String>,
+    pub results: Vec<crate::events::StageResult>,
 }
 
 impl Emitter {
     pub fn new(tx: UnboundedSender<Emitted>) -> Self {
-        Emitter { tx }
+        Emitter { tx, memory: Default::default() }
     }
 
     pub fn event(&self, kind: EventKind) {
+        if let Ok(mut memory) = self.memory.lock() {
+            match &kind {
+                EventKind::AttemptFinished { stage, result, will_retry: false, .. } => {
+                    let m = memory.entry(stage.clone()).or_default();
+                    m.state = Some(result.stage_state());
+                    m.message = Some(result.describe());
+                }
+                EventKind::StageSkipped { stage, reason } => {
+                    let m = memory.entry(stage.clone()).or_default();
+                    m.state = Some(crate::events::StageState::Skipped);
+                    m.message = Some(reason.clone());
+                }
+                EventKind::StageResult { stage, result } => {
+                    memory.entry(stage.clone()).or_default().results.push(result.clone());
+                }
+                _ => {}
+            }
+        }
         // The receiver lives as long as the run; if it is gone the process is exiting.
         let _ = self.tx.send(Emitted::Event(Event::now(kind)));
+    }
+
+    /// What this run knows of `stage` so far.
+    pub fn stage(&self, stage: &str) -> Option<StageMemory> {
+        self.memory.lock().ok()?.get(stage).cloned()
     }
 
     pub fn log(&self, stage: &str, attempt: u32, stream: Stream, text: String) {
@@ -118,6 +154,7 @@ pub async fn run_stage<B: Backend>(ctx: &RunContext<B>, stage: &StagePlan) -> At
                 Action::Deploy(spec) => deploy::attempt(ctx, stage, spec, attempt, deadline).await,
                 Action::Smoke(spec) => smoke::attempt(ctx, stage, spec, attempt, deadline).await,
                 Action::Load(spec) => load::attempt(ctx, stage, spec, attempt, deadline).await,
+                Action::Promote(spec) => promote::attempt(ctx, stage, spec, attempt, deadline).await,
             }
         };
         // Kinds that run containers end them at the deadline themselves; this bound

@@ -51,6 +51,9 @@ pub struct StageRecord {
     /// What the stage produced (image, environment, deployment, report), if its kind does.
     #[serde(default)]
     pub result: Option<StageResult>,
+    /// A promote stage's gate verdict.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<crate::gate::verdict::Verdict>,
 }
 
 impl StageRecord {
@@ -64,6 +67,7 @@ impl StageRecord {
             finished_at: None,
             message: None,
             result: None,
+            verdict: None,
         }
     }
 
@@ -154,6 +158,11 @@ impl RunRecord {
                             leftover
                         };
                     }
+                }
+            }
+            EventKind::GateJudged { stage, verdict } => {
+                if let Some(s) = self.stage_mut(stage) {
+                    s.verdict = Some(verdict.clone());
                 }
             }
             EventKind::StageResult { stage, result } => {

@@ -1,0 +1,309 @@
+//! Series selectors for the scrape provider, in PromQL's syntax:
+//! `name`, `name{label="v"}`, with `=`, `!=`, `=~`, `!~`.
+//!
+//! Regexes are anchored as in Prometheus (`code=~"5.."` must match the whole value), and
+//! a label a series lacks matches as the empty string, as in Prometheus.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use regex::Regex;
+
+use super::exposition::Sample;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MatchOp {
+    Eq,
+    Ne,
+    Re,
+    NotRe,
+}
+
+impl MatchOp {
+    fn text(self) -> &'static str {
+        match self {
+            MatchOp::Eq => "=",
+            MatchOp::Ne => "!=",
+            MatchOp::Re => "=~",
+            MatchOp::NotRe => "!~",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Matcher {
+    pub label: String,
+    pub op: MatchOp,
+    pub value: String,
+    /// Compiled `^(?:value)$` for the regex operators.
+    regex: Option<Regex>,
+}
+
+impl Matcher {
+    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+        let v = labels.get(&self.label).map(String::as_str).unwrap_or("");
+        match self.op {
+            MatchOp::Eq => v == self.value,
+            MatchOp::Ne => v != self.value,
+            MatchOp::Re => self.regex.as_ref().is_some_and(|r| r.is_match(v)),
+            MatchOp::NotRe => !self.regex.as_ref().is_some_and(|r| r.is_match(v)),
+        }
+    }
+
+    /// Whether this matcher can only be met by a series that has the label: used to tell a
+    /// mistyped label name (no series has it: missing data) from "no such events yet".
+    pub fn requires_label(&self) -> bool {
+        !self.matches(&BTreeMap::new())
+    }
+}
+
+/// `metric{matchers}`: a metric name and zero or more label matchers.
+#[derive(Debug, Clone)]
+pub struct Selector {
+    pub metric: String,
+    pub matchers: Vec<Matcher>,
+    /// The text as written, for messages and serialization.
+    source: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("bad selector '{source_text}' at column {column}: {message}")]
+pub struct SelectorError {
+    pub source_text: String,
+    pub column: usize,
+    pub message: String,
+}
+
+impl Selector {
+    pub fn parse(text: &str) -> Result<Selector, SelectorError> {
+        let chars: Vec<char> = text.chars().collect();
+        let mut pos = 0;
+        let err = |pos: usize, message: String| SelectorError {
+            source_text: text.to_string(),
+            column: pos + 1,
+            message,
+        };
+        let skip = |pos: &mut usize| {
+            while chars.get(*pos).is_some_and(|c| c.is_whitespace()) {
+                *pos += 1;
+            }
+        };
+        let ident = |pos: &mut usize, metric: bool| -> Option<String> {
+            let start = *pos;
+            while let Some(&c) = chars.get(*pos) {
+                let ok = c.is_ascii_alphabetic()
+                    || c == '_'
+                    || (metric && c == ':')
+                    || (*pos > start && c.is_ascii_digit());
+                if !ok {
+                    break;
+                }
+                *pos += 1;
+            }
+            (*pos > start).then(|| chars[start..*pos].iter().collect())
+        };
+
+        skip(&mut pos);
+        let metric =
+            ident(&mut pos, true).ok_or_else(|| err(pos, "expected a metric name".into()))?;
+        skip(&mut pos);
+        let mut matchers = Vec::new();
+        if chars.get(pos) == Some(&'{') {
+            pos += 1;
+            loop {
+                skip(&mut pos);
+                if chars.get(pos) == Some(&'}') {
+                    pos += 1;
+                    break;
+                }
+                let label = ident(&mut pos, false)
+                    .ok_or_else(|| err(pos, "expected a label name".into()))?;
+                skip(&mut pos);
+                let op = match (chars.get(pos), chars.get(pos + 1)) {
+                    (Some('='), Some('~')) => MatchOp::Re,
+                    (Some('!'), Some('=')) => MatchOp::Ne,
+                    (Some('!'), Some('~')) => MatchOp::NotRe,
+                    (Some('='), _) => MatchOp::Eq,
+                    _ => return Err(err(pos, "expected one of = != =~ !~".into())),
+                };
+                pos += if op == MatchOp::Eq { 1 } else { 2 };
+                skip(&mut pos);
+                let quote = match chars.get(pos) {
+                    Some(&q @ ('"' | '\'')) => q,
+                    _ => return Err(err(pos, "expected a quoted value".into())),
+                };
+                pos += 1;
+                let mut value = String::new();
+                loop {
+                    match chars.get(pos) {
+                        None => return Err(err(pos, "unterminated value".into())),
+                        Some(&c) if c == quote => {
+                            pos += 1;
+                            break;
+                        }
+                        Some('\\') => {
+                            pos += 1;
+                            match chars.get(pos) {
+                                Some('n') => value.push('\n'),
+                                Some('t') => value.push('\t'),
+                                Some(&c @ ('\\' | '"' | '\'')) => value.push(c),
+                                // Regexes keep their own escapes (`\d`, `\.`): pass through.
+                                Some(&c) => {
+                                    value.push('\\');
+                                    value.push(c);
+                                }
+                                None => return Err(err(pos, "unterminated escape".into())),
+                            }
+                            pos += 1;
+                        }
+                        Some(&c) => {
+                            value.push(c);
+                            pos += 1;
+                        }
+                    }
+                }
+                let regex = match op {
+                    MatchOp::Re | MatchOp::NotRe => Some(
+                        Regex::new(&format!("^(?:{value})$"))
+                            .map_err(|e| err(pos, format!("bad regex '{value}': {e}")))?,
+                    ),
+                    _ => None,
+                };
+                matchers.push(Matcher {
+                    label,
+                    op,
+                    value,
+                    regex,
+                });
+                skip(&mut pos);
+                match chars.get(pos) {
+                    Some(',') => pos += 1,
+                    Some('}') => {}
+                    _ => return Err(err(pos, "expected ',' or '}'".into())),
+                }
+            }
+            skip(&mut pos);
+        }
+        if pos < chars.len() {
+            return Err(err(pos, "unexpected text after the selector".into()));
+        }
+        Ok(Selector {
+            metric,
+            matchers,
+            source: text.trim().to_string(),
+        })
+    }
+
+    /// This selector with another metric name: `h{...}` → `h_bucket{...}`.
+    pub fn with_metric(&self, metric: &str) -> Selector {
+        Selector {
+            metric: metric.to_string(),
+            matchers: self.matchers.clone(),
+            source: self.source.replacen(&self.metric, metric, 1),
+        }
+    }
+
+    pub fn matches(&self, sample: &Sample) -> bool {
+        sample.name == self.metric && self.matches_labels(&sample.labels)
+    }
+
+    pub fn matches_labels(&self, labels: &BTreeMap<String, String>) -> bool {
+        self.matchers.iter().all(|m| m.matches(labels))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.source
+    }
+}
+
+impl fmt::Display for Selector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.source)
+    }
+}
+
+impl fmt::Display for Matcher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}{}{:?}", self.label, self.op.text(), self.value)
+    }
+}
+
+impl std::str::FromStr for Selector {
+    type Err = SelectorError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Selector::parse(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn l(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn parses_and_matches_all_operators() {
+        let s =
+            Selector::parse(r#"reqs{code=~"5..", route!="/healthz", method = 'GET', x!~"a|b"}"#)
+                .unwrap();
+        assert_eq!(s.metric, "reqs");
+        assert_eq!(s.matchers.len(), 4);
+        assert!(s.matches_labels(&l(&[("code", "503"), ("route", "/"), ("method", "GET")])));
+        // Anchored: "5.." does not match "5000" nor "200".
+        assert!(!s.matches_labels(&l(&[("code", "5000"), ("route", "/"), ("method", "GET")])));
+        assert!(!s.matches_labels(&l(&[("code", "200"), ("route", "/"), ("method", "GET")])));
+        assert!(!s.matches_labels(&l(&[
+            ("code", "500"),
+            ("route", "/healthz"),
+            ("method", "GET")
+        ])));
+        assert!(!s.matches_labels(&l(&[
+            ("code", "500"),
+            ("route", "/"),
+            ("method", "GET"),
+            ("x", "a")
+        ])));
+        assert!(Selector::parse("plain_metric").unwrap().matchers.is_empty());
+        assert!(Selector::parse("m{}").unwrap().matchers.is_empty());
+    }
+
+    #[test]
+    fn absent_label_is_the_empty_string() {
+        let ne = Selector::parse(r#"m{a!="x"}"#).unwrap();
+        assert!(ne.matches_labels(&l(&[])));
+        assert!(!ne.matchers[0].requires_label());
+        let eq = Selector::parse(r#"m{a="x"}"#).unwrap();
+        assert!(eq.matchers[0].requires_label());
+        let empty_ok = Selector::parse(r#"m{a=~"x|"}"#).unwrap();
+        assert!(!empty_ok.matchers[0].requires_label());
+    }
+
+    #[test]
+    fn regex_escapes_survive() {
+        let s = Selector::parse(r#"m{route=~"/api/products/\{id\}|/"}"#).unwrap();
+        assert!(s.matches_labels(&l(&[("route", "/api/products/{id}")])));
+        let d = Selector::parse(r#"m{code=~"5\d\d"}"#).unwrap();
+        assert!(d.matches_labels(&l(&[("code", "500")])));
+    }
+
+    #[test]
+    fn rejects_bad_selectors() {
+        for (text, needle) in [
+            ("", "metric name"),
+            ("m{a}", "one of"),
+            ("m{a=x}", "quoted"),
+            ("m{a=\"x\"", "','"),
+            ("m{a=~\"(\"}", "bad regex"),
+            ("m x", "unexpected text"),
+            ("m{a=\"x}", "unterminated"),
+        ] {
+            let e = Selector::parse(text).unwrap_err();
+            assert!(e.message.contains(needle), "{text:?}: {e}");
+        }
+    }
+}

@@ -1,0 +1,107 @@
+//! The `promote` stage kind: the gate judges this run's stages (that they succeeded, and
+//! their load thresholds) and records its verdict, every check with its figure; only a
+//! passing verdict moves the exact image that passed (by image id, never rebuilt) from one
+//! environment to another, through the deploy mechanism.
+
+use tokio::time::Instant;
+
+use super::environment::{self, Role, APP_LABEL};
+use super::RunContext;
+use crate::docker::{Backend, RUN_LABEL};
+use crate::events::{AttemptOutcome, EventKind, StageResult, StageState};
+use crate::gate::verdict::{Check, Source, Verdict};
+use crate::pipeline::spec::{DeployMode, DeploySpec, PromoteSpec};
+use crate::pipeline::StagePlan;
+
+pub async fn attempt<B: Backend>(
+    ctx: &RunContext<B>,
+    stage: &StagePlan,
+    spec: &PromoteSpec,
+    attempt: u32,
+    deadline: Instant,
+) -> AttemptOutcome {
+    let verdict = judge(ctx, spec);
+    for line in verdict.table().lines() {
+        ctx.note(&stage.name, attempt, line);
+    }
+    ctx.emit.event(EventKind::GateJudged { stage: stage.name.clone(), verdict: verdict.clone() });
+    if let Some(blocked) = verdict.blocked_by() {
+        return AttemptOutcome::Error { message: format!("the gate blocked the promotion to {}: {blocked}", spec.to) };
+    }
+    let image_id = match passed_image(ctx, spec).await {
+        Ok(Some(id)) => id,
+        Ok(None) => {
+            return AttemptOutcome::Error {
+                message: format!("no version of {} deployed by this run is running in {} to promote", spec.app, spec.from),
+            }
+        }
+        Err(e) => return ctx.error(e),
+    };
+    ctx.note(&stage.name, attempt, format!("promoting {} {} from {} to {}", spec.app, short(&image_id), spec.from, spec.to));
+    let deploy = DeploySpec {
+        environment: spec.to.clone(),
+        mode: DeployMode::Replace,
+        image: Some(image_id),
+        app: spec.app.clone(),
+        port: Some(spec.port),
+        publish: spec.publish,
+        env: spec.env.clone(),
+        command: spec.command.clone(),
+        health: spec.health.clone(),
+    };
+    super::deploy::attempt(ctx, stage, &deploy, attempt, deadline).await
+}
+
+/// Every check the gate makes, from what this run knows of its stages.
+fn judge<B: Backend>(ctx: &RunContext<B>, spec: &PromoteSpec) -> Verdict {
+    let mut checks = Vec::new();
+    for name in &spec.gate.stages {
+        let memory = ctx.emit.stage(name);
+        let state = memory.as_ref().and_then(|m| m.state);
+        checks.push(Check {
+            name: format!("stage {name}"),
+            source: Source::Stage,
+            measured: state.map(|s| format!("{s:?}").to_lowercase()),
+            threshold: "succeeded".into(),
+            passed: state == Some(StageState::Succeeded),
+            note: match (&memory, state) {
+                (None, _) => Some("no such stage has run in this run".into()),
+                (Some(m), Some(s)) if s != StageState::Succeeded => m.message.clone(),
+                _ => None,
+            },
+        });
+        if !spec.gate.thresholds {
+            continue;
+        }
+        for result in memory.iter().flat_map(|m| &m.results) {
+            if let StageResult::Load { thresholds, .. } = result {
+                for t in thresholds {
+                    checks.push(Check {
+                        name: format!("{name}: {}", t.metric),
+                        source: Source::LoadThreshold,
+                        measured: t.measured.map(|v| t.unit.format(v)),
+                        threshold: t.expression.clone(),
+                        passed: t.passed,
+                        note: t.note.clone(),
+                    });
+                }
+            }
+        }
+    }
+    Verdict::new(checks)
+}
+
+/// The image id of the version of the app this run deployed to `from`.
+async fn passed_image<B: Backend>(ctx: &RunContext<B>, spec: &PromoteSpec) -> Result<Option<String>, crate::docker::DockerError> {
+    let versions = environment::containers(ctx.backend.as_ref(), &spec.from, Role::App).await?;
+    Ok(versions
+        .into_iter()
+        .filter(|c| c.running && c.labels.get(APP_LABEL) == Some(&spec.app))
+        .find(|c| c.labels.get(RUN_LABEL) == Some(&ctx.run_id))
+        .map(|c| c.image_id))
+}
+
+fn short(id: &str) -> &str {
+    let id = id.strip_prefix("sha256:").unwrap_or(id);
+    &id[..id.len().min(12)]
+}
