@@ -17,7 +17,8 @@
 //! - both regressions again with the +/-3% run noise on both runs.
 //!
 //! Env: GATE_TRIALS (1000 per scenario), GATE_SEED (1), GATE_N (12000), GATE_HIST_TRIALS (200
-//! per scenario also judged through HDR histograms in µs, 3 significant digits).
+//! per scenario also judged through HDR histograms in µs, 3 significant digits), GATE_P95_TEST
+//! (1; 0 = the plain Mann-Whitney U test, the first design, for comparison).
 //!
 //! Run: cargo bench --bench gate_accuracy
 
@@ -118,8 +119,14 @@ struct Outcome {
     hist_time: Duration,
 }
 
-fn simulate(sc: &Scenario, seed: u64, trials: usize, n: usize, hist_trials: usize) -> Outcome {
-    let cfg = JudgeConfig::default();
+fn simulate(
+    sc: &Scenario,
+    cfg: &JudgeConfig,
+    seed: u64,
+    trials: usize,
+    n: usize,
+    hist_trials: usize,
+) -> Outcome {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut o = Outcome {
         wrong: 0,
@@ -144,7 +151,7 @@ fn simulate(sc: &Scenario, seed: u64, trials: usize, n: usize, hist_trials: usiz
         let b = run(&mut rng, n, Change::None, sc.jitter);
         let c = run(&mut rng, n, sc.change, sc.jitter);
         let start = Instant::now();
-        let j = judge_latency(&b, &c, &cfg);
+        let j = judge_latency(&b, &c, cfg);
         o.time += start.elapsed();
         if is_wrong(j.verdict) {
             o.wrong += 1;
@@ -159,7 +166,7 @@ fn simulate(sc: &Scenario, seed: u64, trials: usize, n: usize, hist_trials: usiz
         if t < hist_trials {
             let (hb, hc) = (histogram_us(&b), histogram_us(&c));
             let start = Instant::now();
-            let jh = judge_from_histograms(&hb, &hc, &cfg);
+            let jh = judge_from_histograms(&hb, &hc, cfg);
             o.hist_time += start.elapsed();
             o.hist_trials += 1;
             if is_wrong(jh.verdict) {
@@ -184,7 +191,10 @@ fn main() {
     let seed: u64 = env_or("GATE_SEED", 1);
     let n: usize = env_or("GATE_N", 12_000);
     let hist_trials: usize = env_or("GATE_HIST_TRIALS", 200).min(trials);
-    let cfg = JudgeConfig::default();
+    let cfg = JudgeConfig {
+        p95_test: env_or("GATE_P95_TEST", 1u8) != 0,
+        ..JudgeConfig::default()
+    };
 
     let scenarios = [
         Scenario { name: "healthy, identical runs", change: Change::None, jitter: false },
@@ -202,11 +212,16 @@ fn main() {
         MEDIAN_MS * (SIGMA * Z95).exp()
     );
     println!(
-        "config: confidence {}, tolerance +{}% on p95 ratio, min_samples {}; \
+        "config: confidence {}, tolerance +{}% on p95 ratio, min_samples {}, tests: {}; \
          regression: candidate p95 x{REGRESSION}; run noise: each run scaled by U[{}, {}]",
         cfg.confidence,
         cfg.tolerance * 100.0,
         cfg.min_samples,
+        if cfg.p95_test {
+            "Mann-Whitney U + p95 exceedance (Bonferroni)"
+        } else {
+            "Mann-Whitney U only (GATE_P95_TEST=0)"
+        },
         1.0 - JITTER,
         1.0 + JITTER
     );
@@ -215,7 +230,7 @@ fn main() {
     println!(
         "{:<32} {:<11} {:>7} {:>6} {:>8} {:>19} {:>6} {:>9} {:>22} {:>10} {:>12}",
         "scenario",
-        "rate",
+        "kind",
         "wrong",
         "of",
         "rate",
@@ -228,7 +243,8 @@ fn main() {
     );
     let mut hist_rows = Vec::new();
     for (i, sc) in scenarios.iter().enumerate() {
-        let o = simulate(sc, seed.wrapping_mul(1_000_003).wrapping_add(i as u64), trials, n, hist_trials);
+        let scenario_seed = seed.wrapping_mul(1_000_003).wrapping_add(i as u64);
+        let o = simulate(sc, &cfg, scenario_seed, trials, n, hist_trials);
         let rate = o.wrong as f64 / o.trials as f64;
         let (lo, hi) = wilson(o.wrong, o.trials);
         let meets = if rate <= 0.01 {
@@ -262,7 +278,7 @@ fn main() {
     println!("histogram path (judge_from_histograms, µs, 3 significant digits), first {hist_trials} trials of each scenario:");
     println!(
         "{:<32} {:<11} {:>7} {:>6} {:>8} {:>19} {:>18} {:>12}",
-        "scenario", "rate", "wrong", "of", "rate", "95% CI (Wilson)", "verdict != raw", "µs/judgement"
+        "scenario", "kind", "wrong", "of", "rate", "95% CI (Wilson)", "verdict != raw", "µs/judgement"
     );
     for (name, healthy, wrong, of, disagree, time) in hist_rows {
         let (lo, hi) = wilson(wrong, of);
