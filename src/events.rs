@@ -159,6 +159,9 @@ pub enum StageResult {
         thresholds: Vec<crate::gate::threshold::ThresholdResult>,
         /// Stopped early because a threshold failed (abort_on_fail).
         aborted: bool,
+        /// APM checks measured over the load window.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        apm: Vec<crate::gate::verdict::Check>,
     },
 }
 

@@ -62,3 +62,57 @@ fn abort_on_fail_stops_the_load_early_and_keeps_the_figures() {
     // Far short of the 60 s asked for (a bound on behaviour, not a speed goal).
     assert!(started.elapsed().as_secs() < 50);
 }
+
+/// The storefront's source, as files for a test repository.
+fn storefront_files() -> Vec<(String, String)> {
+    fn collect(dir: &std::path::Path, root: &std::path::Path, out: &mut Vec<(String, String)>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let rel = path.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+            if rel.ends_with("/target") {
+                continue;
+            }
+            if path.is_dir() {
+                collect(&path, root, out);
+            } else {
+                out.push((rel, std::fs::read_to_string(&path).unwrap()));
+            }
+        }
+    }
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    collect(&root.join("demo/storefront"), root, &mut files);
+    files
+}
+
+#[test]
+fn apm_checks_scrape_the_apps_metrics_over_the_load_and_can_fail_it() {
+    for image in ["gantry/rust", "gantry/smoke", "gantry/load", "gantry/router"] {
+        require(image);
+    }
+    let files = storefront_files();
+    let refs: Vec<(&str, &str)> = files.iter().map(|(p, c)| (p.as_str(), c.as_str())).collect();
+    let w = World::new(&refs);
+    let env = Env::new(&w, "apm");
+    let port = free_port();
+    let pipeline = |error_rate: &str| {
+        format!(
+            "name: apm\nstages:\n  image:\n    kind: build\n    context: demo/storefront\n    target: runtime\n    tag: \"gantry-test/storefront:${{commit.short}}\"\n  deploy:\n    kind: deploy\n    environment: {env}\n    app: shop\n    image: \"gantry-test/storefront:${{commit.short}}\"\n    port: 8080\n    publish: {port}\n    env: {{STOREFRONT_ERROR_RATE: \"{error_rate}\"}}\n    health: {{http: /healthz}}\n  load:\n    kind: load\n    target: {env}\n    app: shop\n    path: /api/products\n    rate: 50/s\n    duration: 4s\n    apm:\n      provider: prometheus-scrape\n      url: http://127.0.0.1:{port}/metrics\n      checks:\n        - {{name: p95 latency, quantile: 0.95, histogram: storefront_http_request_duration_seconds, threshold: \"<200ms\"}}\n        - name: error ratio\n          ratio: {{numerator: 'storefront_http_requests_total{{code=~\"5..\"}}', denominator: storefront_http_requests_total}}\n          threshold: \"<0.01\"\n",
+            env = env.name
+        )
+    };
+    let out = w.run(&w.pipeline(&pipeline("0")), &[]);
+    assert!(out.status.success(), "stdout: {}\nstderr: {}", text(&out.stdout), text(&out.stderr));
+    let run = w.latest();
+    let apm = &stage(&run, "load")["result"]["apm"];
+    assert_eq!(apm.as_array().unwrap().len(), 2, "{apm}");
+    assert!(apm.as_array().unwrap().iter().all(|c| c["passed"] == true), "{apm}");
+
+    // Half the requests fail: the load thresholds say nothing about it (none given), the
+    // APM error ratio does.
+    let out = w.run(&w.pipeline(&pipeline("0.5")), &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let run = w.latest();
+    let message = stage(&run, "load")["message"].as_str().unwrap().to_string();
+    assert!(message.starts_with("APM checks failed: apm: error ratio <0.01 (measured 0."), "{message}");
+}

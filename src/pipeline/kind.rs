@@ -57,7 +57,7 @@ impl Kind {
             Kind::Smoke => &["target", "app", "version", "request_timeout", "journeys"],
             Kind::Load => &[
                 "target", "app", "version", "path", "requests", "rate", "duration", "stages", "connections",
-                "request_timeout", "thresholds", "abort_on_fail",
+                "request_timeout", "thresholds", "abort_on_fail", "apm",
             ],
             Kind::Promote => &["from", "to", "app", "port", "publish", "env", "command", "health", "gate"],
         }

@@ -106,6 +106,11 @@ pub(crate) fn check(ctx: &mut Ctx<'_>, stage: &Entry<'_>, action: &Action, entri
             if let Some(t) = at("thresholds") {
                 thresholds(ctx, t);
             }
+            if let Some(apm) = &l.apm {
+                if let Err(e) = apm.0.validate() {
+                    ctx.error(pos_of("apm"), &field("apm"), e.to_string());
+                }
+            }
         }
     }
 }

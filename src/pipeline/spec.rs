@@ -316,6 +316,20 @@ pub struct LoadSpec {
     /// Stop the load as soon as a threshold has certainly failed.
     #[serde(default)]
     pub abort_on_fail: bool,
+    /// APM checks measured over the load (the app's /metrics, or a Prometheus server).
+    #[serde(default)]
+    pub apm: Option<ApmSettings>,
+}
+
+/// The gate's APM settings (see `gate::apm::ApmConfig`), compared by content.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ApmSettings(pub crate::gate::apm::ApmConfig);
+
+impl PartialEq for ApmSettings {
+    fn eq(&self, other: &Self) -> bool {
+        serde_json::to_value(&self.0).ok() == serde_json::to_value(&other.0).ok()
+    }
 }
 
 fn default_connections() -> u32 {

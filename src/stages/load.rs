@@ -11,7 +11,9 @@ use super::agent::{self, OUT_DIR, SPEC_PATH};
 use super::{container, RunContext};
 use crate::docker::Backend;
 use crate::events::{AttemptOutcome, EventKind, StageResult};
+use crate::gate::apm::{run as apm_run, Provider};
 use crate::gate::threshold::{self, Threshold, ThresholdResult};
+use crate::gate::verdict::{Check, Source};
 use crate::load::{LoadSpec, LoadSummary, Mode, RequestSpec, Stage};
 use crate::pipeline::spec::LoadSpec as StageSpec;
 use crate::pipeline::StagePlan;
@@ -43,6 +45,17 @@ pub async fn attempt<B: Backend>(
         Ok(c) => c,
         Err(e) => return e.outcome(ctx),
     };
+    // The APM window is the load itself: scraped when it starts and when it ends.
+    let apm = spec.apm.as_ref().map(|a| &a.0);
+    let apm_checks = match apm.map(|c| c.validate()) {
+        Some(Err(e)) => return AttemptOutcome::Error { message: e.to_string() },
+        Some(Ok(checks)) => checks,
+        None => Vec::new(),
+    };
+    let scrape_start = match apm {
+        Some(c) if c.provider == Provider::PrometheusScrape => Some(apm_run::begin_scrape(c).await),
+        _ => None,
+    };
     let started = Instant::now();
     let id = created.id.clone();
     let (ended, aborted) = {
@@ -71,6 +84,16 @@ pub async fn attempt<B: Backend>(
             Err(e) => ctx.error(e),
         };
     };
+    let apm_report = match (apm, scrape_start) {
+        (Some(c), Some(start)) => Some(apm_run::finish_scrape(c, &apm_checks, start).await),
+        (Some(c), None) => apm_run::run(c).await.ok(),
+        _ => None,
+    };
+    let apm_results = apm_report.as_ref().map(|r| apm_verdict_checks(r)).unwrap_or_default();
+    for c in &apm_results {
+        let verdict = if c.passed { "pass" } else { "FAIL" };
+        ctx.note(&stage.name, attempt, format!("{verdict} {}: {} (measured {})", c.name, c.threshold, c.measured.as_deref().unwrap_or("no data")));
+    }
     let results = threshold::evaluate(&summary, &thresholds);
     // The agent printed its own table; the verdicts are the coordinator's.
     for r in &results {
@@ -79,7 +102,12 @@ pub async fn attempt<B: Backend>(
     let failed: Vec<&ThresholdResult> = results.iter().filter(|r| !r.passed).collect();
     ctx.emit.event(EventKind::StageResult {
         stage: stage.name.clone(),
-        result: StageResult::Load { summary: summary.clone(), thresholds: results.clone(), aborted: aborted.is_some() },
+        result: StageResult::Load {
+            summary: summary.clone(),
+            thresholds: results.clone(),
+            aborted: aborted.is_some(),
+            apm: apm_results.clone(),
+        },
     });
     if matches!(ended, Ok(container::Ended::Cancelled)) {
         return AttemptOutcome::Cancelled;
@@ -89,8 +117,16 @@ pub async fn attempt<B: Backend>(
             message: format!("the load agent stopped after {:.1}s, before the run was complete", summary.elapsed_ms as f64 / 1000.0),
         };
     }
-    if failed.is_empty() {
+    let apm_failed: Vec<String> = apm_results
+        .iter()
+        .filter(|c| !c.passed)
+        .map(|c| format!("{} {} (measured {})", c.name, c.threshold, c.measured.as_deref().unwrap_or("no data")))
+        .collect();
+    if failed.is_empty() && apm_failed.is_empty() {
         return AttemptOutcome::Succeeded;
+    }
+    if failed.is_empty() {
+        return AttemptOutcome::Error { message: format!("APM checks failed: {}", apm_failed.join("; ")) };
     }
     let reasons: Vec<String> = failed
         .iter()
@@ -101,6 +137,37 @@ pub async fn attempt<B: Backend>(
         .collect();
     let how = if aborted.is_some() { " (aborted early: abort_on_fail)" } else { "" };
     AttemptOutcome::Error { message: format!("load thresholds failed{how}: {}", reasons.join("; ")) }
+}
+
+/// The APM report in the gate's own check vocabulary (stored with the load's result).
+fn apm_verdict_checks(report: &crate::gate::apm::ApmReport) -> Vec<Check> {
+    report
+        .results
+        .iter()
+        .map(|r| {
+            let mut threshold: Vec<String> = r.threshold.iter().cloned().collect();
+            if let Some(b) = &r.baseline {
+                threshold.push(format!("{} production", b.relation));
+            }
+            let note = match (&r.missing, &r.baseline) {
+                (Some(m), _) => Some(m.clone()),
+                (None, Some(b)) => b.value.map(|v| format!("production {}", number(v))),
+                _ => None,
+            };
+            Check {
+                name: format!("apm: {}", r.name),
+                source: Source::Apm,
+                measured: r.measured.map(number),
+                threshold: threshold.join(" and "),
+                passed: r.passed,
+                note,
+            }
+        })
+        .collect()
+}
+
+fn number(v: f64) -> String {
+    format!("{}", (v * 10_000.0).round() / 10_000.0)
 }
 
 fn metric_name(r: &ThresholdResult) -> String {

@@ -74,7 +74,8 @@ fn judge<B: Backend>(ctx: &RunContext<B>, spec: &PromoteSpec) -> Verdict {
             continue;
         }
         for result in memory.iter().flat_map(|m| &m.results) {
-            if let StageResult::Load { thresholds, .. } = result {
+            if let StageResult::Load { thresholds, apm, .. } = result {
+                checks.extend(apm.iter().cloned());
                 for t in thresholds {
                     checks.push(Check {
                         name: format!("{name}: {}", t.metric),
