@@ -114,7 +114,7 @@ fn median(values: &[f64]) -> f64 {
     let mut sorted = values.to_vec();
     sorted.sort_by(f64::total_cmp);
     let mid = sorted.len() / 2;
-    if sorted.len() % 2 == 0 {
+    if sorted.len().is_multiple_of(2) {
         (sorted[mid - 1] + sorted[mid]) / 2.0
     } else {
         sorted[mid]
@@ -321,8 +321,8 @@ enum Shape {
     Network,
     /// + the run's workspace volume mounted at /workspace.
     Volume,
-    /// + image inspect, workspace upload (first stage), the script, env and the log stream:
-    /// the whole stage as Gantry runs it.
+    /// + image inspect, workspace upload (first stage), the script, env and the log
+    ///   stream: the whole stage as Gantry runs it.
     Stage,
 }
 

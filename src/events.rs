@@ -105,6 +105,9 @@ pub struct Event {
     pub kind: EventKind,
 }
 
+// A run emits a handful of these, so the size of the largest variant (a load summary)
+// costs nothing worth a Box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum EventKind {
@@ -139,6 +142,7 @@ pub struct LogLine {
 }
 
 /// What the scheduler sends to the recorder: state changes and output, in order.
+#[allow(clippy::large_enum_variant)] // log lines dominate and are small; see EventKind
 #[derive(Debug, Clone)]
 pub enum Emitted {
     Event(Event),

@@ -95,7 +95,9 @@ fn describe_unexpected(u: &de::Unexpected<'_>) -> String {
     }
 }
 
-/// Deserialises `node` (found at `field`) into `T`.
+/// Deserialises `node` (found at `field`) into `T`. The error is large (it carries its
+/// place and the accepted keys) but made once per bad file, never in a loop.
+#[allow(clippy::result_large_err)]
 pub fn from_node<T: DeserializeOwned>(node: &Node, field: &str) -> Result<T, DeError> {
     T::deserialize(NodeDe { node, field: field.to_string() }).map_err(|e| e.at(node.pos(), field))
 }

@@ -89,7 +89,7 @@ pub async fn attempt<B: Backend>(
         (Some(c), None) => apm_run::run(c).await.ok(),
         _ => None,
     };
-    let apm_results = apm_report.as_ref().map(|r| apm_verdict_checks(r)).unwrap_or_default();
+    let apm_results = apm_report.as_ref().map(apm_verdict_checks).unwrap_or_default();
     for c in &apm_results {
         let verdict = if c.passed { "pass" } else { "FAIL" };
         ctx.note(&stage.name, attempt, format!("{verdict} {}: {} (measured {})", c.name, c.threshold, c.measured.as_deref().unwrap_or("no data")));
