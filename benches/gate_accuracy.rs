@@ -87,7 +87,8 @@ fn run(rng: &mut StdRng, n: usize, change: Change, jitter: bool) -> Vec<f64> {
 fn histogram_us(samples_ms: &[f64]) -> Histogram<u64> {
     let mut h = Histogram::<u64>::new(3).expect("valid precision");
     for &x in samples_ms {
-        h.record((x * 1000.0).round() as u64).expect("auto-resizing histogram");
+        h.record((x * 1000.0).round() as u64)
+            .expect("auto-resizing histogram");
     }
     h
 }
@@ -197,12 +198,36 @@ fn main() {
     };
 
     let scenarios = [
-        Scenario { name: "healthy, identical runs", change: Change::None, jitter: false },
-        Scenario { name: "healthy, +/-3% run noise", change: Change::None, jitter: true },
-        Scenario { name: "regressed, whole x1.25", change: Change::Whole, jitter: false },
-        Scenario { name: "regressed, whole x1.25 + noise", change: Change::Whole, jitter: true },
-        Scenario { name: "regressed, tail-only p95+25%", change: Change::TailOnly, jitter: false },
-        Scenario { name: "regressed, tail-only + noise", change: Change::TailOnly, jitter: true },
+        Scenario {
+            name: "healthy, identical runs",
+            change: Change::None,
+            jitter: false,
+        },
+        Scenario {
+            name: "healthy, +/-3% run noise",
+            change: Change::None,
+            jitter: true,
+        },
+        Scenario {
+            name: "regressed, whole x1.25",
+            change: Change::Whole,
+            jitter: false,
+        },
+        Scenario {
+            name: "regressed, whole x1.25 + noise",
+            change: Change::Whole,
+            jitter: true,
+        },
+        Scenario {
+            name: "regressed, tail-only p95+25%",
+            change: Change::TailOnly,
+            jitter: false,
+        },
+        Scenario {
+            name: "regressed, tail-only + noise",
+            change: Change::TailOnly,
+            jitter: true,
+        },
     ];
 
     println!("gate accuracy: gantry::gate::judge::judge_latency");
@@ -210,7 +235,11 @@ fn main() {
         "model: lognormal latency, median {MEDIAN_MS} ms, sigma {SIGMA} (p95 {:.1} ms); \
          {n} samples per run{}; {trials} trials per scenario; seed {seed}",
         MEDIAN_MS * (SIGMA * Z95).exp(),
-        if n == 12_000 { " (60 s x 200 req/s)" } else { "" }
+        if n == 12_000 {
+            " (60 s x 200 req/s)"
+        } else {
+            ""
+        }
     );
     println!(
         "config: confidence {}, tolerance +{}% on p95 ratio, min_samples {}, tests: {}; \
@@ -249,7 +278,11 @@ fn main() {
         let rate = o.wrong as f64 / o.trials as f64;
         let (lo, hi) = wilson(o.wrong, o.trials);
         let meets = if rate <= 0.01 {
-            if hi <= 0.01 { "yes (CI)" } else { "yes" }
+            if hi <= 0.01 {
+                "yes (CI)"
+            } else {
+                "yes"
+            }
         } else {
             "NO"
         };
@@ -271,7 +304,14 @@ fn main() {
         if o.not_enough > 0 {
             println!("  ({} trials were NotEnoughData)", o.not_enough);
         }
-        hist_rows.push((sc.name, sc.healthy(), o.hist_wrong, o.hist_trials, o.hist_disagree, o.hist_time));
+        hist_rows.push((
+            sc.name,
+            sc.healthy(),
+            o.hist_wrong,
+            o.hist_trials,
+            o.hist_disagree,
+            o.hist_time,
+        ));
     }
     println!();
     println!("sig.+tol. = passed although the test was significant (the tolerance absorbed it)");
@@ -279,7 +319,14 @@ fn main() {
     println!("histogram path (judge_from_histograms, µs, 3 significant digits), first {hist_trials} trials of each scenario:");
     println!(
         "{:<32} {:<11} {:>7} {:>6} {:>8} {:>19} {:>18} {:>12}",
-        "scenario", "kind", "wrong", "of", "rate", "95% CI (Wilson)", "verdict != raw", "µs/judgement"
+        "scenario",
+        "kind",
+        "wrong",
+        "of",
+        "rate",
+        "95% CI (Wilson)",
+        "verdict != raw",
+        "µs/judgement"
     );
     for (name, healthy, wrong, of, disagree, time) in hist_rows {
         let (lo, hi) = wilson(wrong, of);

@@ -226,7 +226,7 @@ fn mann_whitney_runs(baseline: &[(f64, u64)], candidate: &[(f64, u64)]) -> MannW
         0.0
     };
     let std_dev = variance.max(0.0).sqrt();
-    if !(std_dev > 0.0) {
+    if std_dev.is_nan() || std_dev <= 0.0 {
         // All values equal (or a side is empty): no evidence either way.
         return MannWhitney {
             u,
@@ -265,7 +265,10 @@ fn exceedance_test(baseline: &[(f64, u64)], candidate: &[(f64, u64)], q: f64) ->
     let (mut i, mut j) = (baseline.len(), candidate.len());
     let (mut above, mut above_c) = (0u64, 0u64);
     while i > 0 || j > 0 {
-        let v = match (i.checked_sub(1).map(|k| baseline[k].0), j.checked_sub(1).map(|k| candidate[k].0)) {
+        let v = match (
+            i.checked_sub(1).map(|k| baseline[k].0),
+            j.checked_sub(1).map(|k| candidate[k].0),
+        ) {
             (Some(b), Some(c)) => b.max(c),
             (Some(b), None) => b,
             (None, Some(c)) => c,
@@ -296,7 +299,7 @@ fn exceedance_test(baseline: &[(f64, u64)], candidate: &[(f64, u64)], q: f64) ->
     let share = a / nf;
     let mean = nc * share;
     let variance = nc * share * (1.0 - share) * (nf - nc) / (nf - 1.0);
-    if !(variance > 0.0) {
+    if variance.is_nan() || variance <= 0.0 {
         return 1.0;
     }
     upper_tail((above_c as f64 - mean - 0.5) / variance.sqrt())
@@ -630,7 +633,11 @@ mod tests {
         assert!(close(j.effect, 12.3 / 8.4, 1e-12));
         let j = judge_latency(&NO_TIES_B, &NO_TIES_C, &small_cfg());
         assert_eq!(j.verdict, Verdict::Pass, "{}", j.explanation);
-        assert!(j.explanation.contains("not shown slower"), "{}", j.explanation);
+        assert!(
+            j.explanation.contains("not shown slower"),
+            "{}",
+            j.explanation
+        );
     }
 
     #[test]
@@ -648,7 +655,10 @@ mod tests {
         let p = exceedance_test(&runs(TIES_B.to_vec()), &runs(TIES_C.to_vec()), 0.6);
         assert!(close(p, 0.18876894333364003, 1e-9), "{p}");
         // Nothing above the quantile (all equal): no evidence.
-        assert_eq!(exceedance_test(&runs(vec![3.0; 60]), &runs(vec![3.0; 60]), 0.95), 1.0);
+        assert_eq!(
+            exceedance_test(&runs(vec![3.0; 60]), &runs(vec![3.0; 60]), 0.95),
+            1.0
+        );
     }
 
     /// A run of `n` lognormal latencies whose values above the median are stretched on the log
@@ -668,11 +678,17 @@ mod tests {
     fn tail_only_regression_under_run_noise_is_caught_by_the_p95_test() {
         // The baseline run happened to be 3% slow, the candidate run 3% fast, and the
         // candidate's slow half got slower (p95 +25%, median unchanged).
-        let b: Vec<f64> = lognormal(20, 12_000, 40.0, 0.5).iter().map(|x| x * 1.03).collect();
+        let b: Vec<f64> = lognormal(20, 12_000, 40.0, 0.5)
+            .iter()
+            .map(|x| x * 1.03)
+            .collect();
         let c = tail_regressed(21, 12_000, 0.97);
         let j = judge_latency(&b, &c, &JudgeConfig::default());
         assert_eq!(j.verdict, Verdict::Regressed, "{}", j.explanation);
-        assert!(j.mann_whitney_p > 0.5, "the U test sees a faster candidate: {j:?}");
+        assert!(
+            j.mann_whitney_p > 0.5,
+            "the U test sees a faster candidate: {j:?}"
+        );
         assert!(j.p95_test_p < 1e-10, "{j:?}");
         assert!(close(j.p_value, 2.0 * j.p95_test_p, 1e-12));
         // The plain U test lets it through.
@@ -744,7 +760,12 @@ mod tests {
         let cfg = JudgeConfig::default();
         let b = lognormal(7, 49, 40.0, 0.5);
         let c: Vec<f64> = b.iter().map(|x| x * 3.0).collect();
-        for (bb, cc) in [(&b[..], &c[..]), (&[][..], &c[..]), (&b[..], &[][..]), (&[][..], &[][..])] {
+        for (bb, cc) in [
+            (&b[..], &c[..]),
+            (&[][..], &c[..]),
+            (&b[..], &[][..]),
+            (&[][..], &[][..]),
+        ] {
             let j = judge_latency(bb, cc, &cfg);
             assert_eq!(j.verdict, Verdict::NotEnoughData, "{}", j.explanation);
             assert!(j.explanation.contains("not enough samples"));
@@ -762,26 +783,47 @@ mod tests {
         b[17] = f64::NAN;
         let j = judge_latency(&b, &c, &JudgeConfig::default());
         assert_eq!(j.verdict, Verdict::NotEnoughData);
-        assert!(j.explanation.contains("baseline sample #17 is NaN"), "{}", j.explanation);
+        assert!(
+            j.explanation.contains("baseline sample #17 is NaN"),
+            "{}",
+            j.explanation
+        );
         b[17] = 1.0;
         let mut c2 = c.clone();
         c2[3] = -2.0;
         let j = judge_latency(&b, &c2, &JudgeConfig::default());
         assert_eq!(j.verdict, Verdict::NotEnoughData);
-        assert!(j.explanation.contains("candidate sample #3 is -2"), "{}", j.explanation);
+        assert!(
+            j.explanation.contains("candidate sample #3 is -2"),
+            "{}",
+            j.explanation
+        );
         c2[3] = f64::INFINITY;
         assert_eq!(
             judge_latency(&b, &c2, &JudgeConfig::default()).verdict,
             Verdict::NotEnoughData
         );
         for cfg in [
-            JudgeConfig { confidence: 1.0, ..JudgeConfig::default() },
-            JudgeConfig { confidence: f64::NAN, ..JudgeConfig::default() },
-            JudgeConfig { tolerance: -0.1, ..JudgeConfig::default() },
+            JudgeConfig {
+                confidence: 1.0,
+                ..JudgeConfig::default()
+            },
+            JudgeConfig {
+                confidence: f64::NAN,
+                ..JudgeConfig::default()
+            },
+            JudgeConfig {
+                tolerance: -0.1,
+                ..JudgeConfig::default()
+            },
         ] {
             let j = judge_latency(&b, &c, &cfg);
             assert_eq!(j.verdict, Verdict::NotEnoughData);
-            assert!(j.explanation.starts_with("invalid judge config"), "{}", j.explanation);
+            assert!(
+                j.explanation.starts_with("invalid judge config"),
+                "{}",
+                j.explanation
+            );
         }
     }
 
@@ -813,7 +855,10 @@ mod tests {
             assert_eq!((hist.baseline_n, hist.candidate_n), (12_000, 12_000));
             // Bucket width at 3 significant digits is <= 0.1% of the value: each p95 moves by
             // at most that much, the ratio by at most ~0.2%.
-            assert!((raw.effect - hist.effect).abs() < 0.002 * raw.effect, "{raw:?} {hist:?}");
+            assert!(
+                (raw.effect - hist.effect).abs() < 0.002 * raw.effect,
+                "{raw:?} {hist:?}"
+            );
             // Ranks only change among values within one bucket of each other: z barely moves.
             let (zr, zh) = (
                 mann_whitney_u(&b, &c).z,
