@@ -118,6 +118,8 @@ pub enum EventKind {
     RunFinished { state: RunState, message: Option<String> },
     /// A gate's verdict: every check with its figure, threshold and pass/fail.
     GateJudged { stage: String, verdict: crate::gate::verdict::Verdict },
+    /// The checks of a promotion's verification window, in the target environment.
+    Verified { stage: String, verdict: crate::gate::verdict::Verdict },
     /// What a stage produced: an image, an environment, a deployment, a test report.
     StageResult { stage: String, result: StageResult },
     /// Docker objects of the run were removed (after the run, or by a later sweep).
@@ -217,4 +219,7 @@ pub enum DeploymentOutcome {
     Succeeded,
     /// The new version never became healthy; the previous one kept serving.
     Failed { reason: String },
+    /// Went live, then breached its verification checks and was rolled back: a failed
+    /// change, restored at `restored_at` (None if the rollback itself failed).
+    FailedVerification { reason: String, restored_at: Option<DateTime<Utc>>, restored_to: Option<String> },
 }

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{env_containers, free_port, http_get, require, stage, text, Env, World};
+use common::{env_containers, env_running, free_port, http_get, require, stage, text, Env, World};
 
 #[test]
 fn build_stage_builds_tags_and_records_the_image() {
@@ -115,7 +115,8 @@ fn deploy_replaces_and_a_failing_health_check_keeps_the_old_version_serving() {
     let out = w.run(&w.pipeline(&deploy_pipeline(&env.name, port, "v2", "/index.html")), &[]);
     assert!(out.status.success(), "stderr: {}", text(&out.stderr));
     assert_eq!(http_get(port, "/").map(|(_, b)| b.trim().to_string()), Some("v2".into()));
-    assert_eq!(env_containers(&env.name, "app").len(), 1, "the previous version is retired");
+    assert_eq!(env_running(&env.name, "app").len(), 1, "the previous version is retired");
+    assert_eq!(env_containers(&env.name, "app").len(), 2, "and kept stopped, for a rollback");
     let latest = w.latest();
     let d = &stage(&latest, "deploy")["result"];
     assert_eq!(d["outcome"], "succeeded");
@@ -130,7 +131,8 @@ fn deploy_replaces_and_a_failing_health_check_keeps_the_old_version_serving() {
     assert!(message.contains("/not-there"), "{message}");
     assert_eq!(stage(&run, "deploy")["result"]["outcome"], "failed");
     assert_eq!(http_get(port, "/").map(|(_, b)| b.trim().to_string()), Some("v2".into()));
-    assert_eq!(env_containers(&env.name, "app").len(), 1, "the refused version is removed");
+    assert_eq!(env_running(&env.name, "app").len(), 1, "the refused version is removed");
+    assert_eq!(env_containers(&env.name, "app").len(), 2, "v2 live, v1 kept stopped");
 
     // Every deployment is in the environment's history.
     let shown = w.json(&["env", "show", &env.name]);
@@ -141,7 +143,8 @@ fn deploy_replaces_and_a_failing_health_check_keeps_the_old_version_serving() {
     let listed = w.json(&["env", "list"]);
     let mine = listed.as_array().unwrap().iter().find(|e| e["name"] == env.name.as_str()).expect("listed");
     assert_eq!(mine["routers"][0]["url"], format!("http://127.0.0.1:{port}").as_str());
-    assert_eq!(mine["versions"][0]["serving"], "live");
+    let serving: Vec<&str> = mine["versions"].as_array().unwrap().iter().map(|v| v["serving"].as_str().unwrap()).collect();
+    assert!(serving.contains(&"live") && serving.contains(&"stopped (kept for rollback)"), "{serving:?}");
     let out = w.gantry().args(["env", "destroy", &env.name]).output().unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(env_containers(&env.name, "app").is_empty() && env_containers(&env.name, "router").is_empty());

@@ -74,6 +74,10 @@ pub async fn run(command: EnvCommand, data_dir: &std::path::Path, docker_host: O
                 let outcome = match &d.outcome {
                     DeploymentOutcome::Succeeded => "succeeded".to_string(),
                     DeploymentOutcome::Failed { reason } => format!("failed: {reason}"),
+                    DeploymentOutcome::FailedVerification { restored_to, .. } => match restored_to {
+                        Some(image) => format!("failed verification; rolled back to {image}"),
+                        None => "failed verification; rollback failed".to_string(),
+                    },
                 };
                 println!(
                     "  {}  {:<10} {:<24} {}  {:>6}  run {}  {outcome}",

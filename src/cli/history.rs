@@ -100,7 +100,7 @@ pub fn show(store: &Store, query: &str, json: bool) -> Outcome {
         if let Some(result) = &s.result {
             println!("{:width$}  -> {}", "", result_line(result));
         }
-        if let Some(verdict) = &s.verdict {
+        for verdict in s.verdict.iter().chain(&s.verification) {
             for line in verdict.table().lines() {
                 println!("{:width$}     {line}", "");
             }
@@ -172,6 +172,12 @@ pub fn result_line(result: &StageResult) -> String {
                 format!("{} live in {}{}", d.image, d.environment, d.url.as_deref().map(|u| format!(" at {u}")).unwrap_or_default())
             }
             crate::events::DeploymentOutcome::Failed { .. } => format!("{} refused in {}", d.image, d.environment),
+            crate::events::DeploymentOutcome::FailedVerification { restored_to, .. } => format!(
+                "{} failed verification in {}; {}",
+                d.image,
+                d.environment,
+                restored_to.as_deref().map(|i| format!("rolled back to {i}")).unwrap_or_else(|| "rollback failed".into())
+            ),
         },
         StageResult::Smoke(r) => {
             let (p, f, s) = r.counts();

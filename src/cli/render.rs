@@ -149,7 +149,7 @@ impl Renderer {
                     }
                 }
             }
-            EventKind::RunCreated { .. } | EventKind::Swept { .. } | EventKind::StageResult { .. } | EventKind::GateJudged { .. } => {}
+            EventKind::RunCreated { .. } | EventKind::Swept { .. } | EventKind::StageResult { .. } | EventKind::GateJudged { .. } | EventKind::Verified { .. } => {}
         }
     }
 

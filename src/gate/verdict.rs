@@ -75,6 +75,37 @@ impl Verdict {
     }
 }
 
+/// The APM report in the gate's own check vocabulary (stored with the load's result).
+pub fn from_apm(report: &crate::gate::apm::ApmReport) -> Vec<Check> {
+    report
+        .results
+        .iter()
+        .map(|r| {
+            let mut threshold: Vec<String> = r.threshold.iter().cloned().collect();
+            if let Some(b) = &r.baseline {
+                threshold.push(format!("{} production", b.relation));
+            }
+            let note = match (&r.missing, &r.baseline) {
+                (Some(m), _) => Some(m.clone()),
+                (None, Some(b)) => b.value.map(|v| format!("production {}", number(v))),
+                _ => None,
+            };
+            Check {
+                name: format!("apm: {}", r.name),
+                source: Source::Apm,
+                measured: r.measured.map(number),
+                threshold: threshold.join(" and "),
+                passed: r.passed,
+                note,
+            }
+        })
+        .collect()
+}
+
+fn number(v: f64) -> String {
+    format!("{}", (v * 10_000.0).round() / 10_000.0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -59,7 +59,7 @@ impl Kind {
                 "target", "app", "version", "path", "requests", "rate", "duration", "stages", "connections",
                 "request_timeout", "thresholds", "abort_on_fail", "apm",
             ],
-            Kind::Promote => &["from", "to", "app", "port", "publish", "env", "command", "health", "gate"],
+            Kind::Promote => &["from", "to", "app", "port", "publish", "env", "command", "health", "gate", "verify"],
         }
     }
 

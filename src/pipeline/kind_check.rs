@@ -80,6 +80,11 @@ pub(crate) fn check(ctx: &mut Ctx<'_>, stage: &Entry<'_>, action: &Action, entri
             if let Some(h) = &p.health {
                 health(ctx, pos_of("health"), &field("health"), h);
             }
+            if let Some(v) = &p.verify {
+                if let Err(e) = v.apm.0.validate() {
+                    ctx.error(pos_of("verify"), &field("verify.apm"), e.to_string());
+                }
+            }
         }
         Action::Load(l) => {
             object_name(ctx, pos_of("target"), &field("target"), "environment", &l.target);

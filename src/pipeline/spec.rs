@@ -47,6 +47,17 @@ pub struct PromoteSpec {
     pub health: Option<HealthSpec>,
     #[serde(default)]
     pub gate: GateSpec,
+    /// After the promotion: APM checks on the target environment over a window; a breach
+    /// rolls back to the version that was there before.
+    #[serde(default)]
+    pub verify: Option<VerifySpec>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifySpec {
+    /// The checks, their source and window (`apm.window`).
+    pub apm: ApmSettings,
 }
 
 /// What the gate judges before a promotion.

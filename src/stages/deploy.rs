@@ -64,6 +64,22 @@ pub async fn attempt<B: Backend>(
     attempt: u32,
     deadline: Instant,
 ) -> AttemptOutcome {
+    let (outcome, record) = run(ctx, stage, spec, attempt, deadline).await;
+    if let Some(d) = record {
+        ctx.emit.event(EventKind::StageResult { stage: stage.name.clone(), result: StageResult::Deployment(d) });
+    }
+    outcome
+}
+
+/// A deployment, and its record when it is one (went live, or was refused going live);
+/// recording is left to the caller, so a promotion can record it after verification.
+pub async fn run<B: Backend>(
+    ctx: &RunContext<B>,
+    stage: &StagePlan,
+    spec: &DeploySpec,
+    attempt: u32,
+    deadline: Instant,
+) -> (AttemptOutcome, Option<Deployment>) {
     let started_at = Utc::now();
     let network = environment::network(&spec.environment);
     let result = async {
@@ -109,23 +125,72 @@ pub async fn attempt<B: Backend>(
                 ctx.note(&stage.name, attempt, format!("{} answers at {url}", spec.environment));
             }
             let d = record(live.image, live.image_id, live.commit, live.commit_time, live.author, DeploymentOutcome::Succeeded, replaced);
-            ctx.emit.event(EventKind::StageResult { stage: stage.name.clone(), result: StageResult::Deployment(d) });
-            AttemptOutcome::Succeeded
+            (AttemptOutcome::Succeeded, Some(d))
         }
-        Ok(None) => AttemptOutcome::Succeeded,
+        Ok(None) => (AttemptOutcome::Succeeded, None),
         Err(Stop::Unhealthy { image, image_id, reason }) => {
             // Only a deployment meant to go live counts as a failed deployment.
-            if spec.mode == DeployMode::Replace {
+            let d = (spec.mode == DeployMode::Replace).then(|| {
                 let outcome = DeploymentOutcome::Failed { reason: reason.clone() };
-                let d = record(image, image_id, ctx.commit.sha.clone(), ctx.commit.time, ctx.commit.author_name.clone(), outcome, Vec::new());
-                ctx.emit.event(EventKind::StageResult { stage: stage.name.clone(), result: StageResult::Deployment(d) });
-            }
-            AttemptOutcome::Error { message: ctx.masker.mask(&reason) }
+                record(image, image_id, ctx.commit.sha.clone(), ctx.commit.time, ctx.commit.author_name.clone(), outcome, Vec::new())
+            });
+            (AttemptOutcome::Error { message: ctx.masker.mask(&reason) }, d)
         }
-        Err(Stop::Refused(message)) => AttemptOutcome::Error { message },
-        Err(Stop::Cancelled) => AttemptOutcome::Cancelled,
-        Err(Stop::Docker(e)) => ctx.error(e),
+        Err(Stop::Refused(message)) => (AttemptOutcome::Error { message }, None),
+        Err(Stop::Cancelled) => (AttemptOutcome::Cancelled, None),
+        Err(Stop::Docker(e)) => (ctx.error(e), None),
     }
+}
+
+/// Puts the version kept stopped at the last go-live back under the live alias (after a
+/// health check) and removes the current one. Returns the restored image.
+pub async fn rollback<B: Backend>(
+    ctx: &RunContext<B>,
+    stage: &StagePlan,
+    spec: &DeploySpec,
+    attempt: u32,
+    deadline: Instant,
+) -> Result<String, String> {
+    let backend = ctx.backend.as_ref();
+    let network = environment::network(&spec.environment);
+    let versions = app_versions(ctx, spec).await.map_err(|e| e.to_string())?;
+    let Some(previous) = versions.iter().find(|c| !c.running) else {
+        return Err(format!("there is no previous version of {} in {} to roll back to", spec.app, spec.environment));
+    };
+    backend.start(&previous.id).await.map_err(|e| e.to_string())?;
+    backend
+        .connect(&network, &previous.id, vec![previous.name.clone()])
+        .await
+        .map_err(|e| e.to_string())?;
+    let health_spec = spec.health.clone().unwrap_or_else(|| HealthSpec::http("/"));
+    let target = health::Target {
+        container: &previous.id,
+        host: &previous.name,
+        network: &network,
+        default_port: spec.port,
+    };
+    match health::check(ctx, &stage.name, attempt, &target, &health_spec, deadline).await {
+        Health::Healthy => {}
+        Health::Cancelled => return Err("cancelled during the rollback".into()),
+        Health::Unhealthy(why) => return Err(format!("the previous version did not come back healthy: {why}")),
+    }
+    let restored = Version {
+        id: previous.id.clone(),
+        name: previous.name.clone(),
+        image: previous.labels.get(environment::IMAGE_LABEL).cloned().unwrap_or_else(|| previous.image.clone()),
+        image_id: previous.image_id.clone(),
+        commit: previous.labels.get(COMMIT_LABEL).cloned().unwrap_or_default(),
+        commit_time: ctx.commit.time,
+        author: String::new(),
+    };
+    realias(ctx, &network, &restored, &environment::live_alias(&spec.app)).await.map_err(|e| e.to_string())?;
+    for failed in versions.iter().filter(|c| c.running && c.id != previous.id) {
+        let _ = backend.disconnect(&network, &failed.id).await;
+        backend.remove_container(&failed.id).await.map_err(|e| e.to_string())?;
+        ctx.note(&stage.name, attempt, format!("removed the failed version {}", failed.name));
+    }
+    ctx.note(&stage.name, attempt, format!("rolled back: {} in {} is {} again", spec.app, spec.environment, restored.image));
+    Ok(restored.image)
 }
 
 async fn published_url<B: Backend>(ctx: &RunContext<B>, spec: &DeploySpec) -> Option<String> {
@@ -253,16 +318,19 @@ async fn go_live<B: Backend>(
 ) -> Result<Vec<String>, Stop> {
     let backend = ctx.backend.as_ref();
     realias(ctx, network, new, &environment::live_alias(&spec.app)).await?;
+    // The version that was live is stopped and kept, for a rollback; anything older (or a
+    // stale preview) goes. At most one previous version is kept.
     let mut replaced = Vec::new();
     for old in app_versions(ctx, spec).await?.into_iter().filter(|c| c.id != new.id) {
-        let was_live = backend.aliases(&old.id, network).await?.contains(&environment::live_alias(&spec.app));
+        let was_live = old.running && backend.aliases(&old.id, network).await?.contains(&environment::live_alias(&spec.app));
         backend.disconnect(network, &old.id).await?;
-        backend.stop(&old.id, RETIRE_GRACE).await?;
-        backend.remove_container(&old.id).await?;
-        let image = old.labels.get(environment::IMAGE_LABEL).cloned().unwrap_or(old.image);
-        ctx.note(&stage.name, attempt, format!("retired {} ({image})", old.name));
+        let image = old.labels.get(environment::IMAGE_LABEL).cloned().unwrap_or(old.image.clone());
         if was_live {
+            backend.stop(&old.id, RETIRE_GRACE).await?;
+            ctx.note(&stage.name, attempt, format!("retired {} ({image}); kept stopped for a rollback", old.name));
             replaced.push(image);
+        } else {
+            backend.remove_container(&old.id).await?;
         }
     }
     ctx.note(&stage.name, attempt, format!("{} in {} is now {} ({})", spec.app, spec.environment, new.image, short(&new.commit)));

@@ -162,7 +162,9 @@ pub async fn describe<B: Backend>(backend: &B, env: &str) -> Result<EnvironmentV
     for c in containers(backend, env, Role::App).await? {
         let mut v = view(&c, APP_LABEL);
         let aliases = if c.running { backend.aliases(&c.id, &net).await.unwrap_or_default() } else { Vec::new() };
-        v.serving = Some(if aliases.contains(&live_alias(&v.of)) {
+        v.serving = Some(if !c.running {
+            "stopped (kept for rollback)".into()
+        } else if aliases.contains(&live_alias(&v.of)) {
             "live".into()
         } else if aliases.contains(&format!("{}-preview", v.of)) {
             "preview".into()

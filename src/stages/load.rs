@@ -13,7 +13,6 @@ use crate::docker::Backend;
 use crate::events::{AttemptOutcome, EventKind, StageResult};
 use crate::gate::apm::{run as apm_run, Provider};
 use crate::gate::threshold::{self, Threshold, ThresholdResult};
-use crate::gate::verdict::{Check, Source};
 use crate::load::{LoadSpec, LoadSummary, Mode, RequestSpec, Stage};
 use crate::pipeline::spec::LoadSpec as StageSpec;
 use crate::pipeline::StagePlan;
@@ -89,7 +88,7 @@ pub async fn attempt<B: Backend>(
         (Some(c), None) => apm_run::run(c).await.ok(),
         _ => None,
     };
-    let apm_results = apm_report.as_ref().map(apm_verdict_checks).unwrap_or_default();
+    let apm_results = apm_report.as_ref().map(crate::gate::verdict::from_apm).unwrap_or_default();
     for c in &apm_results {
         let verdict = if c.passed { "pass" } else { "FAIL" };
         ctx.note(&stage.name, attempt, format!("{verdict} {}: {} (measured {})", c.name, c.threshold, c.measured.as_deref().unwrap_or("no data")));
@@ -137,37 +136,6 @@ pub async fn attempt<B: Backend>(
         .collect();
     let how = if aborted.is_some() { " (aborted early: abort_on_fail)" } else { "" };
     AttemptOutcome::Error { message: format!("load thresholds failed{how}: {}", reasons.join("; ")) }
-}
-
-/// The APM report in the gate's own check vocabulary (stored with the load's result).
-fn apm_verdict_checks(report: &crate::gate::apm::ApmReport) -> Vec<Check> {
-    report
-        .results
-        .iter()
-        .map(|r| {
-            let mut threshold: Vec<String> = r.threshold.iter().cloned().collect();
-            if let Some(b) = &r.baseline {
-                threshold.push(format!("{} production", b.relation));
-            }
-            let note = match (&r.missing, &r.baseline) {
-                (Some(m), _) => Some(m.clone()),
-                (None, Some(b)) => b.value.map(|v| format!("production {}", number(v))),
-                _ => None,
-            };
-            Check {
-                name: format!("apm: {}", r.name),
-                source: Source::Apm,
-                measured: r.measured.map(number),
-                threshold: threshold.join(" and "),
-                passed: r.passed,
-                note,
-            }
-        })
-        .collect()
-}
-
-fn number(v: f64) -> String {
-    format!("{}", (v * 10_000.0).round() / 10_000.0)
 }
 
 fn metric_name(r: &ThresholdResult) -> String {

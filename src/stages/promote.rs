@@ -8,7 +8,7 @@ use tokio::time::Instant;
 use super::environment::{self, Role, APP_LABEL};
 use super::RunContext;
 use crate::docker::{Backend, RUN_LABEL};
-use crate::events::{AttemptOutcome, EventKind, StageResult, StageState};
+use crate::events::{AttemptOutcome, DeploymentOutcome, EventKind, StageResult, StageState};
 use crate::gate::verdict::{Check, Source, Verdict};
 use crate::pipeline::spec::{DeployMode, DeploySpec, PromoteSpec};
 use crate::pipeline::StagePlan;
@@ -49,7 +49,42 @@ pub async fn attempt<B: Backend>(
         command: spec.command.clone(),
         health: spec.health.clone(),
     };
-    super::deploy::attempt(ctx, stage, &deploy, attempt, deadline).await
+    let (outcome, record) = super::deploy::run(ctx, stage, &deploy, attempt, deadline).await;
+    let Some(mut record) = record else { return outcome };
+    let (Some(verify), AttemptOutcome::Succeeded) = (&spec.verify, &outcome) else {
+        ctx.emit.event(EventKind::StageResult { stage: stage.name.clone(), result: StageResult::Deployment(record) });
+        return outcome;
+    };
+
+    // The verification window: the new version serves real traffic in the target
+    // environment while its APM checks are measured; a breach rolls it back.
+    ctx.note(&stage.name, attempt, format!("verifying {} for {}", spec.to, humantime::format_duration(verify.apm.0.window)));
+    let checks = match crate::gate::apm::run(&verify.apm.0).await {
+        Ok(report) => crate::gate::verdict::from_apm(&report),
+        Err(e) => return AttemptOutcome::Error { message: e.to_string() },
+    };
+    let verification = Verdict::new(checks);
+    for line in verification.table().lines() {
+        ctx.note(&stage.name, attempt, line);
+    }
+    ctx.emit.event(EventKind::Verified { stage: stage.name.clone(), verdict: verification.clone() });
+    let Some(breach) = verification.blocked_by() else {
+        ctx.emit.event(EventKind::StageResult { stage: stage.name.clone(), result: StageResult::Deployment(record) });
+        return AttemptOutcome::Succeeded;
+    };
+    ctx.note(&stage.name, attempt, format!("verification failed in {}: {breach}; rolling back", spec.to));
+    let rolled = super::deploy::rollback(ctx, stage, &deploy, attempt, deadline).await;
+    let (restored_at, restored_to, how) = match &rolled {
+        Ok(image) => {
+            let at = chrono::Utc::now();
+            let took = (at - record.finished_at).num_milliseconds() as f64 / 1000.0;
+            (Some(at), Some(image.clone()), format!("rolled back to {image}, restored {took:.1}s after going live"))
+        }
+        Err(why) => (None, None, format!("the rollback failed: {why}")),
+    };
+    record.outcome = DeploymentOutcome::FailedVerification { reason: breach.clone(), restored_at, restored_to };
+    ctx.emit.event(EventKind::StageResult { stage: stage.name.clone(), result: StageResult::Deployment(record) });
+    AttemptOutcome::Error { message: format!("{} failed its verification in {} ({breach}); {how}", spec.app, spec.to) }
 }
 
 /// Every check the gate makes, from what this run knows of its stages.

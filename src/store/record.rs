@@ -54,6 +54,9 @@ pub struct StageRecord {
     /// A promote stage's gate verdict.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verdict: Option<crate::gate::verdict::Verdict>,
+    /// A promote stage's verification after going live.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification: Option<crate::gate::verdict::Verdict>,
 }
 
 impl StageRecord {
@@ -68,6 +71,7 @@ impl StageRecord {
             message: None,
             result: None,
             verdict: None,
+            verification: None,
         }
     }
 
@@ -163,6 +167,11 @@ impl RunRecord {
             EventKind::GateJudged { stage, verdict } => {
                 if let Some(s) = self.stage_mut(stage) {
                     s.verdict = Some(verdict.clone());
+                }
+            }
+            EventKind::Verified { stage, verdict } => {
+                if let Some(s) = self.stage_mut(stage) {
+                    s.verification = Some(verdict.clone());
                 }
             }
             EventKind::StageResult { stage, result } => {

@@ -186,21 +186,24 @@ pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     Some((status, body))
 }
 
-/// Containers of an environment, by role label value.
+/// Containers of an environment, by role label value (running or not).
 pub fn env_containers(env: &str, role: &str) -> Vec<String> {
-    let out = Command::new("docker")
-        .args([
-            "ps",
-            "-a",
-            "-q",
-            "--no-trunc",
-            "--filter",
-            &format!("label=io.gantry.environment={env}"),
-            "--filter",
-            &format!("label=io.gantry.role={role}"),
-        ])
-        .output()
-        .unwrap();
+    env_ps(env, role, true)
+}
+
+/// Running containers of an environment, by role label value.
+pub fn env_running(env: &str, role: &str) -> Vec<String> {
+    env_ps(env, role, false)
+}
+
+fn env_ps(env: &str, role: &str, all: bool) -> Vec<String> {
+    let env_filter = format!("label=io.gantry.environment={env}");
+    let role_filter = format!("label=io.gantry.role={role}");
+    let mut args = vec!["ps", "-q", "--no-trunc", "--filter", &env_filter, "--filter", &role_filter];
+    if all {
+        args.push("-a");
+    }
+    let out = Command::new("docker").args(&args).output().unwrap();
     text(&out.stdout).lines().map(str::to_string).collect()
 }
 

@@ -1,0 +1,147 @@
+//! The release gate on the real engine: a promotion moves the image that passed by id, and
+//! a version that breaches its verification checks in production is rolled back
+//! automatically (checked over HTTP), with the failed change and its restore recorded.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use common::{free_port, require, stage, text, Env, World};
+
+fn storefront_files() -> Vec<(String, String)> {
+    fn collect(dir: &std::path::Path, root: &std::path::Path, out: &mut Vec<(String, String)>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let rel = path.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+            if rel.ends_with("/target") {
+                continue;
+            }
+            if path.is_dir() {
+                collect(&path, root, out);
+            } else {
+                out.push((rel, std::fs::read_to_string(&path).unwrap()));
+            }
+        }
+    }
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    collect(&root.join("demo/storefront"), root, &mut files);
+    files
+}
+
+fn version_at(port: u16) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    write!(s, "GET /healthz HTTP/1.0\r\nHost: x\r\n\r\n").ok()?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).ok()?;
+    buf.lines().find_map(|l| l.strip_prefix("X-Storefront-Version: ").map(str::to_string))
+}
+
+/// Users of production: a request every 10 ms until dropped.
+struct Traffic(Arc<AtomicBool>);
+
+impl Traffic {
+    fn start(port: u16) -> Traffic {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        std::thread::spawn(move || {
+            while !flag.load(Ordering::Relaxed) {
+                let _ = common::http_get(port, "/api/products");
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+        });
+        Traffic(stop)
+    }
+}
+
+impl Drop for Traffic {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+#[test]
+fn a_breach_after_promotion_rolls_back_and_production_serves_the_previous_version() {
+    for image in ["gantry/rust", "gantry/smoke", "gantry/router"] {
+        require(image);
+    }
+    let files = storefront_files();
+    let refs: Vec<(&str, &str)> = files.iter().map(|(p, c)| (p.as_str(), c.as_str())).collect();
+    let w = World::new(&refs);
+    let (staging, prod) = (Env::new(&w, "stg"), Env::new(&w, "prd"));
+    let (staging_port, prod_port) = (free_port(), free_port());
+    let yaml = format!(
+        r#"name: release
+vars: {{error_rate: "0"}}
+stages:
+  image:
+    kind: build
+    context: demo/storefront
+    target: runtime
+    tag: "gantry-test/storefront:${{commit.short}}"
+  staging:
+    kind: deploy
+    environment: {staging}
+    app: shop
+    image: "gantry-test/storefront:${{commit.short}}"
+    port: 8080
+    publish: {staging_port}
+    env: {{STOREFRONT_VERSION: "${{commit.short}}"}}
+    health: {{http: /healthz}}
+  release:
+    kind: promote
+    from: {staging}
+    to: {prod}
+    app: shop
+    port: 8080
+    publish: {prod_port}
+    env: {{STOREFRONT_VERSION: "${{commit.short}}", STOREFRONT_ERROR_RATE: "${{var.error_rate}}"}}
+    health: {{http: /healthz}}
+    gate: {{stages: [staging]}}
+    verify:
+      apm:
+        provider: prometheus-scrape
+        url: http://127.0.0.1:{prod_port}/metrics
+        window: 6s
+        checks:
+          - name: error ratio
+            ratio: {{numerator: 'storefront_http_requests_total{{code=~"5.."}}', denominator: storefront_http_requests_total}}
+            threshold: "<0.05"
+"#,
+        staging = staging.name,
+        prod = prod.name
+    );
+    let p = w.pipeline(&yaml);
+    let _traffic = Traffic::start(prod_port);
+
+    let out = w.run(&p, &[]);
+    assert!(out.status.success(), "stdout: {}\nstderr: {}", text(&out.stdout), text(&out.stderr));
+    let good = w.latest();
+    let good_short = good["commit"]["short"].as_str().unwrap().to_string();
+    let release = stage(&good, "release");
+    assert_eq!(release["verification"]["passed"], true, "{release}");
+    assert_eq!(release["result"]["outcome"], "succeeded");
+    assert_eq!(release["result"]["image_id"], stage(&good, "image")["result"]["image_id"], "promoted by image id");
+    assert_eq!(version_at(prod_port).as_deref(), Some(good_short.as_str()));
+
+    // A new commit that answers half its requests with 500 once in production.
+    w.commit(&[("demo/storefront/CHANGELOG", "a bad change\n")], "a bad change");
+    let out = w.run(&p, &["--var", "error_rate=0.5"]);
+    assert_eq!(out.status.code(), Some(1), "stderr: {}", text(&out.stderr));
+    let bad = w.latest();
+    let release = stage(&bad, "release");
+    assert_eq!(release["verification"]["passed"], false);
+    let result = &release["result"];
+    assert_eq!(result["outcome"], "failed_verification", "{result}");
+    assert!(result["restored_at"].is_string(), "{result}");
+    let message = release["message"].as_str().unwrap();
+    assert!(message.contains("failed its verification") && message.contains("rolled back to"), "{message}");
+    // Production serves the previous version again.
+    assert_eq!(version_at(prod_port).as_deref(), Some(good_short.as_str()));
+    // Both deployments are in production's history, the failed change marked as such.
+    let history = w.json(&["env", "show", &prod.name]);
+    let outcomes: Vec<&str> = history["deployments"].as_array().unwrap().iter().map(|d| d["outcome"].as_str().unwrap()).collect();
+    assert_eq!(outcomes, vec!["succeeded", "failed_verification"]);
+}
