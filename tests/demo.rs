@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{free_port, http_get, require, stage, text, Env, World};
+use common::{free_port, http_get, require, stage, storefront_files, storefront_version, text, Env, World};
 
 /// pipelines/storefront.yml aimed at private environments and ports, and a repository
 /// holding the storefront's source (what the pipeline checks out and builds).
@@ -14,8 +14,7 @@ fn storefront_world() -> (World, Env, u16, Env, u16, std::path::PathBuf) {
         require(image);
     }
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut files: Vec<(String, String)> = Vec::new();
-    collect(&root.join("demo/storefront"), root, &mut files);
+    let files = storefront_files();
     let refs: Vec<(&str, &str)> = files.iter().map(|(p, c)| (p.as_str(), c.as_str())).collect();
     let w = World::new(&refs);
     let env = Env::new(&w, "shop");
@@ -34,30 +33,6 @@ fn storefront_world() -> (World, Env, u16, Env, u16, std::path::PathBuf) {
     (w, env, port, prod, prod_port, p)
 }
 
-fn collect(dir: &std::path::Path, root: &std::path::Path, out: &mut Vec<(String, String)>) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        let rel = path.strip_prefix(root).unwrap().to_string_lossy().into_owned();
-        if rel.ends_with("/target") {
-            continue;
-        }
-        if path.is_dir() {
-            collect(&path, root, out);
-        } else {
-            out.push((rel, std::fs::read_to_string(&path).unwrap()));
-        }
-    }
-}
-
-fn version_header(port: u16) -> Option<String> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    write!(s, "GET /healthz HTTP/1.0\r\nHost: x\r\n\r\n").ok()?;
-    let mut buf = String::new();
-    s.read_to_string(&mut buf).ok()?;
-    buf.lines().find_map(|l| l.strip_prefix("X-Storefront-Version: ").map(str::to_string))
-}
-
 #[test]
 fn storefront_goes_live_then_a_slow_build_is_held_back_by_its_load_thresholds() {
     let (w, env, port, prod, prod_port, p) = storefront_world();
@@ -65,7 +40,7 @@ fn storefront_goes_live_then_a_slow_build_is_held_back_by_its_load_thresholds() 
     assert!(out.status.success(), "stdout: {}\nstderr: {}", text(&out.stdout), text(&out.stderr));
     let good = w.latest();
     let short = good["commit"]["short"].as_str().unwrap().to_string();
-    assert_eq!(version_header(port).as_deref(), Some(short.as_str()));
+    assert_eq!(storefront_version(port).as_deref(), Some(short.as_str()));
     assert_eq!(http_get(port, "/api/products/1").map(|(s, _)| s), Some(200));
     let load = &stage(&good, "load")["result"];
     assert_eq!(load["type"], "load");
@@ -76,7 +51,7 @@ fn storefront_goes_live_then_a_slow_build_is_held_back_by_its_load_thresholds() 
     assert_eq!(release["verdict"]["passed"], true);
     assert_eq!(release["result"]["environment"], prod.name.as_str());
     assert_eq!(release["result"]["image_id"], stage(&good, "image")["result"]["image_id"], "the built image, by id");
-    assert_eq!(version_header(prod_port).as_deref(), Some(short.as_str()));
+    assert_eq!(storefront_version(prod_port).as_deref(), Some(short.as_str()));
 
     // A new commit whose deployment is slow: every request takes 300 ms.
     w.commit(&[("demo/storefront/CHANGELOG", "slow change\n")], "a slow change");
@@ -95,8 +70,8 @@ fn storefront_goes_live_then_a_slow_build_is_held_back_by_its_load_thresholds() 
     assert!(failed.iter().any(|c| c["name"] == "load: http_req_duration" && c["threshold"] == "p(95)<200ms"), "{failed:?}");
     assert!(release["message"].as_str().unwrap().starts_with("the gate blocked the promotion to"), "{release}");
     // The good version still answers in staging and in production.
-    assert_eq!(version_header(port).as_deref(), Some(short.as_str()));
-    assert_eq!(version_header(prod_port).as_deref(), Some(short.as_str()));
+    assert_eq!(storefront_version(port).as_deref(), Some(short.as_str()));
+    assert_eq!(storefront_version(prod_port).as_deref(), Some(short.as_str()));
     drop(env);
     drop(prod);
 }

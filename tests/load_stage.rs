@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{free_port, require, stage, text, Env, World};
+use common::{free_port, require, stage, storefront_files, text, Env, World};
 
 fn pipeline(env: &str, port: u16, thresholds: &str, extra: &str) -> String {
     format!(
@@ -61,28 +61,6 @@ fn abort_on_fail_stops_the_load_early_and_keeps_the_figures() {
     assert!(stage(&run, "load")["message"].as_str().unwrap().contains("aborted early"));
     // Far short of the 60 s asked for (a bound on behaviour, not a speed goal).
     assert!(started.elapsed().as_secs() < 50);
-}
-
-/// The storefront's source, as files for a test repository.
-fn storefront_files() -> Vec<(String, String)> {
-    fn collect(dir: &std::path::Path, root: &std::path::Path, out: &mut Vec<(String, String)>) {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            let rel = path.strip_prefix(root).unwrap().to_string_lossy().into_owned();
-            if rel.ends_with("/target") {
-                continue;
-            }
-            if path.is_dir() {
-                collect(&path, root, out);
-            } else {
-                out.push((rel, std::fs::read_to_string(&path).unwrap()));
-            }
-        }
-    }
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut files = Vec::new();
-    collect(&root.join("demo/storefront"), root, &mut files);
-    files
 }
 
 #[test]

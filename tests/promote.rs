@@ -7,37 +7,7 @@ mod common;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use common::{free_port, require, stage, text, Env, World};
-
-fn storefront_files() -> Vec<(String, String)> {
-    fn collect(dir: &std::path::Path, root: &std::path::Path, out: &mut Vec<(String, String)>) {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            let rel = path.strip_prefix(root).unwrap().to_string_lossy().into_owned();
-            if rel.ends_with("/target") {
-                continue;
-            }
-            if path.is_dir() {
-                collect(&path, root, out);
-            } else {
-                out.push((rel, std::fs::read_to_string(&path).unwrap()));
-            }
-        }
-    }
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut files = Vec::new();
-    collect(&root.join("demo/storefront"), root, &mut files);
-    files
-}
-
-fn version_at(port: u16) -> Option<String> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    write!(s, "GET /healthz HTTP/1.0\r\nHost: x\r\n\r\n").ok()?;
-    let mut buf = String::new();
-    s.read_to_string(&mut buf).ok()?;
-    buf.lines().find_map(|l| l.strip_prefix("X-Storefront-Version: ").map(str::to_string))
-}
+use common::{free_port, require, stage, storefront_files, storefront_version, text, Env, World};
 
 /// Users of production: a request every 10 ms until dropped.
 struct Traffic(Arc<AtomicBool>);
@@ -124,7 +94,7 @@ stages:
     assert_eq!(release["verification"]["passed"], true, "{release}");
     assert_eq!(release["result"]["outcome"], "succeeded");
     assert_eq!(release["result"]["image_id"], stage(&good, "image")["result"]["image_id"], "promoted by image id");
-    assert_eq!(version_at(prod_port).as_deref(), Some(good_short.as_str()));
+    assert_eq!(storefront_version(prod_port).as_deref(), Some(good_short.as_str()));
 
     // A new commit that answers half its requests with 500 once in production.
     w.commit(&[("demo/storefront/CHANGELOG", "a bad change\n")], "a bad change");
@@ -139,7 +109,7 @@ stages:
     let message = release["message"].as_str().unwrap();
     assert!(message.contains("failed its verification") && message.contains("rolled back to"), "{message}");
     // Production serves the previous version again.
-    assert_eq!(version_at(prod_port).as_deref(), Some(good_short.as_str()));
+    assert_eq!(storefront_version(prod_port).as_deref(), Some(good_short.as_str()));
     // Both deployments are in production's history, the failed change marked as such.
     let history = w.json(&["env", "show", &prod.name]);
     let outcomes: Vec<&str> = history["deployments"].as_array().unwrap().iter().map(|d| d["outcome"].as_str().unwrap()).collect();

@@ -212,3 +212,36 @@ pub fn require(image: &str) {
     let ok = Command::new("docker").args(["image", "inspect", image]).output().map(|o| o.status.success()).unwrap_or(false);
     assert!(ok, "the image {image} is missing: run scripts/setup");
 }
+
+/// The storefront demo's source (demo/storefront, without build output), as files for a
+/// test repository whose pipeline builds it.
+pub fn storefront_files() -> Vec<(String, String)> {
+    fn collect(dir: &Path, root: &Path, out: &mut Vec<(String, String)>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let rel = path.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+            if rel.ends_with("/target") {
+                continue;
+            }
+            if path.is_dir() {
+                collect(&path, root, out);
+            } else {
+                out.push((rel, std::fs::read_to_string(&path).unwrap()));
+            }
+        }
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    collect(&root.join("demo/storefront"), root, &mut files);
+    files
+}
+
+/// The X-Storefront-Version a storefront on 127.0.0.1:port answers with.
+pub fn storefront_version(port: u16) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    write!(s, "GET /healthz HTTP/1.0\r\nHost: x\r\n\r\n").ok()?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).ok()?;
+    buf.lines().find_map(|l| l.strip_prefix("X-Storefront-Version: ").map(str::to_string))
+}
