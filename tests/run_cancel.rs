@@ -10,6 +10,12 @@ use common::{docker_objects_of, stage, text, wait_for_running_stage, World};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
+/// `gantry run` of `pipeline` in the background, output captured or dropped.
+fn spawn_run(w: &World, pipeline: &std::path::Path, capture: bool) -> std::process::Child {
+    let out = || if capture { Stdio::piped() } else { Stdio::null() };
+    w.gantry().arg("run").arg(pipeline).arg("--repo").arg(w.repo()).stdout(out()).stderr(out()).spawn().unwrap()
+}
+
 fn long_pipeline(w: &World, stage_name: &str) -> std::path::PathBuf {
     w.pipeline(&format!(
         "name: long\nstages:\n  {stage_name}:\n    image: gantry/busybox\n    commands: [\"echo started\", \"sleep 300\"]\n  later:\n    image: gantry/busybox\n    commands: [\"true\"]\n"
@@ -20,16 +26,7 @@ fn long_pipeline(w: &World, stage_name: &str) -> std::path::PathBuf {
 fn ctrl_c_leaves_no_containers_and_records_cancelled() {
     let w = World::new(&[]);
     let p = long_pipeline(&w, "ctrlc-sleeper");
-    let child = w
-        .gantry()
-        .arg("run")
-        .arg(&p)
-        .arg("--repo")
-        .arg(w.repo())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_run(&w, &p, true);
     let run_id = wait_for_running_stage("ctrlc-sleeper", Duration::from_secs(60));
     assert!(!docker_objects_of(&run_id).is_empty(), "the run's objects exist while it runs");
     kill(Pid::from_raw(child.id() as i32), Signal::SIGINT).unwrap();
@@ -46,16 +43,7 @@ fn ctrl_c_leaves_no_containers_and_records_cancelled() {
 fn kill_9_mid_run_shows_interrupted_and_the_engine_holds_nothing_of_it() {
     let w = World::new(&[]);
     let p = long_pipeline(&w, "kill9-sleeper");
-    let mut child = w
-        .gantry()
-        .arg("run")
-        .arg(&p)
-        .arg("--repo")
-        .arg(w.repo())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_run(&w, &p, false);
     let run_id = wait_for_running_stage("kill9-sleeper", Duration::from_secs(60));
     kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL).unwrap();
     child.wait().unwrap();
@@ -74,16 +62,7 @@ fn kill_9_mid_run_shows_interrupted_and_the_engine_holds_nothing_of_it() {
 fn second_process_on_the_same_data_dir_is_refused_clearly() {
     let w = World::new(&[]);
     let p = long_pipeline(&w, "lock-sleeper");
-    let child = w
-        .gantry()
-        .arg("run")
-        .arg(&p)
-        .arg("--repo")
-        .arg(w.repo())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let child = spawn_run(&w, &p, true);
     let run_id = wait_for_running_stage("lock-sleeper", Duration::from_secs(60));
     let out = w.gantry().arg("runs").output().unwrap();
     assert_eq!(out.status.code(), Some(1));

@@ -199,20 +199,23 @@ async fn published_url<B: Backend>(ctx: &RunContext<B>, spec: &DeploySpec) -> Op
     Some(format!("http://127.0.0.1:{port}"))
 }
 
+/// The app's containers of one role in the deployment's environment.
+async fn of_app<B: Backend>(ctx: &RunContext<B>, spec: &DeploySpec, role: Role) -> Result<Vec<ContainerInfo>, DockerError> {
+    ctx.backend
+        .find_containers(&[
+            (crate::docker::ENVIRONMENT_LABEL, &spec.environment),
+            (environment::ROLE_LABEL, role.label()),
+            (APP_LABEL, &spec.app),
+        ])
+        .await
+}
+
 async fn router_of<B: Backend>(ctx: &RunContext<B>, spec: &DeploySpec) -> Result<Vec<ContainerInfo>, DockerError> {
-    Ok(environment::containers(ctx.backend.as_ref(), &spec.environment, Role::Router)
-        .await?
-        .into_iter()
-        .filter(|c| c.labels.get(APP_LABEL) == Some(&spec.app))
-        .collect())
+    of_app(ctx, spec, Role::Router).await
 }
 
 async fn app_versions<B: Backend>(ctx: &RunContext<B>, spec: &DeploySpec) -> Result<Vec<ContainerInfo>, DockerError> {
-    Ok(environment::containers(ctx.backend.as_ref(), &spec.environment, Role::App)
-        .await?
-        .into_iter()
-        .filter(|c| c.labels.get(APP_LABEL) == Some(&spec.app))
-        .collect())
+    of_app(ctx, spec, Role::App).await
 }
 
 /// Starts the new version on the environment's network and waits for its health check.
