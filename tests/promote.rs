@@ -115,3 +115,50 @@ stages:
     let outcomes: Vec<&str> = history["deployments"].as_array().unwrap().iter().map(|d| d["outcome"].as_str().unwrap()).collect();
     assert_eq!(outcomes, vec!["succeeded", "failed_verification"]);
 }
+
+#[test]
+fn the_gate_compares_latency_with_a_baseline_statistically() {
+    for image in ["gantry/rust", "gantry/smoke", "gantry/load", "gantry/router"] {
+        require(image);
+    }
+    let files = storefront_files();
+    let refs: Vec<(&str, &str)> = files.iter().map(|(p, c)| (p.as_str(), c.as_str())).collect();
+    let w = World::new(&refs);
+    let (base, cand, prod) = (Env::new(&w, "base"), Env::new(&w, "cand"), Env::new(&w, "prd"));
+    let deploy = |name: &str, env: &str, latency: &str| {
+        format!(
+            "  {name}:\n    kind: deploy\n    environment: {env}\n    app: shop\n    image: \"gantry-test/storefront:${{commit.short}}\"\n    port: 8080\n    env: {{STOREFRONT_LATENCY_MS: \"{latency}\"}}\n    health: {{http: /healthz}}\n    needs: [image]\n"
+        )
+    };
+    let load = |name: &str, env: &str, after: &str| {
+        format!("  {name}:\n    kind: load\n    target: {env}\n    app: shop\n    path: /api/products\n    rate: 100/s\n    duration: 6s\n    needs: [{after}]\n")
+    };
+    let yaml = format!(
+        "name: judged\nvars: {{cand_latency: \"100\"}}\nstages:\n  image:\n    kind: build\n    context: demo/storefront\n    target: runtime\n    tag: \"gantry-test/storefront:${{commit.short}}\"\n{}{}{}{}  release:\n    kind: promote\n    from: {cand}\n    to: {prod}\n    app: shop\n    port: 8080\n    needs: [load-cand]\n    health: {{http: /healthz}}\n    gate:\n      latency: {{candidate: load-cand, baseline: load-base}}\n",
+        deploy("deploy-base", &base.name, "100"),
+        deploy("deploy-cand", &cand.name, "${var.cand_latency}"),
+        load("load-base", &base.name, "deploy-base, deploy-cand"),
+        load("load-cand", &cand.name, "load-base"),
+        cand = cand.name,
+        prod = prod.name,
+    );
+    let p = w.pipeline(&yaml);
+
+    // Same latency on both sides (100 ms, so that a busy machine's few ms of scheduling
+    // noise stay well inside the 10% tolerance): noise alone does not block.
+    let out = w.run(&p, &[]);
+    assert!(out.status.success(), "stdout: {}\nstderr: {}", text(&out.stdout), text(&out.stderr));
+    let good = w.latest();
+    let check = &stage(&good, "release")["verdict"]["checks"][0];
+    assert_eq!(check["name"], "latency: load-cand vs load-base");
+    assert_eq!(check["passed"], true, "{check}");
+
+    // The candidate twice as slow: blocked, with the figure.
+    let out = w.run(&p, &["--var", "cand_latency=200"]);
+    assert_eq!(out.status.code(), Some(1));
+    let run = w.latest();
+    let check = &stage(&run, "release")["verdict"]["checks"][0];
+    assert_eq!(check["passed"], false, "{check}");
+    assert!(check["measured"].as_str().unwrap().starts_with("p95 x"), "{check}");
+    assert!(stage(&run, "release")["message"].as_str().unwrap().contains("latency: load-cand vs load-base"));
+}

@@ -70,12 +70,31 @@ pub struct GateSpec {
     /// Whether the load thresholds of those stages count, one check each.
     #[serde(default = "yes")]
     pub thresholds: bool,
+    /// A statistical comparison of two load stages' latency (e.g. the candidate's against
+    /// production's, measured the same way).
+    #[serde(default)]
+    pub latency: Option<LatencyComparison>,
 }
 
 impl Default for GateSpec {
     fn default() -> Self {
-        GateSpec { stages: Vec::new(), thresholds: true }
+        GateSpec { stages: Vec::new(), thresholds: true, latency: None }
     }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LatencyComparison {
+    /// The load stage that measured the new version.
+    pub candidate: String,
+    /// The load stage that measured the version it is compared with.
+    pub baseline: String,
+    /// Confidence of the test (default 0.99).
+    #[serde(default)]
+    pub confidence: Option<f64>,
+    /// p95 increase still accepted as noise (default 0.10 = +10%).
+    #[serde(default)]
+    pub tolerance: Option<f64>,
 }
 
 fn yes() -> bool {

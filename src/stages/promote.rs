@@ -10,7 +10,8 @@ use super::RunContext;
 use crate::docker::{Backend, RUN_LABEL};
 use crate::events::{AttemptOutcome, DeploymentOutcome, EventKind, StageResult, StageState};
 use crate::gate::verdict::{Check, Source, Verdict};
-use crate::pipeline::spec::{DeployMode, DeploySpec, PromoteSpec};
+use crate::gate::judge::{judge_from_histograms, JudgeConfig, Verdict as JudgeVerdict};
+use crate::pipeline::spec::{DeployMode, DeploySpec, LatencyComparison, PromoteSpec};
 use crate::pipeline::StagePlan;
 
 pub async fn attempt<B: Backend>(
@@ -124,7 +125,51 @@ fn judge<B: Backend>(ctx: &RunContext<B>, spec: &PromoteSpec) -> Verdict {
             }
         }
     }
+    if let Some(cmp) = &spec.gate.latency {
+        checks.push(latency_check(ctx, cmp));
+    }
     Verdict::new(checks)
+}
+
+/// The latency of two load stages compared by `gate::judge` from their HDR histograms:
+/// noise alone does not block, a real regression does not slip through.
+fn latency_check<B: Backend>(ctx: &RunContext<B>, cmp: &LatencyComparison) -> Check {
+    let histogram = |stage: &str| {
+        let memory = ctx.emit.stage(stage)?;
+        memory.results.iter().find_map(|r| match r {
+            StageResult::Load { summary, .. } => summary.decode_histogram().ok(),
+            _ => None,
+        })
+    };
+    let defaults = JudgeConfig::default();
+    let cfg = JudgeConfig {
+        confidence: cmp.confidence.unwrap_or(defaults.confidence),
+        tolerance: cmp.tolerance.unwrap_or(defaults.tolerance),
+        ..defaults
+    };
+    let threshold = format!("not slower than {} (p95 +{:.0}% at {:.0}% confidence)", cmp.baseline, cfg.tolerance * 100.0, cfg.confidence * 100.0);
+    let name = format!("latency: {} vs {}", cmp.candidate, cmp.baseline);
+    match (histogram(&cmp.candidate), histogram(&cmp.baseline)) {
+        (Some(candidate), Some(baseline)) => {
+            let j = judge_from_histograms(&baseline, &candidate, &cfg);
+            Check {
+                name,
+                source: Source::Baseline,
+                measured: Some(format!("p95 x{:.2}", j.effect)),
+                threshold,
+                passed: j.verdict == JudgeVerdict::Pass,
+                note: Some(j.explanation),
+            }
+        }
+        (c, _) => Check {
+            name,
+            source: Source::Baseline,
+            measured: None,
+            threshold,
+            passed: false,
+            note: Some(format!("no latency figures from the load stage {}", if c.is_none() { &cmp.candidate } else { &cmp.baseline })),
+        },
+    }
 }
 
 /// The image id of the version of the app this run deployed to `from`.
