@@ -188,3 +188,25 @@ fn smoke_passes_and_a_failing_step_names_journey_and_step_with_junit() {
     let cases = doc.descendants().filter(|n| n.has_tag_name("testcase")).count();
     assert_eq!(cases, 4);
 }
+
+#[test]
+fn testing_or_promoting_an_environment_with_nothing_deployed_says_so() {
+    let w = World::new(&[]);
+    let env = Env::new(&w, "empty");
+    let p = w.pipeline(&format!(
+        "name: e\nstages:\n  smoke:\n    kind: smoke\n    target: {env}\n    journeys: [{{name: j, steps: [{{name: s, path: /}}]}}]\n  release:\n    kind: promote\n    from: {env}\n    to: {env}-prod\n    port: 8080\n    needs: [smoke]\n",
+        env = env.name
+    ));
+    let out = w.run(&p, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let run = w.latest();
+    assert_eq!(
+        stage(&run, "smoke")["message"],
+        format!("environment '{}' has no live version of app 'app' (deploy it first with a `kind: deploy` stage)", env.name).as_str()
+    );
+    // The gate judged nothing failing (no gate stages) and found nothing to promote.
+    assert_eq!(
+        stage(&run, "release")["message"],
+        format!("no version of app deployed by this run is running in {} to promote", env.name).as_str()
+    );
+}

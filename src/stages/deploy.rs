@@ -42,6 +42,23 @@ struct Version {
     author: String,
 }
 
+impl Version {
+    /// A running or kept version, read back from the labels it was deployed with;
+    /// `fallback_time` stands in for a commit time that was not recorded.
+    fn of(c: &ContainerInfo, fallback_time: DateTime<FixedOffset>) -> Version {
+        let label = |k: &str| c.labels.get(k).cloned().unwrap_or_default();
+        Version {
+            id: c.id.clone(),
+            name: c.name.clone(),
+            image: c.labels.get(environment::IMAGE_LABEL).cloned().unwrap_or_else(|| c.image.clone()),
+            image_id: c.image_id.clone(),
+            commit: label(COMMIT_LABEL),
+            commit_time: DateTime::parse_from_rfc3339(&label(COMMIT_TIME_LABEL)).unwrap_or(fallback_time),
+            author: label(AUTHOR_LABEL),
+        }
+    }
+}
+
 enum Stop {
     Cancelled,
     Docker(DockerError),
@@ -174,15 +191,7 @@ pub async fn rollback<B: Backend>(
         Health::Cancelled => return Err("cancelled during the rollback".into()),
         Health::Unhealthy(why) => return Err(format!("the previous version did not come back healthy: {why}")),
     }
-    let restored = Version {
-        id: previous.id.clone(),
-        name: previous.name.clone(),
-        image: previous.labels.get(environment::IMAGE_LABEL).cloned().unwrap_or_else(|| previous.image.clone()),
-        image_id: previous.image_id.clone(),
-        commit: previous.labels.get(COMMIT_LABEL).cloned().unwrap_or_default(),
-        commit_time: ctx.commit.time,
-        author: String::new(),
-    };
+    let restored = Version::of(previous, ctx.commit.time);
     realias(ctx, &network, &restored, &environment::live_alias(&spec.app)).await.map_err(|e| e.to_string())?;
     for failed in versions.iter().filter(|c| c.running && c.id != previous.id) {
         let _ = backend.disconnect(&network, &failed.id).await;
@@ -367,17 +376,7 @@ async fn find_preview<B: Backend>(ctx: &RunContext<B>, spec: &DeploySpec, networ
     let preview = preview_alias(&spec.app);
     for c in app_versions(ctx, spec).await?.into_iter().filter(|c| c.running) {
         if ctx.backend.aliases(&c.id, network).await?.contains(&preview) {
-            let label = |k: &str| c.labels.get(k).cloned().unwrap_or_default();
-            let commit_time = DateTime::parse_from_rfc3339(&label(COMMIT_TIME_LABEL)).unwrap_or(ctx.commit.time);
-            return Ok(Version {
-                id: c.id.clone(),
-                name: c.name.clone(),
-                image: c.labels.get(environment::IMAGE_LABEL).cloned().unwrap_or_else(|| c.image.clone()),
-                image_id: c.image_id.clone(),
-                commit: label(COMMIT_LABEL),
-                commit_time,
-                author: label(AUTHOR_LABEL),
-            });
+            return Ok(Version::of(&c, ctx.commit.time));
         }
     }
     Err(Stop::Refused(format!(
