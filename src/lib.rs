@@ -16,3 +16,4 @@ pub mod sweep;
 pub mod smoke;
 pub mod load;
 pub mod gate;
+pub mod config;
