@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
+use gantry::config::Role;
+use gantry::pipeline::spec::{ApprovalRule, DurationText, EnvironmentSpec};
 use gantry::pipeline::{
     interpolate, load, parse, plan_summary, PipelineError, Plan, Vars, When, DEFAULT_TIMEOUT,
 };
@@ -98,6 +100,14 @@ rejects! {
     smoke_expectation_of_wrong_type_is_located_deep_in_the_journey => "smoke_step_wrong_type.yml",
     environment_names_must_fit_docker_names => "provision_bad_environment_name.yml",
     threshold_syntax_errors_point_into_the_expression => "load_threshold_syntax.yml",
+    unknown_key_in_approval_suggests_nearest => "approval_unknown_key.yml",
+    approval_by_nobody_is_rejected => "approval_count_zero.yml",
+    approval_role_must_be_a_known_role => "approval_bad_role.yml",
+    approval_expiry_must_be_a_duration => "approval_bad_expiry.yml",
+    stage_needing_a_promotion_that_waits_for_approval_is_rejected => "stage_needs_approved_promotion.yml",
+    stage_following_a_promotion_that_waits_for_approval_asks_for_explicit_needs => "stage_follows_approved_promotion.yml",
+    deploying_into_an_environment_with_approval_is_refused => "deploy_into_approval_environment.yml",
+    declared_environment_names_must_fit_docker_names => "bad_environment_name.yml",
 }
 
 #[test]
@@ -248,6 +258,73 @@ pipeline hello (tests/fixtures/pipelines/valid/hello.yml): 4 stages
 (stages under one number can run in parallel)
 ";
     assert_eq!(plan_summary(&plan), expected);
+}
+
+#[test]
+fn environments_carry_their_approval_rules() {
+    let plan = valid("environments.yml");
+    assert_eq!(
+        plan.approval_for("production"),
+        Some(&ApprovalRule {
+            role: Role::ReleaseManager,
+            count: 2,
+            forbid_author: false,
+            expires: Some(DurationText(Duration::from_secs(24 * 60 * 60))),
+        })
+    );
+    assert_eq!(plan.approval_for("staging"), None);
+    assert_eq!(plan.approval_for("nowhere"), None);
+}
+
+#[test]
+fn environment_without_settings_needs_no_approval() {
+    let plan = valid("environments.yml");
+    assert_eq!(plan.environments["staging"], EnvironmentSpec { approval: None });
+    assert_eq!(plan.environments["preview"], EnvironmentSpec { approval: None });
+}
+
+#[test]
+fn empty_approval_takes_the_safe_defaults() {
+    let plan = valid("environments.yml");
+    let expected = ApprovalRule {
+        role: Role::ReleaseManager,
+        count: 1,
+        forbid_author: true,
+        expires: None,
+    };
+    assert_eq!(plan.approval_for("canary"), Some(&expected));
+    // `approval:` with nothing under it asks for approval too, never for none.
+    assert_eq!(plan.approval_for("qa"), Some(&expected));
+}
+
+#[test]
+fn summary_shows_promotions_that_wait_for_approval() {
+    let plan = valid("environments.yml");
+    let summary = plan_summary(&plan);
+    assert!(
+        summary.contains("promote app staging -> production  needs smoke; waits for approval\n"),
+        "{summary}"
+    );
+    assert!(
+        summary.ends_with(
+            "environments:
+  canary: approval by 1 release-manager, not the author
+  production: approval by 2 release-managers, the author may approve, expires after 24h
+  qa: approval by 1 release-manager, not the author
+"
+        ),
+        "{summary}"
+    );
+}
+
+#[test]
+fn json_plan_keeps_the_environments() {
+    let plan = valid("environments.yml");
+    let json = serde_json::to_value(&plan).expect("plan serialises");
+    assert_eq!(json["environments"]["production"]["approval"]["role"], "release-manager");
+    assert_eq!(json["environments"]["production"]["approval"]["expires"], "1day");
+    let back: Plan = serde_json::from_value(json).expect("plan reads back");
+    assert_eq!(back, plan);
 }
 
 #[test]

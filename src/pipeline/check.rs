@@ -1,17 +1,22 @@
 //! The validation walk over the located YAML tree: collects every independent problem
 //! as a Diagnostic, and builds the Plan only when there are none.
 
+use std::collections::BTreeMap;
+
+use super::de::DeError;
 use super::diagnostic::{nearest, Diagnostic};
+use super::environments;
 use super::graph::{self, GraphStage, NeedRef};
 use super::plan::Plan;
+use super::spec::EnvironmentSpec;
 use super::stage;
 use super::vars::{scan, Piece, KNOWN_VARS};
 use super::yaml::{join, Node, Pos};
 
 /// Top-level keys of a pipeline file.
-const TOP_KEYS: &[&str] = &["name", "vars", "stages"];
+const TOP_KEYS: &[&str] = &["name", "vars", "environments", "stages"];
 /// Top-level keys from the design that later issues will add.
-const PLANNED_TOP_KEYS: &[&str] = &["on", "environments"];
+const PLANNED_TOP_KEYS: &[&str] = &["on"];
 
 /// Where diagnostics are collected, and the source they point into.
 pub(crate) struct Ctx<'a> {
@@ -20,6 +25,9 @@ pub(crate) struct Ctx<'a> {
     pub diags: Vec<Diagnostic>,
     /// Names declared under top-level `vars:`, usable as `${var.NAME}`.
     pub declared_vars: Vec<String>,
+    /// Environments declared under top-level `environments:`, which stage checks consult
+    /// (read before the stages).
+    pub environments: BTreeMap<String, EnvironmentSpec>,
 }
 
 /// Lets a call site add a hint to the diagnostic it just reported.
@@ -42,6 +50,7 @@ impl<'a> Ctx<'a> {
             source,
             diags: Vec::new(),
             declared_vars: Vec::new(),
+            environments: BTreeMap::new(),
         }
     }
 
@@ -122,6 +131,21 @@ impl<'a> Ctx<'a> {
         self.error(entry.key.pos(), &entry.field, "unknown key")
             .hint_opt(hint);
         near
+    }
+
+    /// Reports an error from `de::from_node`, at `pos` and `field` if it has no place of
+    /// its own. An unknown key gets the nearest of the accepted ones and `also_known`.
+    pub fn de_error(&mut self, e: DeError, pos: Pos, field: &str, also_known: &[&str]) {
+        let pos = e.pos.unwrap_or(pos);
+        let field = e.field.clone().unwrap_or_else(|| field.to_string());
+        if e.is_unknown_key() {
+            let key = field.rsplit('.').next().unwrap_or_default();
+            let known = e.expected.iter().chain(also_known).copied();
+            let hint = suggestion(key, known).map(|k| format!("did you mean `{k}`?"));
+            self.error(pos, &field, "unknown key").hint_opt(hint);
+        } else {
+            self.error(pos, &field, e.message).hint_opt(e.hint);
+        }
     }
 
     /// Reports every `${name}` in `value` that is not a known variable, at its own line.
@@ -281,6 +305,8 @@ pub(crate) fn check(ctx: &mut Ctx<'_>, root: Option<&Node>) -> Option<Plan> {
                 }
             },
             "stages" => stages = Some(entry),
+            // Before the stages, whose checks consult them.
+            "environments" => ctx.environments = environments::declare(ctx, entry.value),
             other if PLANNED_TOP_KEYS.contains(&other) => {
                 ctx.error(
                     entry.key.pos(),
@@ -316,6 +342,9 @@ pub(crate) fn check(ctx: &mut Ctx<'_>, root: Option<&Node>) -> Option<Plan> {
         })
         .collect();
     let order = graph::resolve(ctx, &graph_stages);
+    if let Some(order) = &order {
+        environments::check_promotions(ctx, &drafts, order);
+    }
 
     let (Some(name), Some(order)) = (name, order) else {
         return None;
@@ -336,6 +365,7 @@ pub(crate) fn check(ctx: &mut Ctx<'_>, root: Option<&Node>) -> Option<Plan> {
         source: ctx.file.to_owned(),
         stages,
         vars,
+        environments: std::mem::take(&mut ctx.environments),
     })
 }
 
@@ -376,6 +406,8 @@ fn declare_vars(ctx: &mut Ctx<'_>, key: &Node, value: &Node) -> std::collections
 pub(crate) struct Draft {
     pub plan: super::plan::StagePlan,
     pub needs: Option<Vec<NeedRef>>,
+    /// Where the stage's name is written.
+    pub pos: Pos,
 }
 
 fn check_stages(ctx: &mut Ctx<'_>, stages: &Entry<'_>) -> Vec<Draft> {

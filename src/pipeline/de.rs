@@ -77,6 +77,7 @@ impl de::Error for DeError {
     fn unknown_variant(variant: &str, expected: &'static [&'static str]) -> Self {
         let mut e = DeError::new(format!("`{variant}` is not one of {}", quoted(expected)));
         e.expected = expected.to_vec();
+        e.hint = super::diagnostic::nearest(variant, expected.iter().copied()).map(|n| format!("did you mean `{n}`?"));
         e
     }
 }
@@ -276,10 +277,11 @@ impl<'de> de::Deserializer<'de> for NodeDe<'_> {
     fn deserialize_enum<V: Visitor<'de>>(
         self,
         _: &'static str,
-        _: &'static [&'static str],
+        variants: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, DeError> {
         match self.node {
+            _ if self.node.is_null() => Err(self.err(DeError::new(format!("must be one of {}, but is empty", quoted(variants))))),
             Node::Scalar { text, .. } => visitor.visit_enum(text.as_str().into_deserializer()).map_err(|e: DeError| self.err(e)),
             Node::Map { entries, .. } if entries.len() == 1 => {
                 let (k, v) = &entries[0];

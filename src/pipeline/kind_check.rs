@@ -40,6 +40,7 @@ pub(crate) fn check(ctx: &mut Ctx<'_>, stage: &Entry<'_>, action: &Action, entri
         }
         Action::Deploy(d) => {
             object_name(ctx, pos_of("environment"), &field("environment"), "environment", &d.environment);
+            super::environments::check_deploy(ctx, pos_of("environment"), &field("environment"), &d.environment);
             object_name(ctx, pos_of("app"), &field("app"), "app", &d.app);
             if d.mode == DeployMode::Promote {
                 for key in ["image", "port", "env", "command", "health", "publish"] {
@@ -136,7 +137,7 @@ fn health(ctx: &mut Ctx<'_>, pos: Pos, field: &str, h: &HealthSpec) {
 }
 
 /// Environment, service and app names become parts of Docker object names and aliases.
-fn object_name(ctx: &mut Ctx<'_>, pos: Pos, field: &str, what: &str, name: &str) {
+pub(crate) fn object_name(ctx: &mut Ctx<'_>, pos: Pos, field: &str, what: &str, name: &str) {
     let ok = !name.is_empty()
         && name.len() <= 40
         && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')

@@ -1,12 +1,13 @@
 //! Pipeline files: the YAML model, validation with file:line:column:field errors, and
 //! interpolation of `${...}` variables. Produces the typed `Plan` the scheduler runs.
 //!
-//! Flow: `yaml` (text -> located tree) -> `check`/`stage` (every key, every error)
-//! -> `graph` (needs, cycles, order) -> `Plan`.
+//! Flow: `yaml` (text -> located tree) -> `check`/`stage` (every key, every error;
+//! `environments` first) -> `graph` (needs, cycles, order) -> `Plan`.
 
 mod check;
 mod de;
 mod diagnostic;
+mod environments;
 mod graph;
 mod kind;
 mod kind_check;

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::spec::{ApprovalRule, EnvironmentSpec};
+
 /// A validated pipeline: stages in a valid execution (topological) order.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Plan {
@@ -16,6 +18,10 @@ pub struct Plan {
     /// Declared variables and their defaults (`${var.NAME}`), overridable per run.
     #[serde(default)]
     pub vars: BTreeMap<String, String>,
+    /// Declared environments (top-level `environments:`) and their rules, such as who must
+    /// approve a promotion into them.
+    #[serde(default)]
+    pub environments: BTreeMap<String, EnvironmentSpec>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -64,6 +70,11 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60 * 60);
 impl Plan {
     pub fn stage(&self, name: &str) -> Option<&StagePlan> {
         self.stages.iter().find(|s| s.name == name)
+    }
+
+    /// The approval a promotion into `environment` waits for, if the file asks for one.
+    pub fn approval_for(&self, environment: &str) -> Option<&ApprovalRule> {
+        self.environments.get(environment)?.approval.as_ref()
     }
 
     /// Stages grouped into levels: each stage's needs all lie in earlier levels, so the

@@ -101,6 +101,59 @@ fn yes() -> bool {
     true
 }
 
+/// One entry of the top-level `environments:` key: what holds for every stage that
+/// changes that environment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct EnvironmentSpec {
+    /// Who must approve a promotion into the environment before it happens; none means
+    /// promotions go ahead as soon as the gate passes. `approval:` with nothing under it
+    /// means the defaults, never "no approval".
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    pub approval: Option<ApprovalRule>,
+}
+
+/// Reads a key that is present as `Some`, even when empty (then with its defaults).
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}
+
+/// A promotion into the environment waits (after its run has ended) until enough people
+/// holding `role` have approved it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalRule {
+    /// The least role an approver must hold (higher roles qualify too).
+    #[serde(default = "release_manager")]
+    pub role: crate::config::Role,
+    /// How many different people must approve; at least 1.
+    #[serde(default = "one", deserialize_with = "at_least_one")]
+    pub count: u32,
+    /// Whether the person who started the run is barred from approving it (four eyes).
+    #[serde(default = "yes")]
+    pub forbid_author: bool,
+    /// How long a promotion may wait for approval before it lapses; none means forever.
+    #[serde(default)]
+    pub expires: Option<DurationText>,
+}
+
+impl Default for ApprovalRule {
+    fn default() -> Self {
+        ApprovalRule { role: release_manager(), count: 1, forbid_author: true, expires: None }
+    }
+}
+
+fn release_manager() -> crate::config::Role {
+    crate::config::Role::ReleaseManager
+}
+
+fn at_least_one<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    match u32::deserialize(d)? {
+        0 => Err(de::Error::custom("must be at least 1")),
+        n => Ok(n),
+    }
+}
+
 /// `kind: build`: an image from a directory of the checked-out commit.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

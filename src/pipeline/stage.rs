@@ -35,6 +35,7 @@ pub(crate) fn check(ctx: &mut Ctx<'_>, stage: &Entry<'_>) -> Draft {
     let mut draft = Draft {
         plan: plan.clone(),
         needs: None,
+        pos: stage.key.pos(),
     };
 
     let entries = match stage.value {
@@ -137,16 +138,7 @@ fn kind_settings(ctx: &mut Ctx<'_>, stage: &Entry<'_>, kind: Kind, entries: &[En
             Some(action)
         }
         Err(e) => {
-            let pos = e.pos.unwrap_or(stage.key.pos());
-            let field = e.field.clone().unwrap_or_else(|| field.to_string());
-            if e.is_unknown_key() {
-                let key = field.rsplit('.').next().unwrap_or_default().to_string();
-                let known: Vec<&str> = e.expected.iter().copied().chain(COMMON_KEYS.iter().copied()).collect();
-                let near = super::check::suggestion(&key, known.iter().copied());
-                ctx.error(pos, &field, "unknown key").hint_opt(near.map(|k| format!("did you mean `{k}`?")));
-            } else {
-                ctx.error(pos, &field, e.message);
-            }
+            ctx.de_error(e, stage.key.pos(), field, COMMON_KEYS);
             None
         }
     }

@@ -20,8 +20,8 @@ fn what(stage: &StagePlan) -> String {
     }
 }
 
-/// The pipeline's name and its stages level by level; stages that share a level number
-/// can run in parallel. Example:
+/// The pipeline's name, its stages level by level (stages that share a level number can
+/// run in parallel) and the environments whose promotions wait for approval. Example:
 ///
 /// ```text
 /// pipeline hello (pipelines/hello.yml): 3 stages
@@ -29,6 +29,8 @@ fn what(stage: &StagePlan) -> String {
 ///   2. lint     gantry/busybox  needs prepare
 ///      test     gantry/busybox  needs prepare; retries 2
 /// (stages under one number can run in parallel)
+/// environments:
+///   production: approval by 1 release-manager, not the author, expires after 24h
 /// ```
 pub fn plan_summary(plan: &Plan) -> String {
     let levels = plan.levels();
@@ -65,6 +67,11 @@ pub fn plan_summary(plan: &Plan) -> String {
             if stage.retries > 0 {
                 notes.push(format!("retries {}", stage.retries));
             }
+            if let Action::Promote(p) = &stage.action {
+                if plan.approval_for(&p.to).is_some() {
+                    notes.push("waits for approval".into());
+                }
+            }
             let line = format!(
                 "  {number:<number_width$} {:<name_width$}  {:<image_width$}  {}",
                 stage.name,
@@ -77,6 +84,17 @@ pub fn plan_summary(plan: &Plan) -> String {
     }
     if levels.iter().any(|l| l.len() > 1) {
         out.push_str("\n(stages under one number can run in parallel)");
+    }
+    let approvals: Vec<_> = plan
+        .environments
+        .iter()
+        .filter_map(|(name, env)| Some((name, env.approval.as_ref()?)))
+        .collect();
+    if !approvals.is_empty() {
+        out.push_str("\nenvironments:");
+        for (name, rule) in approvals {
+            out.push_str(&format!("\n  {name}: {}", super::environments::describe(rule)));
+        }
     }
     // Ends with a newline so that callers can `print!` it as a finished block.
     out.push('\n');
