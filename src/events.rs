@@ -14,11 +14,30 @@ pub enum RunState {
     Cancelled,
     /// The process driving the run died (kill -9, power loss); found by the next gantry command.
     Interrupted,
+    /// Every stage is done and a promotion waits for a release manager (`gantry approvals`).
+    AwaitingApproval,
+    /// Approved: the promotion is under way, in the approver's process. If that process
+    /// dies, the next gantry command finishes it.
+    Promoting,
 }
 
 impl RunState {
+    /// Whether no process drives the run and none will (a run awaiting approval may still
+    /// be promoted, but nothing runs for it meanwhile).
     pub fn is_terminal(self) -> bool {
-        !matches!(self, RunState::Running)
+        !matches!(self, RunState::Running | RunState::Promoting)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            RunState::Running => "running",
+            RunState::Succeeded => "succeeded",
+            RunState::Failed => "failed",
+            RunState::Cancelled => "cancelled",
+            RunState::Interrupted => "interrupted",
+            RunState::AwaitingApproval => "awaiting approval",
+            RunState::Promoting => "promoting",
+        }
     }
 }
 
@@ -33,6 +52,8 @@ pub enum StageState {
     Cancelled,
     Skipped,
     Interrupted,
+    /// A promote stage whose gate passed, waiting for approval.
+    AwaitingApproval,
 }
 
 impl StageState {
@@ -56,6 +77,8 @@ pub enum AttemptOutcome {
     Error { message: String },
     TimedOut { after_secs: u64 },
     Cancelled,
+    /// The gate passed; the promotion waits for approval.
+    AwaitingApproval { environment: String },
 }
 
 impl AttemptOutcome {
@@ -65,6 +88,7 @@ impl AttemptOutcome {
             AttemptOutcome::Failed { .. } | AttemptOutcome::Error { .. } => StageState::Failed,
             AttemptOutcome::TimedOut { .. } => StageState::TimedOut,
             AttemptOutcome::Cancelled => StageState::Cancelled,
+            AttemptOutcome::AwaitingApproval { .. } => StageState::AwaitingApproval,
         }
     }
 
@@ -86,6 +110,7 @@ impl AttemptOutcome {
                 format!("timed out after {}", humantime::format_duration(std::time::Duration::from_secs(*after_secs)))
             }
             AttemptOutcome::Cancelled => "cancelled".into(),
+            AttemptOutcome::AwaitingApproval { environment } => format!("waits for approval to promote to {environment}"),
         }
     }
 }
@@ -122,6 +147,14 @@ pub enum EventKind {
     Verified { stage: String, verdict: crate::gate::verdict::Verdict },
     /// What a stage produced: an image, an environment, a deployment, a test report.
     StageResult { stage: String, result: StageResult },
+    /// A promotion passed its gate and waits for approval.
+    ApprovalRequested { request: crate::gate::approval::ApprovalRequest },
+    /// Someone approved or rejected it.
+    ApprovalDecided { decision: crate::gate::approval::Decision },
+    /// The approval that completed the count: this process promotes, and no other will.
+    PromotionClaimed { by: String, pid: u32 },
+    /// Nobody decided before the request's expiry.
+    ApprovalExpired,
     /// Docker objects of the run were removed (after the run, or by a later sweep).
     Swept { containers: u32, networks: u32, volumes: u32 },
 }

@@ -106,7 +106,41 @@ pub fn show(store: &Store, query: &str, json: bool) -> Outcome {
             }
         }
     }
+    if let Some(a) = &run.approval {
+        print_approval(a);
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The approval of a gated promotion: its rule, where it stands, and every decision.
+fn print_approval(a: &crate::gate::approval::Approval) {
+    let q = &a.request;
+    let r = &q.rule;
+    println!();
+    println!(
+        "approval  {} ({} {} -> {}): {} of {} by a {}{}{}",
+        a.state.name(),
+        q.image,
+        q.from,
+        q.environment,
+        a.approvers().len(),
+        r.count,
+        r.role,
+        if r.forbid_author { ", not the author" } else { "" },
+        q.expires_at.map(|at| format!(", expires {}", at.to_rfc3339())).unwrap_or_default()
+    );
+    println!("          requested {}", q.requested_at.to_rfc3339());
+    for d in &a.decisions {
+        let what = match d.kind {
+            crate::gate::approval::DecisionKind::Approve => "approved",
+            crate::gate::approval::DecisionKind::Reject => "rejected",
+        };
+        let why = d.comment.as_deref().map(|c| format!(": {c}")).unwrap_or_default();
+        println!("          {} {what} by {} ({}){why}", d.at.to_rfc3339(), d.user, d.role);
+    }
+    if let Some(by) = &a.claimed_by {
+        println!("          promotion performed by {by}'s approval");
+    }
 }
 
 pub fn logs(store: &Store, query: &str, stage: Option<&str>, json: bool) -> Outcome {

@@ -1,6 +1,7 @@
 //! The command line: clap definitions, dispatch, and the one place where typed errors
 //! become friendly messages and exit codes.
 
+mod approval;
 mod env;
 mod history;
 mod render;
@@ -12,6 +13,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::docker::{DockerEngine, DockerError};
+use crate::gate::approval::DecisionKind;
 use crate::store::{Store, StoreError};
 
 #[derive(Parser, Debug)]
@@ -23,6 +25,9 @@ pub struct Cli {
     /// Docker engine to use, e.g. unix:///var/run/docker.sock or tcp://host:2375 (default: DOCKER_HOST, else the local socket).
     #[arg(long, global = true, value_name = "URL")]
     pub docker_host: Option<String>,
+    /// The operator's config: users and their roles (default: gantry/config.yml under the user's config directory).
+    #[arg(long, global = true, env = "GANTRY_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Format of Gantry's own diagnostics on stderr (level from RUST_LOG).
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -68,6 +73,33 @@ pub enum Command {
     /// Environments: list them, show one with its deployments, destroy one.
     #[command(subcommand)]
     Env(env::EnvCommand),
+    /// List promotions waiting for approval.
+    Approvals {
+        #[arg(long)]
+        json: bool,
+        /// Every run that asked for approval, whatever became of it (newest runs first).
+        #[arg(long)]
+        all: bool,
+        /// With --all: how many of the newest runs to look at.
+        #[arg(long, default_value_t = 200)]
+        limit: usize,
+    },
+    /// Approve a run's gated promotion; the approval that completes the count promotes.
+    Approve {
+        #[command(flatten)]
+        args: approval::DecideArgs,
+        /// Why, for the record.
+        #[arg(long)]
+        comment: Option<String>,
+    },
+    /// Reject a run's gated promotion: it will not happen.
+    Reject {
+        #[command(flatten)]
+        args: approval::DecideArgs,
+        /// Why (required, kept with the decision).
+        #[arg(long)]
+        reason: String,
+    },
     /// Print the stored output of a run (or of one of its stages).
     Logs {
         run: String,
@@ -91,6 +123,8 @@ pub enum CliError {
     Git(#[from] crate::git::GitError),
     #[error(transparent)]
     Secret(#[from] crate::secrets::SecretError),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
     #[error("{0}")]
     Other(String),
 }
@@ -130,6 +164,7 @@ fn init_tracing(format: LogFormat) {
 async fn dispatch(cli: Cli) -> Outcome {
     let data_dir = cli.data_dir.clone().unwrap_or_else(crate::store::default_data_dir);
     let docker_host = cli.docker_host.as_deref();
+    let config = cli.config.clone().unwrap_or_else(crate::config::Config::default_path);
     match cli.command {
         Command::Validate { file, json } => history::validate(&file, json),
         Command::Run(args) => run::run(args, &data_dir, docker_host).await,
@@ -145,6 +180,16 @@ async fn dispatch(cli: Cli) -> Outcome {
             history::show(&store, &run, json)
         }
         Command::Env(command) => env::run(command, &data_dir, docker_host).await,
+        Command::Approvals { json, all, limit } => {
+            let store = open_store(&data_dir, docker_host).await?;
+            approval::list(&store, all, limit, json)
+        }
+        Command::Approve { args, comment } => {
+            approval::decide(args, DecisionKind::Approve, comment, &config, &data_dir, docker_host).await
+        }
+        Command::Reject { args, reason } => {
+            approval::decide(args, DecisionKind::Reject, Some(reason), &config, &data_dir, docker_host).await
+        }
         Command::Logs { run, stage, json } => {
             let store = open_store(&data_dir, docker_host).await?;
             history::logs(&store, &run, stage.as_deref(), json)
@@ -155,7 +200,25 @@ async fn dispatch(cli: Cli) -> Outcome {
 /// Opens the store and finishes the cleanup of runs whose process died. Docker being
 /// unreachable does not stop a history command; the sweep is retried next time.
 pub(crate) async fn open_store(data_dir: &std::path::Path, docker_host: Option<&str>) -> Result<Store, CliError> {
-    let store = Store::open(data_dir)?;
+    open_store_waiting(data_dir, docker_host, std::time::Duration::ZERO).await
+}
+
+/// `open_store`, waiting up to `wait` for another gantry process to release the data dir.
+/// Besides sweeping, it records approvals that expired and finishes promotions whose
+/// process died, so every command sees (and leaves) history as it really is.
+pub(crate) async fn open_store_waiting(
+    data_dir: &std::path::Path,
+    docker_host: Option<&str>,
+    wait: std::time::Duration,
+) -> Result<Store, CliError> {
+    let dir = data_dir.to_path_buf();
+    let store = tokio::task::spawn_blocking(move || Store::open_waiting(&dir, wait))
+        .await
+        .map_err(|e| CliError::Other(format!("opening the store crashed: {e}")))??;
+    for run in store.expire_approvals(chrono::Utc::now())? {
+        tracing::info!(run = %run, "approval request expired");
+    }
+    approval::resume_promotions(&store, docker_host).await?;
     if !store.unswept_runs()?.is_empty() {
         match DockerEngine::connect(docker_host).await {
             Ok(engine) => match crate::sweep::sweep_finished_runs(&store, &engine).await {

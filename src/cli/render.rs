@@ -149,7 +149,30 @@ impl Renderer {
                     }
                 }
             }
-            EventKind::RunCreated { .. } | EventKind::Swept { .. } | EventKind::StageResult { .. } | EventKind::GateJudged { .. } | EventKind::Verified { .. } => {}
+            EventKind::ApprovalRequested { request } => {
+                let rule = &request.rule;
+                self.status(format!(
+                    "gantry: [{}] the gate passed; promoting {} to {} needs {} approval(s) by a {}: gantry approve {} --as USER",
+                    request.stage, request.image, request.environment, rule.count, rule.role, record.id
+                ));
+            }
+            EventKind::ApprovalDecided { decision } => {
+                let verb = match decision.kind {
+                    crate::gate::approval::DecisionKind::Approve => "approved",
+                    crate::gate::approval::DecisionKind::Reject => "rejected",
+                };
+                let why = decision.comment.as_deref().map(|c| format!(": {c}")).unwrap_or_default();
+                self.status(format!("gantry: {verb} by {}{why}", decision.user));
+            }
+            EventKind::PromotionClaimed { by, .. } => {
+                self.status(format!("gantry: approval complete; {by} promotes run {} now", record.id));
+            }
+            EventKind::RunCreated { .. }
+            | EventKind::Swept { .. }
+            | EventKind::StageResult { .. }
+            | EventKind::GateJudged { .. }
+            | EventKind::Verified { .. }
+            | EventKind::ApprovalExpired => {}
         }
     }
 
@@ -161,6 +184,10 @@ impl Renderer {
         let took = format_duration(record.duration());
         let line = match record.state {
             RunState::Succeeded => format!("gantry: run {} succeeded in {took}", record.id),
+            RunState::AwaitingApproval => format!(
+                "gantry: run {} waits for approval after {took} (see `gantry approvals`)",
+                record.id
+            ),
             state => format!(
                 "gantry: run {} {} after {took}: {}",
                 record.id,
@@ -183,15 +210,10 @@ pub fn state_word(state: StageState) -> &'static str {
         StageState::Cancelled => "cancelled",
         StageState::Skipped => "skipped",
         StageState::Interrupted => "interrupted",
+        StageState::AwaitingApproval => "awaiting approval",
     }
 }
 
 pub fn state_word_run(state: RunState) -> &'static str {
-    match state {
-        RunState::Running => "running",
-        RunState::Succeeded => "succeeded",
-        RunState::Failed => "failed",
-        RunState::Cancelled => "cancelled",
-        RunState::Interrupted => "interrupted",
-    }
+    state.name()
 }

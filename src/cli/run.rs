@@ -39,6 +39,9 @@ pub struct RunArgs {
     /// Plain line output even on a terminal.
     #[arg(long)]
     pub plain: bool,
+    /// Who starts the run (default: the login name); with `forbid_author` they cannot approve its promotion.
+    #[arg(long = "as", value_name = "USER")]
+    pub user: Option<String>,
     /// Value for a variable the pipeline declares under `vars:` (repeatable): NAME=VALUE.
     #[arg(long = "var", value_name = "NAME=VALUE")]
     pub vars: Vec<String>,
@@ -80,7 +83,8 @@ pub async fn run(args: RunArgs, data_dir: &Path, docker_host: Option<&str>) -> O
 
     let run_id = crate::store::new_run_id();
     let repo = args.repo.canonicalize().unwrap_or(args.repo.clone()).display().to_string();
-    let record = RunRecord::new(run_id.clone(), &plan, repo, commit.clone());
+    let mut record = RunRecord::new(run_id.clone(), &plan, repo, commit.clone());
+    record.triggered_by = args.user.clone().or_else(|| std::env::var("USER").ok()).or_else(|| std::env::var("LOGNAME").ok());
     store.create_run(&record)?;
     let mut renderer = Renderer::new(&record, args.plain);
     renderer.started(&record, engine.endpoint(), &engine.api_version());
@@ -105,6 +109,8 @@ pub async fn run(args: RunArgs, data_dir: &Path, docker_host: Option<&str>) -> O
     Ok(match state {
         RunState::Succeeded => ExitCode::SUCCESS,
         RunState::Cancelled => ExitCode::from(130),
+        // Not a failure, not yet a success: scripts can tell the difference.
+        RunState::AwaitingApproval => ExitCode::from(3),
         _ => ExitCode::FAILURE,
     })
 }

@@ -3,4 +3,5 @@
 pub mod apm;
 pub mod threshold;
 pub mod verdict;
+pub mod approval;
 pub mod judge;

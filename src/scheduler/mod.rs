@@ -16,6 +16,8 @@ use crate::pipeline::{Plan, Vars};
 use crate::stages::{Emitter, RunContext};
 use crate::store::CommitInfo;
 
+pub mod promotion;
+
 /// Everything a run needs besides the engine.
 pub struct RunRequest {
     pub run_id: String,
@@ -58,6 +60,11 @@ pub async fn run<B: Backend>(backend: Arc<B>, request: RunRequest, emit: Emitter
         emit: emit.clone(),
         cancel: cancel.clone(),
         workspace_filled: tokio::sync::OnceCell::new(),
+        approvals: plan
+            .environments
+            .iter()
+            .filter_map(|(name, env)| Some((name.clone(), env.approval.clone()?)))
+            .collect(),
     });
 
     tracing::debug!(run = %run_id, pipeline = %plan.name, stages = plan.stages.len(), "run starting");
@@ -66,14 +73,19 @@ pub async fn run<B: Backend>(backend: Arc<B>, request: RunRequest, emit: Emitter
         Err(message) => (RunState::Failed, Some(message)),
     };
 
-    // Cleanup does not listen to the cancel token: it must finish even after Ctrl-C.
-    match backend.sweep_run(&run_id).await {
+    end(backend.as_ref(), &run_id, &emit, state, message).await;
+    state
+}
+
+/// Sweeps the run's Docker objects and says the run is over. Cleanup does not listen to
+/// the cancel token: it must finish even after Ctrl-C.
+async fn end<B: Backend>(backend: &B, run_id: &str, emit: &Emitter, state: RunState, message: Option<String>) {
+    match backend.sweep_run(run_id).await {
         Ok(r) => emit.event(EventKind::Swept { containers: r.containers, networks: r.networks, volumes: r.volumes }),
         Err(e) => tracing::error!(run = %run_id, error = %e, "could not remove the run's Docker objects; the next gantry command will retry"),
     }
     tracing::debug!(run = %run_id, ?state, "run finished");
     emit.event(EventKind::RunFinished { state, message });
-    state
 }
 
 async fn setup<B: Backend>(ctx: &RunContext<B>) -> Result<(), String> {
@@ -86,6 +98,7 @@ async fn setup<B: Backend>(ctx: &RunContext<B>) -> Result<(), String> {
 async fn run_dag<B: Backend>(ctx: &Arc<RunContext<B>>, plan: &Plan, max_parallel: usize) -> (RunState, Option<String>) {
     let mut states: HashMap<&str, StageState> = plan.stages.iter().map(|s| (s.name.as_str(), StageState::Pending)).collect();
     let mut failures: Vec<String> = Vec::new();
+    let mut awaiting: Vec<String> = Vec::new();
     let mut running: JoinSet<(String, AttemptOutcome)> = JoinSet::new();
 
     loop {
@@ -125,8 +138,10 @@ async fn run_dag<B: Backend>(ctx: &Arc<RunContext<B>>, plan: &Plan, max_parallel
         match joined {
             Ok((name, outcome)) => {
                 let state = outcome.stage_state();
-                if !matches!(state, StageState::Succeeded | StageState::Cancelled) {
-                    failures.push(format!("stage '{name}' {}", outcome.describe()));
+                match state {
+                    StageState::Succeeded | StageState::Cancelled => {}
+                    StageState::AwaitingApproval => awaiting.push(format!("stage '{name}' {}", outcome.describe())),
+                    _ => failures.push(format!("stage '{name}' {}", outcome.describe())),
                 }
                 let key = plan.stages.iter().find(|s| s.name == name).map(|s| s.name.as_str()).unwrap_or_default();
                 states.insert(key, state);
@@ -151,6 +166,8 @@ async fn run_dag<B: Backend>(ctx: &Arc<RunContext<B>>, plan: &Plan, max_parallel
         (RunState::Cancelled, Some("cancelled".into()))
     } else if ctx.cancel.is_cancelled() {
         (RunState::Cancelled, Some(format!("cancelled; {}", failures.join("; "))))
+    } else if failures.is_empty() && !awaiting.is_empty() {
+        (RunState::AwaitingApproval, Some(awaiting.join("; ")))
     } else if failures.is_empty() {
         (RunState::Succeeded, None)
     } else {

@@ -102,7 +102,10 @@ pub async fn run<B: Backend>(
     let result = async {
         match spec.mode {
             DeployMode::Replace => {
-                let new = start_checked(ctx, stage, spec, attempt, deadline).await?;
+                let new = match resume(ctx, stage, spec, &network, attempt).await? {
+                    Some(live) => live,
+                    None => start_checked(ctx, stage, spec, attempt, deadline).await?,
+                };
                 let replaced = go_live(ctx, stage, spec, &network, &new, attempt).await?;
                 Ok(Some((new, replaced)))
             }
@@ -329,24 +332,69 @@ async fn go_live<B: Backend>(
     attempt: u32,
 ) -> Result<Vec<String>, Stop> {
     let backend = ctx.backend.as_ref();
-    realias(ctx, network, new, &environment::live_alias(&spec.app)).await?;
-    // The version that was live is stopped and kept, for a rollback; anything older (or a
-    // stale preview) goes. At most one previous version is kept.
-    let mut replaced = Vec::new();
+    let live = environment::live_alias(&spec.app);
+    let mut others = Vec::new();
     for old in app_versions(ctx, spec).await?.into_iter().filter(|c| c.id != new.id) {
-        let was_live = old.running && backend.aliases(&old.id, network).await?.contains(&environment::live_alias(&spec.app));
-        backend.disconnect(network, &old.id).await?;
+        let was_live = old.running && backend.aliases(&old.id, network).await?.contains(&live);
+        others.push((old, was_live));
+    }
+    realias(ctx, network, new, &live).await?;
+    // The version that was live is stopped and kept, for a rollback; anything older (or a
+    // stale preview) goes. At most one previous version is kept. When nothing else was
+    // live (a go-live resumed after its process died had already retired it), the version
+    // kept stopped stays the one to roll back to.
+    let retiring = others.iter().any(|(_, was_live)| *was_live);
+    let mut kept = false;
+    let mut replaced = Vec::new();
+    for (old, was_live) in others {
         let image = old.labels.get(environment::IMAGE_LABEL).cloned().unwrap_or(old.image.clone());
         if was_live {
+            backend.disconnect(network, &old.id).await?;
             backend.stop(&old.id, RETIRE_GRACE).await?;
             ctx.note(&stage.name, attempt, format!("retired {} ({image}); kept stopped for a rollback", old.name));
             replaced.push(image);
+        } else if !retiring && !old.running && !kept {
+            kept = true;
         } else {
+            let _ = backend.disconnect(network, &old.id).await;
             backend.remove_container(&old.id).await?;
         }
     }
     ctx.note(&stage.name, attempt, format!("{} in {} is now {} ({})", spec.app, spec.environment, new.image, short(&new.commit)));
     Ok(replaced)
+}
+
+/// Picks up a deployment of this run whose process died: this run's version of the same
+/// image that already went live is adopted (its go-live is finished, not repeated); one
+/// that never went live is removed, to be started and checked afresh.
+async fn resume<B: Backend>(
+    ctx: &RunContext<B>,
+    stage: &StagePlan,
+    spec: &DeploySpec,
+    network: &str,
+    attempt: u32,
+) -> Result<Option<Version>, Stop> {
+    let Some(image) = &spec.image else { return Ok(None) };
+    let image_id = ctx.backend.image_id(&interpolate(image, &ctx.vars)).await?.unwrap_or_default();
+    let ours = app_versions(ctx, spec)
+        .await?
+        .into_iter()
+        .filter(|c| c.labels.get(crate::docker::RUN_LABEL) == Some(&ctx.run_id) && c.image_id == image_id);
+    let mut adopted = None;
+    for c in ours {
+        let aliases = if c.running { ctx.backend.aliases(&c.id, network).await? } else { Vec::new() };
+        if aliases.contains(&preview_alias(&spec.app)) {
+            continue;
+        }
+        if adopted.is_none() && aliases.contains(&environment::live_alias(&spec.app)) {
+            ctx.note(&stage.name, attempt, format!("{} of this run is already live; finishing its go-live", c.name));
+            adopted = Some(Version::of(&c, ctx.commit.time));
+        } else {
+            ctx.note(&stage.name, attempt, format!("removing {}, left unfinished by an interrupted attempt", c.name));
+            ctx.backend.remove_container(&c.id).await?;
+        }
+    }
+    Ok(adopted)
 }
 
 /// Makes `new` the app's only preview; the live version is untouched.

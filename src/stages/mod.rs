@@ -46,6 +46,8 @@ pub struct RunContext<B: Backend> {
     pub cancel: CancellationToken,
     /// The workspace is filled once, into whichever stage container is created first.
     pub workspace_filled: tokio::sync::OnceCell<()>,
+    /// Environments whose promotions wait for approval, and their rules.
+    pub approvals: BTreeMap<String, crate::pipeline::spec::ApprovalRule>,
 }
 
 /// The scheduler's and executors' only way to tell the world anything. It also remembers

@@ -7,11 +7,12 @@ use tokio::time::Instant;
 
 use super::environment::{self, Role, APP_LABEL};
 use super::RunContext;
-use crate::docker::{Backend, RUN_LABEL};
+use crate::docker::{Backend, ContainerInfo, RUN_LABEL};
 use crate::events::{AttemptOutcome, DeploymentOutcome, EventKind, StageResult, StageState};
 use crate::gate::verdict::{Check, Source, Verdict};
 use crate::gate::judge::{judge_from_histograms, JudgeConfig, Verdict as JudgeVerdict};
-use crate::pipeline::spec::{DeployMode, DeploySpec, LatencyComparison, PromoteSpec};
+use crate::gate::approval::ApprovalRequest;
+use crate::pipeline::spec::{DeployMode, DeploySpec, LatencyComparison, PromoteSpec, VerifySpec};
 use crate::pipeline::StagePlan;
 
 pub async fn attempt<B: Backend>(
@@ -29,8 +30,11 @@ pub async fn attempt<B: Backend>(
     if let Some(blocked) = verdict.blocked_by() {
         return AttemptOutcome::Error { message: format!("the gate blocked the promotion to {}: {blocked}", spec.to) };
     }
-    let image_id = match passed_image(ctx, spec).await {
-        Ok(Some(id)) => id,
+    let (image_id, image) = match passed_version(ctx, spec).await {
+        Ok(Some(c)) => {
+            let tag = c.labels.get(environment::IMAGE_LABEL).cloned().unwrap_or_else(|| short(&c.image_id).to_string());
+            (c.image_id, tag)
+        }
         Ok(None) => {
             return AttemptOutcome::Error {
                 message: format!("no version of {} deployed by this run is running in {} to promote", spec.app, spec.from),
@@ -38,11 +42,10 @@ pub async fn attempt<B: Backend>(
         }
         Err(e) => return ctx.error(e),
     };
-    ctx.note(&stage.name, attempt, format!("promoting {} {} from {} to {}", spec.app, short(&image_id), spec.from, spec.to));
     let deploy = DeploySpec {
         environment: spec.to.clone(),
         mode: DeployMode::Replace,
-        image: Some(image_id),
+        image: Some(image_id.clone()),
         app: spec.app.clone(),
         port: Some(spec.port),
         publish: spec.publish,
@@ -50,16 +53,60 @@ pub async fn attempt<B: Backend>(
         command: spec.command.clone(),
         health: spec.health.clone(),
     };
-    let (outcome, record) = super::deploy::run(ctx, stage, &deploy, attempt, deadline).await;
+    if let Some(rule) = ctx.approvals.get(&spec.to) {
+        let now = chrono::Utc::now();
+        let request = ApprovalRequest {
+            stage: stage.name.clone(),
+            from: spec.from.clone(),
+            environment: spec.to.clone(),
+            rule: rule.clone(),
+            app: spec.app.clone(),
+            image,
+            image_id,
+            deploy,
+            verify: spec.verify.clone(),
+            vars: ctx.vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            timeout_secs: stage.timeout.as_secs(),
+            requested_at: now,
+            expires_at: rule.expires.as_ref().and_then(|d| chrono::Duration::from_std(d.0).ok()).map(|d| now + d),
+        };
+        ctx.note(
+            &stage.name,
+            attempt,
+            format!(
+                "the gate passed; the promotion of {} to {} waits for {} approval(s) by a {}: gantry approve {} --as USER",
+                spec.app, spec.to, rule.count, rule.role, ctx.run_id
+            ),
+        );
+        ctx.emit.event(EventKind::ApprovalRequested { request });
+        return AttemptOutcome::AwaitingApproval { environment: spec.to.clone() };
+    }
+    perform(ctx, stage, &deploy, spec.verify.as_ref(), attempt, deadline).await
+}
+
+/// Moves the image that passed into the target environment through the deploy mechanism,
+/// then watches it for the verification window and rolls back on a breach. Called by the
+/// run itself, or by whoever completed the approval of a gated promotion.
+pub async fn perform<B: Backend>(
+    ctx: &RunContext<B>,
+    stage: &StagePlan,
+    deploy: &DeploySpec,
+    verify: Option<&VerifySpec>,
+    attempt: u32,
+    deadline: Instant,
+) -> AttemptOutcome {
+    let image_id = deploy.image.clone().unwrap_or_default();
+    ctx.note(&stage.name, attempt, format!("promoting {} {} to {}", deploy.app, short(&image_id), deploy.environment));
+    let (outcome, record) = super::deploy::run(ctx, stage, deploy, attempt, deadline).await;
     let Some(mut record) = record else { return outcome };
-    let (Some(verify), AttemptOutcome::Succeeded) = (&spec.verify, &outcome) else {
+    let (Some(verify), AttemptOutcome::Succeeded) = (verify, &outcome) else {
         ctx.emit.event(EventKind::StageResult { stage: stage.name.clone(), result: StageResult::Deployment(record) });
         return outcome;
     };
 
     // The verification window: the new version serves real traffic in the target
     // environment while its APM checks are measured; a breach rolls it back.
-    ctx.note(&stage.name, attempt, format!("verifying {} for {}", spec.to, humantime::format_duration(verify.apm.0.window)));
+    ctx.note(&stage.name, attempt, format!("verifying {} for {}", deploy.environment, humantime::format_duration(verify.apm.0.window)));
     let checks = match crate::gate::apm::run(&verify.apm.0).await {
         Ok(report) => crate::gate::verdict::from_apm(&report),
         Err(e) => return AttemptOutcome::Error { message: e.to_string() },
@@ -73,8 +120,8 @@ pub async fn attempt<B: Backend>(
         ctx.emit.event(EventKind::StageResult { stage: stage.name.clone(), result: StageResult::Deployment(record) });
         return AttemptOutcome::Succeeded;
     };
-    ctx.note(&stage.name, attempt, format!("verification failed in {}: {breach}; rolling back", spec.to));
-    let rolled = super::deploy::rollback(ctx, stage, &deploy, attempt, deadline).await;
+    ctx.note(&stage.name, attempt, format!("verification failed in {}: {breach}; rolling back", deploy.environment));
+    let rolled = super::deploy::rollback(ctx, stage, deploy, attempt, deadline).await;
     let (restored_at, restored_to, how) = match &rolled {
         Ok(image) => {
             let at = chrono::Utc::now();
@@ -85,7 +132,7 @@ pub async fn attempt<B: Backend>(
     };
     record.outcome = DeploymentOutcome::FailedVerification { reason: breach.clone(), restored_at, restored_to };
     ctx.emit.event(EventKind::StageResult { stage: stage.name.clone(), result: StageResult::Deployment(record) });
-    AttemptOutcome::Error { message: format!("{} failed its verification in {} ({breach}); {how}", spec.app, spec.to) }
+    AttemptOutcome::Error { message: format!("{} failed its verification in {} ({breach}); {how}", deploy.app, deploy.environment) }
 }
 
 /// Every check the gate makes, from what this run knows of its stages.
@@ -172,14 +219,13 @@ fn latency_check<B: Backend>(ctx: &RunContext<B>, cmp: &LatencyComparison) -> Ch
     }
 }
 
-/// The image id of the version of the app this run deployed to `from`.
-async fn passed_image<B: Backend>(ctx: &RunContext<B>, spec: &PromoteSpec) -> Result<Option<String>, crate::docker::DockerError> {
+/// The version of the app this run deployed to `from`, still running there.
+async fn passed_version<B: Backend>(ctx: &RunContext<B>, spec: &PromoteSpec) -> Result<Option<ContainerInfo>, crate::docker::DockerError> {
     let versions = environment::containers(ctx.backend.as_ref(), &spec.from, Role::App).await?;
     Ok(versions
         .into_iter()
         .filter(|c| c.running && c.labels.get(APP_LABEL) == Some(&spec.app))
-        .find(|c| c.labels.get(RUN_LABEL) == Some(&ctx.run_id))
-        .map(|c| c.image_id))
+        .find(|c| c.labels.get(RUN_LABEL) == Some(&ctx.run_id)))
 }
 
 fn short(id: &str) -> &str {

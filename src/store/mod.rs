@@ -10,6 +10,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 
 use crate::events::{Deployment, Event, EventKind, LogLine, RunState, StageResult};
+use crate::gate::approval::ApprovalState;
 pub use record::{CommitInfo, RunRecord, StageRecord};
 
 /// Bumped whenever the layout of a tree changes; `open` migrates older stores forward.
@@ -46,6 +47,8 @@ pub struct Store {
     unswept: sled::Tree,
     /// Every deployment, keyed by finish time (big-endian micros) then run id.
     deployments: sled::Tree,
+    /// Index: ids of runs whose promotion waits for approval.
+    approvals: sled::Tree,
     dir: PathBuf,
     _lock: lock::DirLock,
 }
@@ -66,8 +69,24 @@ impl Store {
     /// `running` by a process that died are marked interrupted here: holding the lock
     /// proves no live process drives them.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        Self::open_waiting(dir, std::time::Duration::ZERO)
+    }
+
+    /// Like `open`, but waits up to `wait` for another gantry process to let go of the
+    /// data dir (approvals given at the same moment queue here, one after another).
+    pub fn open_waiting(dir: &Path, wait: std::time::Duration) -> Result<Store, StoreError> {
         std::fs::create_dir_all(dir).map_err(|source| StoreError::Io { path: dir.to_path_buf(), source })?;
-        let lock = lock::DirLock::acquire(dir)?;
+        let until = std::time::Instant::now() + wait;
+        let lock = loop {
+            match lock::DirLock::acquire(dir) {
+                Err(StoreError::InUse { .. }) if std::time::Instant::now() < until => {
+                    // Jittered, so that many waiters do not wake in step.
+                    let jitter = u64::from(std::process::id() % 17) + (ulid::Ulid::new().random() % 23) as u64;
+                    std::thread::sleep(std::time::Duration::from_millis(20 + jitter));
+                }
+                other => break other?,
+            }
+        };
         let db = sled::Config::new().path(dir.join("db")).flush_every_ms(Some(200)).open()?;
         let meta = db.open_tree("meta")?;
         match meta.get("schema_version")? {
@@ -88,6 +107,7 @@ impl Store {
             active: db.open_tree("active")?,
             unswept: db.open_tree("unswept")?,
             deployments: db.open_tree("deployments")?,
+            approvals: db.open_tree("approvals")?,
             db,
             dir: dir.to_path_buf(),
             _lock: lock,
@@ -101,6 +121,8 @@ impl Store {
     }
 
     fn interrupt_orphaned_runs(&self) -> Result<(), StoreError> {
+        // A run left `promoting` is not interrupted: its promotion was claimed and must be
+        // finished (`promotions_to_resume`), not abandoned.
         for id in self.active.iter().keys() {
             let run = self.run(&String::from_utf8_lossy(&id?))?;
             if run.state == RunState::Running {
@@ -144,39 +166,116 @@ impl Store {
 
     /// Appends an event and folds it into the run's record, atomically.
     pub fn append(&self, run_id: &str, event: &Event) -> Result<RunRecord, StoreError> {
-        let trees = (&self.runs, &self.events, &self.active, &self.unswept, &self.deployments);
-        let result = trees.transaction(|(runs, events, active, unswept, deployments)| {
+        let finished = matches!(event.kind, EventKind::RunFinished { .. });
+        let record = self.append_checked(run_id, |_| Ok::<_, StoreError>(vec![event.clone()]))??;
+        if finished {
+            self.db.flush()?;
+        }
+        Ok(record)
+    }
+
+    /// Reads the run, asks `decide` which events follow from it, and appends them, all in
+    /// one transaction: the check and the write cannot be separated by another writer.
+    /// `decide` may run more than once (sled retries on conflict), so it must only compute.
+    /// A refusal from `decide` changes nothing and comes back as the inner error.
+    pub fn append_checked<E>(
+        &self,
+        run_id: &str,
+        decide: impl Fn(&RunRecord) -> Result<Vec<Event>, E>,
+    ) -> Result<Result<RunRecord, E>, StoreError> {
+        let trees = (&self.runs, &self.events, &self.active, &self.unswept, &self.deployments, &self.approvals);
+        let result = trees.transaction(|(runs, events, active, unswept, deployments, approvals)| {
             let bytes = runs
                 .get(run_id.as_bytes())?
                 .ok_or_else(|| ConflictableTransactionError::Abort(StoreError::NoSuchRun(run_id.to_string())))?;
             let mut record: RunRecord =
                 decode(run_id.as_bytes(), &bytes).map_err(ConflictableTransactionError::Abort)?;
-            let seq = record.events;
-            record.apply(event);
-            runs.insert(run_id.as_bytes(), encode(&record))?;
-            events.insert(event_key(run_id, seq), encode(event))?;
-            match &event.kind {
-                EventKind::RunFinished { .. } => {
-                    active.remove(run_id.as_bytes())?;
-                    if !record.swept {
-                        unswept.insert(run_id.as_bytes(), &[])?;
+            let new = match decide(&record) {
+                Ok(new) => new,
+                Err(refused) => return Ok(Err(refused)),
+            };
+            for event in &new {
+                let seq = record.events;
+                record.apply(event);
+                events.insert(event_key(run_id, seq), encode(event))?;
+                match &event.kind {
+                    EventKind::RunFinished { .. } => {
+                        active.remove(run_id.as_bytes())?;
+                        if !record.swept {
+                            unswept.insert(run_id.as_bytes(), &[])?;
+                        }
                     }
+                    EventKind::PromotionClaimed { .. } => {
+                        active.insert(run_id.as_bytes(), &[])?;
+                    }
+                    EventKind::Swept { .. } => {
+                        unswept.remove(run_id.as_bytes())?;
+                    }
+                    EventKind::StageResult { result: StageResult::Deployment(d), .. } => {
+                        deployments.insert(deployment_key(d), encode(d))?;
+                    }
+                    _ => {}
                 }
-                EventKind::Swept { .. } => {
-                    unswept.remove(run_id.as_bytes())?;
-                }
-                EventKind::StageResult { result: StageResult::Deployment(d), .. } => {
-                    deployments.insert(deployment_key(d), encode(d))?;
-                }
-                _ => {}
             }
-            Ok(record)
+            runs.insert(run_id.as_bytes(), encode(&record))?;
+            let pending = record.approval.as_ref().is_some_and(|a| a.state == ApprovalState::Pending)
+                && record.state == RunState::AwaitingApproval;
+            if pending {
+                approvals.insert(run_id.as_bytes(), &[])?;
+            } else if record.approval.is_some() {
+                approvals.remove(run_id.as_bytes())?;
+            }
+            Ok(Ok(record))
         });
-        let record = flatten(result)?;
-        if matches!(event.kind, EventKind::RunFinished { .. }) {
+        flatten(result)
+    }
+
+    /// Runs whose promotion waits for approval, oldest first.
+    pub fn pending_approvals(&self) -> Result<Vec<RunRecord>, StoreError> {
+        let mut out = Vec::new();
+        for id in self.approvals.iter().keys() {
+            out.push(self.run(&String::from_utf8_lossy(&id?))?);
+        }
+        Ok(out)
+    }
+
+    /// Promotions that were claimed by a process that is gone (it held the data dir's
+    /// lock, which is ours now): they must be finished.
+    pub fn promotions_to_resume(&self) -> Result<Vec<RunRecord>, StoreError> {
+        let mut out = Vec::new();
+        for id in self.active.iter().keys() {
+            let run = self.run(&String::from_utf8_lossy(&id?))?;
+            if run.state == RunState::Promoting {
+                out.push(run);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Records the expiry of every pending approval whose time is up; returns their runs.
+    pub fn expire_approvals(&self, now: chrono::DateTime<chrono::Utc>) -> Result<Vec<String>, StoreError> {
+        let mut expired = Vec::new();
+        for run in self.pending_approvals()? {
+            let outcome = self.append_checked(&run.id, |r| {
+                match &r.approval {
+                    Some(a) if a.is_expired(now) && r.state == RunState::AwaitingApproval => Ok(vec![
+                        Event::now(EventKind::ApprovalExpired),
+                        Event::now(EventKind::RunFinished {
+                            state: RunState::Failed,
+                            message: Some(format!("nobody approved the promotion to {} before it expired", a.request.environment)),
+                        }),
+                    ]),
+                    _ => Err(()),
+                }
+            })?;
+            if outcome.is_ok() {
+                expired.push(run.id);
+            }
+        }
+        if !expired.is_empty() {
             self.db.flush()?;
         }
-        Ok(record)
+        Ok(expired)
     }
 
     /// Appends log lines of a run; one atomic batch.

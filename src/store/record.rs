@@ -5,6 +5,7 @@ use chrono::{DateTime, FixedOffset, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::events::{AttemptOutcome, Event, EventKind, RunState, StageResult, StageState};
+use crate::gate::approval::{Approval, ApprovalState, DecisionKind};
 
 /// The commit a run is for, as read from git.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -37,6 +38,13 @@ pub struct RunRecord {
     pub swept: bool,
     /// How many events the run has; the next event's sequence number.
     pub events: u64,
+    /// Who started the run (`gantry run --as`, else the login name): with `forbid_author`
+    /// they may not approve its promotion.
+    #[serde(default)]
+    pub triggered_by: Option<String>,
+    /// A gated promotion's request, decisions and state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<Approval>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -97,6 +105,8 @@ impl RunRecord {
             pid: std::process::id(),
             swept: false,
             events: 0,
+            triggered_by: None,
+            approval: None,
         }
     }
 
@@ -106,6 +116,14 @@ impl RunRecord {
 
     pub fn duration(&self) -> chrono::Duration {
         self.finished_at.unwrap_or_else(Utc::now) - self.created_at
+    }
+
+    fn finish_stage(&mut self, name: &str, state: StageState, message: String, at: DateTime<Utc>) {
+        if let Some(s) = self.stage_mut(name) {
+            s.state = state;
+            s.message = Some(message);
+            s.finished_at = Some(at);
+        }
     }
 
     /// Folds one event into the view. Unknown stages are ignored rather than invented.
@@ -134,6 +152,14 @@ impl RunRecord {
                         s.finished_at = Some(event.at);
                     }
                 }
+                if let Some(a) = self.approval.as_mut().filter(|a| a.request.stage == *stage && a.state == ApprovalState::Promoting) {
+                    if !*will_retry {
+                        a.state = match result {
+                            AttemptOutcome::Succeeded => ApprovalState::Promoted,
+                            _ => ApprovalState::PromotionFailed,
+                        };
+                    }
+                }
             }
             EventKind::StageSkipped { stage, reason } => {
                 if let Some(s) = self.stage_mut(stage) {
@@ -143,6 +169,11 @@ impl RunRecord {
                 }
             }
             EventKind::RunFinished { state, message } => {
+                if let Some(a) = self.approval.as_mut().filter(|a| a.state == ApprovalState::Pending) {
+                    if *state != RunState::AwaitingApproval {
+                        a.state = ApprovalState::Withdrawn;
+                    }
+                }
                 self.state = *state;
                 self.message = message.clone();
                 self.finished_at = Some(event.at);
@@ -180,6 +211,35 @@ impl RunRecord {
                 }
             }
             EventKind::Swept { .. } => self.swept = true,
+            EventKind::ApprovalRequested { request } => self.approval = Some(Approval::new(request.clone())),
+            EventKind::ApprovalDecided { decision } => {
+                let Some(a) = self.approval.as_mut() else { return };
+                a.record(decision);
+                if decision.kind == DecisionKind::Reject {
+                    let stage = a.request.stage.clone();
+                    let why = format!("rejected by {}: {}", decision.user, decision.comment.clone().unwrap_or_default());
+                    self.finish_stage(&stage, StageState::Failed, why, event.at);
+                }
+            }
+            EventKind::PromotionClaimed { by, .. } => {
+                if let Some(a) = self.approval.as_mut() {
+                    a.state = ApprovalState::Promoting;
+                    a.claimed_by = Some(by.clone());
+                }
+                self.state = RunState::Promoting;
+                self.finished_at = None;
+                self.message = None;
+            }
+            EventKind::ApprovalExpired => {
+                let Some(a) = self.approval.as_mut() else { return };
+                a.state = ApprovalState::Expired;
+                let stage = a.request.stage.clone();
+                let why = match a.request.expires_at {
+                    Some(at) => format!("nobody approved before the request expired at {}", at.format("%Y-%m-%d %H:%M UTC")),
+                    None => "the request expired".to_string(),
+                };
+                self.finish_stage(&stage, StageState::Failed, why, event.at);
+            }
         }
     }
 }

@@ -1,0 +1,194 @@
+//! `gantry approvals`, `approve` and `reject`: release managers' decisions on gated
+//! promotions, and the finishing of a promotion whose process died.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use clap::Args;
+use tokio::sync::mpsc;
+
+use super::render::{format_duration, Renderer};
+use super::{CliError, Outcome};
+use crate::config::Config;
+use crate::docker::DockerEngine;
+use crate::events::{Event, RunState};
+use crate::gate::approval::{self, Approval, DecisionKind};
+use crate::stages::Emitter;
+use crate::store::{RunRecord, Store};
+
+#[derive(Args, Debug)]
+pub struct DecideArgs {
+    /// Run id, a unique prefix of it, or `latest`.
+    pub run: String,
+    /// Who decides: a user of the operator config (--config).
+    #[arg(long = "as", value_name = "USER")]
+    pub user: String,
+    /// How long to wait for another gantry process using the data dir.
+    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+    pub wait: Duration,
+}
+
+/// Lists the promotions waiting for approval (with `all`, every run's approval).
+pub fn list(store: &Store, all: bool, limit: usize, json: bool) -> Outcome {
+    let runs: Vec<RunRecord> = if all {
+        store.list_runs(limit)?.into_iter().filter(|r| r.approval.is_some()).collect()
+    } else {
+        store.pending_approvals()?
+    };
+    if json {
+        let items: Vec<serde_json::Value> = runs.iter().map(summary_json).collect();
+        let text = serde_json::to_string_pretty(&items).map_err(|e| CliError::Other(e.to_string()))?;
+        println!("{text}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    if runs.is_empty() {
+        println!("{}", if all { "no run has asked for approval" } else { "no promotion waits for approval" });
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{:<26}  {:<14}  {:<8}  {:<16}  {:<30}  {:<10}  {:<17}  {:<9}  EXPIRES",
+        "RUN", "PIPELINE", "COMMIT", "AUTHOR", "PROMOTION", "STATE", "APPROVALS", "WAITING"
+    );
+    let now = Utc::now();
+    for r in &runs {
+        let Some(a) = &r.approval else { continue };
+        let q = &a.request;
+        println!(
+            "{:<26}  {:<14}  {:<8}  {:<16}  {:<30}  {:<10}  {:<17}  {:<9}  {}",
+            r.id,
+            r.pipeline,
+            r.commit.short,
+            r.commit.author_name,
+            format!("{} {}->{}", q.image, q.from, q.environment),
+            a.state.name(),
+            format!("{}/{} {}", a.approvers().len(), q.rule.count, q.rule.role),
+            format_duration(now - q.requested_at),
+            match q.expires_at {
+                Some(at) if at > now => format!("in {}", format_duration(at - now)),
+                Some(at) => format!("{}", at.format("%Y-%m-%d %H:%M UTC")),
+                None => "never".into(),
+            }
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn summary_json(r: &RunRecord) -> serde_json::Value {
+    let a = r.approval.as_ref();
+    serde_json::json!({
+        "run": r.id,
+        "pipeline": r.pipeline,
+        "run_state": r.state,
+        "commit": {"sha": r.commit.sha, "short": r.commit.short, "author": r.commit.author_name,
+                   "email": r.commit.author_email, "summary": r.commit.summary},
+        "triggered_by": r.triggered_by,
+        "state": a.map(|a| a.state),
+        "stage": a.map(|a| &a.request.stage),
+        "from": a.map(|a| &a.request.from),
+        "environment": a.map(|a| &a.request.environment),
+        "image": a.map(|a| &a.request.image),
+        "image_id": a.map(|a| &a.request.image_id),
+        "rule": a.map(|a| &a.request.rule),
+        "remaining": a.map(Approval::remaining),
+        "requested_at": a.map(|a| a.request.requested_at),
+        "expires_at": a.and_then(|a| a.request.expires_at),
+        "decisions": a.map(|a| &a.decisions),
+        "claimed_by": a.and_then(|a| a.claimed_by.as_ref()),
+    })
+}
+
+/// Approves or rejects a run's promotion. The approval that completes the count claims
+/// the promotion in the same transaction, and this process then performs it.
+pub async fn decide(
+    args: DecideArgs,
+    kind: DecisionKind,
+    comment: Option<String>,
+    config: &Path,
+    data_dir: &Path,
+    docker_host: Option<&str>,
+) -> Outcome {
+    let config = Config::load(config)?;
+    let user = config.user(&args.user)?.clone();
+    // An approval may have to promote: know that Docker answers before deciding anything.
+    let engine = match kind {
+        DecisionKind::Approve => Some(Arc::new(DockerEngine::connect(docker_host).await?)),
+        DecisionKind::Reject => None,
+    };
+    let store = super::open_store_waiting(data_dir, docker_host, args.wait).await?;
+    let run = store.find_run(&args.run)?;
+    let now = Utc::now();
+    let decided = store.append_checked(&run.id, |r| {
+        approval::decide(r, &user, kind, comment.clone(), now).map(|d| d.events.into_iter().map(|k| Event { at: now, kind: k }).collect())
+    })?;
+    let record = decided.map_err(|refusal| CliError::Other(refusal.to_string()))?;
+    store.flush()?;
+    let Some(a) = &record.approval else { return Ok(ExitCode::FAILURE) };
+    let target = format!("{} to {}", a.request.image, a.request.environment);
+    match kind {
+        DecisionKind::Reject => {
+            println!("rejected run {}: {target} will not happen. Recorded: {} at {}.", record.id, user.name, now.to_rfc3339());
+            return Ok(ExitCode::SUCCESS);
+        }
+        DecisionKind::Approve if record.state != RunState::Promoting => {
+            println!(
+                "approved run {} as {}; {} more approval(s) by a {} needed before {target}",
+                record.id,
+                user.name,
+                a.remaining(),
+                a.request.rule.role
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
+        DecisionKind::Approve => {}
+    }
+    println!("approved run {} as {}; promoting {target}", record.id, user.name);
+    let engine = engine.expect("connected above for an approval");
+    let mut renderer = Renderer::new(&record, true);
+    let state = promote(&store, engine, record, &mut renderer).await?;
+    Ok(if state == RunState::Succeeded { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// Performs a claimed promotion, recording it as it goes.
+async fn promote(
+    store: &Store,
+    engine: Arc<DockerEngine>,
+    record: RunRecord,
+    viewer: &mut impl crate::recorder::Viewer,
+) -> Result<RunState, CliError> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let run_id = record.id.clone();
+    let task = tokio::spawn(async move { crate::scheduler::promotion::run(engine, &record, Emitter::new(tx)).await });
+    let recorded = crate::recorder::record(store, &run_id, rx, viewer).await;
+    let state = task.await.map_err(|e| CliError::Other(format!("the promotion crashed: {e}")))?;
+    let r = recorded?;
+    let message = r.message.as_deref().map(|m| format!(": {m}")).unwrap_or_default();
+    eprintln!("gantry: run {} {}{message}", r.id, r.state.name());
+    Ok(state)
+}
+
+/// Finishes promotions claimed by processes that died (kill -9, power loss) after the
+/// approval was recorded: without this, an approved promotion would be lost. The deploy
+/// mechanism adopts a version that already went live rather than starting it again, so a
+/// promotion is neither lost nor repeated.
+pub async fn resume_promotions(store: &Store, docker_host: Option<&str>) -> Result<(), CliError> {
+    let claimed = store.promotions_to_resume()?;
+    if claimed.is_empty() {
+        return Ok(());
+    }
+    let engine = match DockerEngine::connect(docker_host).await {
+        Ok(e) => Arc::new(e),
+        Err(e) => {
+            eprintln!("gantry: {} approved promotion(s) wait to be finished, but Docker is unreachable ({e}); the next gantry command retries", claimed.len());
+            return Ok(());
+        }
+    };
+    for run in claimed {
+        let by = run.approval.as_ref().and_then(|a| a.claimed_by.clone()).unwrap_or_default();
+        eprintln!("gantry: finishing the promotion of run {} approved by {by}, whose gantry process stopped before it was done", run.id);
+        promote(store, engine.clone(), run, &mut crate::recorder::Quiet).await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,418 @@
+//! Approval of a gated promotion: the request a promote stage leaves behind, the
+//! decisions of release managers on it, and the rules that say who may decide. Whoever
+//! gives the approval that completes the count claims the promotion; the store applies
+//! the check and the claim in one transaction, so a run is promoted at most once.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Role, User};
+use crate::events::{EventKind, RunState};
+use crate::pipeline::spec::{ApprovalRule, DeploySpec, VerifySpec};
+use crate::store::RunRecord;
+
+/// A promotion that passed its gate and waits for approval: everything needed to perform
+/// it later, in another process, exactly as the run would have (no secrets in here:
+/// deployments take none).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApprovalRequest {
+    /// The promote stage that asks.
+    pub stage: String,
+    pub from: String,
+    pub environment: String,
+    pub rule: ApprovalRule,
+    pub app: String,
+    /// The image that passed, as people know it (its tag), and by id.
+    pub image: String,
+    pub image_id: String,
+    /// The deployment to make: `image` is the image id that passed.
+    pub deploy: DeploySpec,
+    pub verify: Option<VerifySpec>,
+    /// The run's variable values, for the deployment's settings.
+    pub vars: BTreeMap<String, String>,
+    /// The stage's timeout, for the promotion when it happens.
+    pub timeout_secs: u64,
+    pub requested_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DecisionKind {
+    Approve,
+    Reject,
+}
+
+/// One person's decision, kept forever: who, when, what, why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Decision {
+    pub user: String,
+    pub role: Role,
+    pub kind: DecisionKind,
+    /// The approver's comment, or the reason for a rejection.
+    pub comment: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApprovalState {
+    /// Waiting for (more) approvals.
+    Pending,
+    /// Approved; the promotion is claimed and under way (or its process died and the next
+    /// gantry command resumes it).
+    Promoting,
+    Promoted,
+    /// Approved, but the promotion failed (unhealthy, or rolled back by verification).
+    PromotionFailed,
+    Rejected,
+    Expired,
+    /// The run failed elsewhere, so there is nothing to approve.
+    Withdrawn,
+}
+
+impl ApprovalState {
+    pub fn name(self) -> &'static str {
+        match self {
+            ApprovalState::Pending => "pending",
+            ApprovalState::Promoting => "promoting",
+            ApprovalState::Promoted => "promoted",
+            ApprovalState::PromotionFailed => "promotion failed",
+            ApprovalState::Rejected => "rejected",
+            ApprovalState::Expired => "expired",
+            ApprovalState::Withdrawn => "withdrawn",
+        }
+    }
+}
+
+/// A run's approval as it stands: the request, every decision, and where it is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Approval {
+    pub request: ApprovalRequest,
+    pub decisions: Vec<Decision>,
+    pub state: ApprovalState,
+    /// Who gave the approval that completed the count.
+    pub claimed_by: Option<String>,
+}
+
+impl Approval {
+    pub fn new(request: ApprovalRequest) -> Self {
+        Approval { request, decisions: Vec::new(), state: ApprovalState::Pending, claimed_by: None }
+    }
+
+    /// The distinct users who approved.
+    pub fn approvers(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        for d in self.decisions.iter().filter(|d| d.kind == DecisionKind::Approve) {
+            if !out.contains(&d.user.as_str()) {
+                out.push(&d.user);
+            }
+        }
+        out
+    }
+
+    /// Approvals still needed.
+    pub fn remaining(&self) -> u32 {
+        self.request.rule.count.saturating_sub(self.approvers().len() as u32)
+    }
+
+    pub fn is_expired(&self, now: DateTime<Utc>) -> bool {
+        self.state == ApprovalState::Pending && self.request.expires_at.is_some_and(|at| now >= at)
+    }
+
+    /// Applies a decision to the view.
+    pub fn record(&mut self, decision: &Decision) {
+        if decision.kind == DecisionKind::Reject {
+            self.state = ApprovalState::Rejected;
+        }
+        self.decisions.push(decision.clone());
+    }
+}
+
+/// Why a decision is refused. Each says what the person can do about it.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Refusal {
+    #[error("run {run} has no promotion waiting for approval")]
+    NoRequest { run: String },
+    #[error("{user} cannot approve run {run}: they {why}, and {environment} forbids approving your own change (forbid_author)")]
+    OwnChange { user: String, run: String, why: String, environment: String },
+    #[error("{user} ({role}) cannot decide on promotions to {environment}: that needs the role {needed}")]
+    MissingRole { user: String, role: Role, needed: Role, environment: String },
+    #[error("{user} has already approved run {run}; {remaining} more approval(s) from other people are needed")]
+    AlreadyApproved { user: String, run: String, remaining: u32 },
+    #[error("the approval request of run {run} expired at {at}; run the pipeline again for a new one")]
+    Expired { run: String, at: DateTime<Utc> },
+    #[error("run {run} was rejected by {by}: {reason}")]
+    Rejected { run: String, by: String, reason: String },
+    #[error("run {run} is already approved (by {by}); its promotion to {environment} {state}")]
+    AlreadyClaimed { run: String, by: String, environment: String, state: String },
+    #[error("run {run} ended {state}; there is nothing to approve")]
+    Withdrawn { run: String, state: String },
+    #[error("a rejection needs a reason (--reason)")]
+    NoReason,
+}
+
+/// What a decision does, once allowed: the events to record (in one transaction with the
+/// check), and whether this process now owns the promotion.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decided {
+    pub events: Vec<EventKind>,
+    pub claims_promotion: bool,
+}
+
+/// The rules. `run` is the run as stored at the moment of the decision (inside the
+/// transaction that records it).
+pub fn decide(run: &RunRecord, user: &User, kind: DecisionKind, comment: Option<String>, now: DateTime<Utc>) -> Result<Decided, Refusal> {
+    let id = run.id.clone();
+    let Some(approval) = &run.approval else {
+        return Err(Refusal::NoRequest { run: id });
+    };
+    let environment = approval.request.environment.clone();
+    match approval.state {
+        ApprovalState::Pending => {}
+        ApprovalState::Rejected => {
+            let last = approval.decisions.iter().rev().find(|d| d.kind == DecisionKind::Reject);
+            return Err(Refusal::Rejected {
+                run: id,
+                by: last.map(|d| d.user.clone()).unwrap_or_default(),
+                reason: last.and_then(|d| d.comment.clone()).unwrap_or_default(),
+            });
+        }
+        ApprovalState::Expired => {
+            return Err(Refusal::Expired { run: id, at: approval.request.expires_at.unwrap_or(now) });
+        }
+        ApprovalState::Promoting | ApprovalState::Promoted | ApprovalState::PromotionFailed => {
+            let state = match approval.state {
+                ApprovalState::Promoting => "is under way".to_string(),
+                ApprovalState::Promoted => "is done".to_string(),
+                _ => "failed".to_string(),
+            };
+            return Err(Refusal::AlreadyClaimed { run: id, by: approval.claimed_by.clone().unwrap_or_default(), environment, state });
+        }
+        ApprovalState::Withdrawn => {
+            return Err(Refusal::Withdrawn { run: id, state: format!("{:?}", run.state).to_lowercase() });
+        }
+    }
+    if run.state != RunState::AwaitingApproval {
+        return Err(Refusal::Withdrawn { run: id, state: format!("{:?}", run.state).to_lowercase() });
+    }
+    if let Some(at) = approval.request.expires_at.filter(|at| now >= *at) {
+        return Err(Refusal::Expired { run: id, at });
+    }
+    let rule = &approval.request.rule;
+    if !user.role.covers(rule.role) {
+        return Err(Refusal::MissingRole { user: user.name.clone(), role: user.role, needed: rule.role, environment });
+    }
+    let comment = comment.map(|c| c.trim().to_string()).filter(|c| !c.is_empty());
+    if kind == DecisionKind::Reject && comment.is_none() {
+        return Err(Refusal::NoReason);
+    }
+    // Anyone with the role may stop a change, its author included; approving is what
+    // `forbid_author` guards.
+    if kind == DecisionKind::Approve && rule.forbid_author {
+        let why = if user.is_author(&run.commit.author_email) {
+            Some(format!("authored commit {} ({})", run.commit.short, run.commit.author_email))
+        } else if run.triggered_by.as_deref() == Some(user.name.as_str()) {
+            Some("triggered the run".to_string())
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            return Err(Refusal::OwnChange { user: user.name.clone(), run: id, why, environment });
+        }
+    }
+    if kind == DecisionKind::Approve && approval.approvers().contains(&user.name.as_str()) {
+        return Err(Refusal::AlreadyApproved { user: user.name.clone(), run: id, remaining: approval.remaining() });
+    }
+    let decision = Decision { user: user.name.clone(), role: user.role, kind, comment: comment.clone(), at: now };
+    let mut events = vec![EventKind::ApprovalDecided { decision }];
+    let mut claims_promotion = false;
+    match kind {
+        DecisionKind::Reject => events.push(EventKind::RunFinished {
+            state: RunState::Failed,
+            message: Some(format!(
+                "the promotion to {environment} was rejected by {}: {}",
+                user.name,
+                comment.unwrap_or_default()
+            )),
+        }),
+        DecisionKind::Approve if approval.remaining() <= 1 => {
+            events.push(EventKind::PromotionClaimed { by: user.name.clone(), pid: std::process::id() });
+            claims_promotion = true;
+        }
+        DecisionKind::Approve => {}
+    }
+    Ok(Decided { events, claims_promotion })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::spec::DeployMode;
+    use crate::store::CommitInfo;
+
+    fn user(name: &str, role: Role, email: &str) -> User {
+        User { name: name.into(), role, emails: vec![email.into()], token_sha256: None }
+    }
+
+    fn rule(count: u32) -> ApprovalRule {
+        ApprovalRule { role: Role::ReleaseManager, count, forbid_author: true, expires: None }
+    }
+
+    /// A run parked on an approval, committed by dev@x and started by `ci`.
+    fn parked(rule: ApprovalRule, now: DateTime<Utc>) -> RunRecord {
+        let plan = crate::pipeline::parse("p.yml", "name: p\nstages:\n  release: {image: x, commands: [\"true\"]}\n").unwrap();
+        let commit = CommitInfo {
+            sha: "a".repeat(40),
+            short: "aaaaaaaa".into(),
+            author_name: "Dev".into(),
+            author_email: "dev@x".into(),
+            time: now.fixed_offset(),
+            summary: "change".into(),
+            branch: Some("main".into()),
+        };
+        let mut run = RunRecord::new("r1".into(), &plan, ".".into(), commit);
+        run.triggered_by = Some("ci".into());
+        let expires_at = rule.expires.as_ref().map(|d| now + chrono::Duration::from_std(d.0).unwrap());
+        let deploy = DeploySpec {
+            environment: "production".into(),
+            mode: DeployMode::Replace,
+            image: Some("sha256:1".into()),
+            app: "app".into(),
+            port: Some(8080),
+            publish: None,
+            env: Default::default(),
+            command: None,
+            health: None,
+        };
+        let request = ApprovalRequest {
+            stage: "release".into(),
+            from: "staging".into(),
+            environment: "production".into(),
+            rule,
+            app: "app".into(),
+            image: "app:1".into(),
+            image_id: "sha256:1".into(),
+            deploy,
+            verify: None,
+            vars: Default::default(),
+            timeout_secs: 60,
+            requested_at: now,
+            expires_at,
+        };
+        for kind in [
+            EventKind::ApprovalRequested { request },
+            EventKind::RunFinished { state: RunState::AwaitingApproval, message: None },
+        ] {
+            run.apply(&crate::events::Event { at: now, kind });
+        }
+        run
+    }
+
+    fn apply(run: &mut RunRecord, d: &Decided, now: DateTime<Utc>) {
+        for kind in &d.events {
+            run.apply(&crate::events::Event { at: now, kind: kind.clone() });
+        }
+    }
+
+    #[test]
+    fn a_release_manager_approves_and_claims_the_promotion() {
+        let now = Utc::now();
+        let mut run = parked(rule(1), now);
+        let d = decide(&run, &user("rita", Role::ReleaseManager, "rita@x"), DecisionKind::Approve, Some("ok".into()), now).unwrap();
+        assert!(d.claims_promotion);
+        apply(&mut run, &d, now);
+        assert_eq!(run.state, RunState::Promoting);
+        let a = run.approval.as_ref().unwrap();
+        assert_eq!((a.state, a.claimed_by.as_deref()), (ApprovalState::Promoting, Some("rita")));
+        assert_eq!(a.decisions[0].comment.as_deref(), Some("ok"));
+        // Anyone after that is told it is already under way.
+        let again = decide(&run, &user("ops", Role::Admin, "ops@x"), DecisionKind::Approve, None, now).unwrap_err();
+        assert_eq!(again.to_string(), "run r1 is already approved (by rita); its promotion to production is under way");
+    }
+
+    #[test]
+    fn the_author_and_the_trigger_cannot_approve_but_may_reject() {
+        let now = Utc::now();
+        let run = parked(rule(1), now);
+        let author = user("dev", Role::Admin, "DEV@x");
+        let err = decide(&run, &author, DecisionKind::Approve, None, now).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "dev cannot approve run r1: they authored commit aaaaaaaa (dev@x), and production forbids approving your own change (forbid_author)"
+        );
+        let trigger = user("ci", Role::Admin, "ci@x");
+        assert!(matches!(decide(&run, &trigger, DecisionKind::Approve, None, now), Err(Refusal::OwnChange { .. })));
+        assert!(decide(&run, &author, DecisionKind::Reject, Some("not ready".into()), now).is_ok());
+    }
+
+    #[test]
+    fn without_forbid_author_the_author_may_approve() {
+        let now = Utc::now();
+        let run = parked(ApprovalRule { forbid_author: false, ..rule(1) }, now);
+        assert!(decide(&run, &user("dev", Role::ReleaseManager, "dev@x"), DecisionKind::Approve, None, now).is_ok());
+    }
+
+    #[test]
+    fn a_user_without_the_role_is_refused() {
+        let now = Utc::now();
+        let run = parked(rule(1), now);
+        let err = decide(&run, &user("bob", Role::Developer, "bob@x"), DecisionKind::Approve, None, now).unwrap_err();
+        assert_eq!(err.to_string(), "bob (developer) cannot decide on promotions to production: that needs the role release-manager");
+        assert!(matches!(decide(&run, &user("bob", Role::Developer, "bob@x"), DecisionKind::Reject, Some("no".into()), now), Err(Refusal::MissingRole { .. })));
+    }
+
+    #[test]
+    fn two_approvals_need_two_people() {
+        let now = Utc::now();
+        let mut run = parked(rule(2), now);
+        let rita = user("rita", Role::ReleaseManager, "rita@x");
+        let d = decide(&run, &rita, DecisionKind::Approve, None, now).unwrap();
+        assert!(!d.claims_promotion);
+        apply(&mut run, &d, now);
+        assert_eq!(run.state, RunState::AwaitingApproval);
+        assert_eq!(run.approval.as_ref().unwrap().remaining(), 1);
+        let err = decide(&run, &rita, DecisionKind::Approve, None, now).unwrap_err();
+        assert!(matches!(err, Refusal::AlreadyApproved { remaining: 1, .. }), "{err}");
+        let d = decide(&run, &user("ops", Role::Admin, "ops@x"), DecisionKind::Approve, None, now).unwrap();
+        assert!(d.claims_promotion);
+    }
+
+    #[test]
+    fn a_rejection_needs_a_reason_ends_the_run_and_is_final() {
+        let now = Utc::now();
+        let mut run = parked(rule(1), now);
+        let rita = user("rita", Role::ReleaseManager, "rita@x");
+        assert_eq!(decide(&run, &rita, DecisionKind::Reject, Some("  ".into()), now).unwrap_err(), Refusal::NoReason);
+        let d = decide(&run, &rita, DecisionKind::Reject, Some("p99 looks off".into()), now).unwrap();
+        apply(&mut run, &d, now);
+        assert_eq!(run.state, RunState::Failed);
+        let stage = run.stages.iter().find(|s| s.name == "release").unwrap();
+        assert_eq!(stage.message.as_deref(), Some("rejected by rita: p99 looks off"));
+        let err = decide(&run, &user("ops", Role::Admin, "ops@x"), DecisionKind::Approve, None, now).unwrap_err();
+        assert_eq!(err.to_string(), "run r1 was rejected by rita: p99 looks off");
+    }
+
+    #[test]
+    fn an_expired_request_cannot_be_approved() {
+        let now = Utc::now();
+        let mut r = rule(1);
+        r.expires = Some(crate::pipeline::spec::DurationText(std::time::Duration::from_secs(3600)));
+        let run = parked(r, now);
+        let rita = user("rita", Role::ReleaseManager, "rita@x");
+        assert!(decide(&run, &rita, DecisionKind::Approve, None, now + chrono::Duration::minutes(59)).is_ok());
+        let err = decide(&run, &rita, DecisionKind::Approve, None, now + chrono::Duration::minutes(61)).unwrap_err();
+        assert!(matches!(err, Refusal::Expired { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_run_without_a_request_has_nothing_to_approve() {
+        let now = Utc::now();
+        let mut run = parked(rule(1), now);
+        run.approval = None;
+        let err = decide(&run, &user("rita", Role::ReleaseManager, "rita@x"), DecisionKind::Approve, None, now).unwrap_err();
+        assert_eq!(err.to_string(), "run r1 has no promotion waiting for approval");
+    }
+}
