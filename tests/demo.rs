@@ -1,5 +1,6 @@
 //! The README's main job, end to end on the real engine: the storefront pipeline builds,
-//! provisions, previews, smoke- and load-tests and puts a good commit live; a second run
+//! provisions, previews, smoke- and load-tests and puts a good commit live, and production
+//! once a release manager approves; a second run
 //! with the latency setting turned up fails its load thresholds and the old version keeps
 //! serving (checked over HTTP). Runs in its own environment and port.
 
@@ -13,7 +14,7 @@ fn storefront_world() -> (World, Env, u16, Env, u16, std::path::PathBuf) {
     for image in ["gantry/rust", "gantry/smoke", "gantry/load", "gantry/router"] {
         require(image);
     }
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = root();
     let files = storefront_files();
     let refs: Vec<(&str, &str)> = files.iter().map(|(p, c)| (p.as_str(), c.as_str())).collect();
     let w = World::new(&refs);
@@ -26,6 +27,7 @@ fn storefront_world() -> (World, Env, u16, Env, u16, std::path::PathBuf) {
         .replace("target: staging", &format!("target: {}", env.name))
         .replace("from: staging", &format!("from: {}", env.name))
         .replace("to: production", &format!("to: {}", prod.name))
+        .replace("\n  production:\n", &format!("\n  {}:\n", prod.name))
         .replace("publish: 18080", &format!("publish: {port}"))
         .replace("publish: 18081", &format!("publish: {prod_port}"));
     let p = w.dir.path().join("storefront.yml");
@@ -33,12 +35,23 @@ fn storefront_world() -> (World, Env, u16, Env, u16, std::path::PathBuf) {
     (w, env, port, prod, prod_port, p)
 }
 
+fn root() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
 #[test]
 fn storefront_goes_live_then_a_slow_build_is_held_back_by_its_load_thresholds() {
     let (w, env, port, prod, prod_port, p) = storefront_world();
     let out = w.run(&p, &["--plain"]);
+    assert_eq!(out.status.code(), Some(3), "waits for approval; stdout: {}\nstderr: {}", text(&out.stdout), text(&out.stderr));
+    assert_eq!(storefront_version(prod_port), None, "nothing reaches production before approval");
+    // The example config's release manager approves, and that promotes.
+    let config = root().join("config/example.yml");
+    let out = w.gantry().arg("--config").arg(&config).args(["approve", "latest", "--as", "rita"]).output().unwrap();
     assert!(out.status.success(), "stdout: {}\nstderr: {}", text(&out.stdout), text(&out.stderr));
     let good = w.latest();
+    assert_eq!(good["state"], "succeeded");
+    assert_eq!(good["approval"]["decisions"][0]["user"], "rita");
     let short = good["commit"]["short"].as_str().unwrap().to_string();
     assert_eq!(storefront_version(port).as_deref(), Some(short.as_str()));
     assert_eq!(http_get(port, "/api/products/1").map(|(s, _)| s), Some(200));

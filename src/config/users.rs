@@ -85,7 +85,12 @@ impl Config {
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         let file: File = serde_yaml::from_str(text).map_err(|e| {
             let (line, column) = e.location().map(|l| (l.line(), l.column())).unwrap_or((1, 1));
-            ConfigError::Invalid { path: path.to_path_buf(), line, column, message: e.to_string() }
+            // serde_yaml ends its message with the place, which is already in front.
+            let mut message = e.to_string();
+            if let Some(cut) = message.rfind(" at line ") {
+                message.truncate(cut);
+            }
+            ConfigError::Invalid { path: path.to_path_buf(), line, column, message }
         })?;
         let rule = |message: String| ConfigError::Rule { path: path.to_path_buf(), message };
         let mut owners: BTreeMap<String, &str> = BTreeMap::new();
@@ -149,6 +154,7 @@ mod tests {
         let err = parse("users:\n  alice:\n    role: boss\n").unwrap_err().to_string();
         assert!(err.starts_with("gantry.yml:3:"), "{err}");
         assert!(err.contains("unknown variant `boss`") && err.contains("release-manager"), "{err}");
+        assert!(!err.contains(" at line "), "the place is said once: {err}");
     }
 
     #[test]

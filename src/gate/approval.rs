@@ -263,6 +263,14 @@ mod tests {
 
     /// A run parked on an approval, committed by dev@x and started by `ci`.
     fn parked(rule: ApprovalRule, now: DateTime<Utc>) -> RunRecord {
+        let mut run = fresh_run(now);
+        for kind in parking(rule, now) {
+            run.apply(&crate::events::Event { at: now, kind });
+        }
+        run
+    }
+
+    fn fresh_run(now: DateTime<Utc>) -> RunRecord {
         let plan = crate::pipeline::parse("p.yml", "name: p\nstages:\n  release: {image: x, commands: [\"true\"]}\n").unwrap();
         let commit = CommitInfo {
             sha: "a".repeat(40),
@@ -275,6 +283,11 @@ mod tests {
         };
         let mut run = RunRecord::new("r1".into(), &plan, ".".into(), commit);
         run.triggered_by = Some("ci".into());
+        run
+    }
+
+    /// The events of a promote stage that asks for approval, and of its run ending.
+    fn parking(rule: ApprovalRule, now: DateTime<Utc>) -> Vec<EventKind> {
         let expires_at = rule.expires.as_ref().map(|d| now + chrono::Duration::from_std(d.0).unwrap());
         let deploy = DeploySpec {
             environment: "production".into(),
@@ -302,13 +315,10 @@ mod tests {
             requested_at: now,
             expires_at,
         };
-        for kind in [
+        vec![
             EventKind::ApprovalRequested { request },
             EventKind::RunFinished { state: RunState::AwaitingApproval, message: None },
-        ] {
-            run.apply(&crate::events::Event { at: now, kind });
-        }
-        run
+        ]
     }
 
     fn apply(run: &mut RunRecord, d: &Decided, now: DateTime<Utc>) {
@@ -414,5 +424,46 @@ mod tests {
         run.approval = None;
         let err = decide(&run, &user("rita", Role::ReleaseManager, "rita@x"), DecisionKind::Approve, None, now).unwrap_err();
         assert_eq!(err.to_string(), "run r1 has no promotion waiting for approval");
+    }
+
+    /// Threads racing on one store: the check and the claim share a transaction, so
+    /// exactly one approval claims the promotion and the others are refused.
+    #[test]
+    fn a_hundred_racing_approvals_on_one_store_claim_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::Store::open(dir.path()).unwrap();
+        let now = Utc::now();
+        let run = fresh_run(now);
+        store.create_run(&run).unwrap();
+        for kind in parking(rule(1), now) {
+            store.append("r1", &crate::events::Event { at: now, kind }).unwrap();
+        }
+        assert_eq!(store.pending_approvals().unwrap().len(), 1);
+        let users = [user("rita", Role::ReleaseManager, "rita@x"), user("ops", Role::Admin, "ops@x")];
+        let results: Vec<bool> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..100)
+                .map(|i| {
+                    let (store, user) = (&store, &users[i % 2]);
+                    s.spawn(move || {
+                        let decided = store
+                            .append_checked("r1", |r| {
+                                decide(r, user, DecisionKind::Approve, None, now)
+                                    .map(|d| d.events.into_iter().map(|kind| crate::events::Event { at: now, kind }).collect())
+                            })
+                            .unwrap();
+                        decided.is_ok()
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert_eq!(results.iter().filter(|ok| **ok).count(), 1);
+        let stored = store.run("r1").unwrap();
+        assert_eq!(stored.state, RunState::Promoting);
+        assert_eq!(stored.approval.as_ref().unwrap().decisions.len(), 1);
+        let claims = store.events("r1").unwrap().iter().filter(|e| matches!(e.kind, EventKind::PromotionClaimed { .. })).count();
+        assert_eq!(claims, 1);
+        assert!(store.pending_approvals().unwrap().is_empty());
+        assert_eq!(store.promotions_to_resume().unwrap().len(), 1, "a claimed promotion is known to be unfinished");
     }
 }

@@ -333,9 +333,11 @@ async fn go_live<B: Backend>(
 ) -> Result<Vec<String>, Stop> {
     let backend = ctx.backend.as_ref();
     let live = environment::live_alias(&spec.app);
+    // A running version other than the preview is the one that was live (or, after an
+    // interrupted go-live, the one that still serves while losing its alias).
     let mut others = Vec::new();
     for old in app_versions(ctx, spec).await?.into_iter().filter(|c| c.id != new.id) {
-        let was_live = old.running && backend.aliases(&old.id, network).await?.contains(&live);
+        let was_live = old.running && !backend.aliases(&old.id, network).await?.contains(&preview_alias(&spec.app));
         others.push((old, was_live));
     }
     realias(ctx, network, new, &live).await?;
