@@ -230,6 +230,7 @@ impl GantrySide {
             secrets: Default::default(),
             max_parallel: 4,
             var_overrides: Default::default(),
+            shutdown: CancellationToken::new(),
         };
         let scheduler =
             tokio::spawn(scheduler::run(self.engine.clone(), request, Emitter::new(tx), CancellationToken::new()));

@@ -5,9 +5,11 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// Where a run stands. Terminal states never change again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RunState {
+    /// Waiting in the service's queue for a free slot.
+    Queued,
     Running,
     Succeeded,
     Failed,
@@ -25,11 +27,12 @@ impl RunState {
     /// Whether no process drives the run and none will (a run awaiting approval may still
     /// be promoted, but nothing runs for it meanwhile).
     pub fn is_terminal(self) -> bool {
-        !matches!(self, RunState::Running | RunState::Promoting)
+        !matches!(self, RunState::Queued | RunState::Running | RunState::Promoting)
     }
 
     pub fn name(self) -> &'static str {
         match self {
+            RunState::Queued => "queued",
             RunState::Running => "running",
             RunState::Succeeded => "succeeded",
             RunState::Failed => "failed",
@@ -137,6 +140,8 @@ pub struct Event {
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum EventKind {
     RunCreated { pipeline: String, commit: String },
+    /// A queued run got its slot and starts, driven by process `pid`.
+    RunStarted { pid: u32 },
     StageStarted { stage: String, attempt: u32 },
     AttemptFinished { stage: String, attempt: u32, result: AttemptOutcome, will_retry: bool },
     StageSkipped { stage: String, reason: String },

@@ -16,6 +16,8 @@ pub enum GitError {
     BadRevision { rev: String, repo: PathBuf, source: git2::Error },
     #[error("cannot read commit {sha}: {message}")]
     Read { sha: String, message: String },
+    #[error("cannot fetch {url}: {message}")]
+    Fetch { url: String, message: String },
 }
 
 /// A commit resolved in a repository, ready to be checked out.
@@ -69,7 +71,51 @@ fn branch_of(repo: &Repository, rev: &str) -> Option<String> {
     })
 }
 
+/// Local branches of the repository at `path` and the commit each points at.
+pub fn branch_heads(path: &Path) -> Result<Vec<(String, String)>, GitError> {
+    let repo = Repository::open(path).map_err(|source| GitError::NotARepo { path: path.to_path_buf(), source })?;
+    let read = |e: git2::Error| GitError::Read { sha: String::new(), message: e.message().to_string() };
+    let mut out = Vec::new();
+    for branch in repo.branches(Some(git2::BranchType::Local)).map_err(read)? {
+        let (branch, _) = branch.map_err(read)?;
+        let (Ok(Some(name)), Some(target)) = (branch.name(), branch.get().target()) else { continue };
+        out.push((name.to_string(), target.to_string()));
+    }
+    Ok(out)
+}
+
+/// Keeps a bare mirror of the repository at `url` in `dir` (created on first use), its
+/// branches fetched to local branches of the mirror. Returns the mirror's path.
+pub fn mirror(url: &str, dir: &Path) -> Result<PathBuf, GitError> {
+    let fail = |e: git2::Error| GitError::Fetch { url: url.to_string(), message: e.message().to_string() };
+    let repo = match Repository::open_bare(dir) {
+        Ok(r) => r,
+        Err(_) => {
+            std::fs::create_dir_all(dir).map_err(|e| GitError::Fetch { url: url.to_string(), message: e.to_string() })?;
+            Repository::init_bare(dir).map_err(fail)?
+        }
+    };
+    let mut remote = repo.remote_anonymous(url).map_err(fail)?;
+    // Branches deleted upstream go here too (prune), so polling does not chase them.
+    let mut options = git2::FetchOptions::new();
+    options.prune(git2::FetchPrune::On);
+    remote
+        .fetch(&["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"], Some(&mut options), None)
+        .map_err(fail)?;
+    Ok(dir.to_path_buf())
+}
+
 impl Checkout {
+    /// The content of `path` in the commit (None if the commit has no such file).
+    pub fn read_file(&self, path: &str) -> Result<Option<String>, GitError> {
+        let err = |message: String| GitError::Read { sha: self.info.sha.clone(), message };
+        let oid = git2::Oid::from_str(&self.info.sha).map_err(|e| err(e.message().to_string()))?;
+        let tree = self.repo.find_commit(oid).and_then(|c| c.tree()).map_err(|e| err(e.message().to_string()))?;
+        let Ok(entry) = tree.get_path(Path::new(path)) else { return Ok(None) };
+        let blob = self.repo.find_blob(entry.id()).map_err(|e| err(format!("{path}: {}", e.message())))?;
+        String::from_utf8(blob.content().to_vec()).map(Some).map_err(|_| err(format!("{path} is not UTF-8 text")))
+    }
+
     /// The commit's tree as a tar archive: exactly what is committed, nothing of the work
     /// tree. Executable bits and symlinks are kept; submodules are left out.
     pub fn tar(&self) -> Result<Vec<u8>, GitError> {

@@ -17,3 +17,5 @@ pub mod smoke;
 pub mod load;
 pub mod gate;
 pub mod config;
+pub mod coordinator;
+pub mod server;

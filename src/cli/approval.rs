@@ -8,15 +8,14 @@ use std::time::Duration;
 
 use chrono::Utc;
 use clap::Args;
-use tokio::sync::mpsc;
 
 use super::render::{format_duration, Renderer};
 use super::{CliError, Outcome};
 use crate::config::Config;
 use crate::docker::DockerEngine;
-use crate::events::{Event, RunState};
-use crate::gate::approval::{self, Approval, DecisionKind};
-use crate::stages::Emitter;
+use crate::coordinator::approvals;
+use crate::events::RunState;
+use crate::gate::approval::DecisionKind;
 use crate::store::{RunRecord, Store};
 
 #[derive(Args, Debug)]
@@ -39,7 +38,7 @@ pub fn list(store: &Store, all: bool, limit: usize, json: bool) -> Outcome {
         store.pending_approvals()?
     };
     if json {
-        let items: Vec<serde_json::Value> = runs.iter().map(summary_json).collect();
+        let items: Vec<serde_json::Value> = runs.iter().map(approvals::summary).collect();
         let text = serde_json::to_string_pretty(&items).map_err(|e| CliError::Other(e.to_string()))?;
         println!("{text}");
         return Ok(ExitCode::SUCCESS);
@@ -76,30 +75,6 @@ pub fn list(store: &Store, all: bool, limit: usize, json: bool) -> Outcome {
     Ok(ExitCode::SUCCESS)
 }
 
-fn summary_json(r: &RunRecord) -> serde_json::Value {
-    let a = r.approval.as_ref();
-    serde_json::json!({
-        "run": r.id,
-        "pipeline": r.pipeline,
-        "run_state": r.state,
-        "commit": {"sha": r.commit.sha, "short": r.commit.short, "author": r.commit.author_name,
-                   "email": r.commit.author_email, "summary": r.commit.summary},
-        "triggered_by": r.triggered_by,
-        "state": a.map(|a| a.state),
-        "stage": a.map(|a| &a.request.stage),
-        "from": a.map(|a| &a.request.from),
-        "environment": a.map(|a| &a.request.environment),
-        "image": a.map(|a| &a.request.image),
-        "image_id": a.map(|a| &a.request.image_id),
-        "rule": a.map(|a| &a.request.rule),
-        "remaining": a.map(Approval::remaining),
-        "requested_at": a.map(|a| a.request.requested_at),
-        "expires_at": a.and_then(|a| a.request.expires_at),
-        "decisions": a.map(|a| &a.decisions),
-        "claimed_by": a.and_then(|a| a.claimed_by.as_ref()),
-    })
-}
-
 /// Approves or rejects a run's promotion. The approval that completes the count claims
 /// the promotion in the same transaction, and this process then performs it.
 pub async fn decide(
@@ -120,11 +95,7 @@ pub async fn decide(
     let store = super::open_store_waiting(data_dir, docker_host, args.wait).await?;
     let run = store.find_run(&args.run)?;
     let now = Utc::now();
-    let decided = store.append_checked(&run.id, |r| {
-        approval::decide(r, &user, kind, comment.clone(), now).map(|d| d.events.into_iter().map(|k| Event { at: now, kind: k }).collect())
-    })?;
-    let record = decided.map_err(|refusal| CliError::Other(refusal.to_string()))?;
-    store.flush()?;
+    let record = approvals::record_decision(&store, &run.id, &user, kind, comment, now).map_err(|e| CliError::Other(e.to_string()))?;
     let Some(a) = &record.approval else { return Ok(ExitCode::FAILURE) };
     let target = format!("{} to {}", a.request.image, a.request.environment);
     match kind {
@@ -147,26 +118,14 @@ pub async fn decide(
     println!("approved run {} as {}; promoting {target}", record.id, user.name);
     let engine = engine.expect("connected above for an approval");
     let mut renderer = Renderer::new(&record, true);
-    let state = promote(&store, engine, record, &mut renderer).await?;
-    Ok(if state == RunState::Succeeded { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    let done = approvals::promote(&store, engine, record, &mut renderer).await?;
+    report(&done);
+    Ok(if done.state == RunState::Succeeded { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
-/// Performs a claimed promotion, recording it as it goes.
-async fn promote(
-    store: &Store,
-    engine: Arc<DockerEngine>,
-    record: RunRecord,
-    viewer: &mut impl crate::recorder::Viewer,
-) -> Result<RunState, CliError> {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let run_id = record.id.clone();
-    let task = tokio::spawn(async move { crate::scheduler::promotion::run(engine, &record, Emitter::new(tx)).await });
-    let recorded = crate::recorder::record(store, &run_id, rx, viewer).await;
-    let state = task.await.map_err(|e| CliError::Other(format!("the promotion crashed: {e}")))?;
-    let r = recorded?;
+fn report(r: &RunRecord) {
     let message = r.message.as_deref().map(|m| format!(": {m}")).unwrap_or_default();
     eprintln!("gantry: run {} {}{message}", r.id, r.state.name());
-    Ok(state)
 }
 
 /// Finishes promotions claimed by processes that died (kill -9, power loss) after the
@@ -174,7 +133,7 @@ async fn promote(
 /// mechanism adopts a version that already went live rather than starting it again, so a
 /// promotion is neither lost nor repeated.
 pub async fn resume_promotions(store: &Store, docker_host: Option<&str>) -> Result<(), CliError> {
-    let claimed = store.promotions_to_resume()?;
+    let claimed = approvals::claimed_but_unfinished(store)?;
     if claimed.is_empty() {
         return Ok(());
     }
@@ -188,7 +147,7 @@ pub async fn resume_promotions(store: &Store, docker_host: Option<&str>) -> Resu
     for run in claimed {
         let by = run.approval.as_ref().and_then(|a| a.claimed_by.clone()).unwrap_or_default();
         eprintln!("gantry: finishing the promotion of run {} approved by {by}, whose gantry process stopped before it was done", run.id);
-        promote(store, engine.clone(), run, &mut crate::recorder::Quiet).await?;
+        report(&approvals::promote(store, engine.clone(), run, &mut crate::recorder::Quiet).await?);
     }
     Ok(())
 }

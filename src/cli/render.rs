@@ -168,6 +168,7 @@ impl Renderer {
                 self.status(format!("gantry: approval complete; {by} promotes run {} now", record.id));
             }
             EventKind::RunCreated { .. }
+            | EventKind::RunStarted { .. }
             | EventKind::Swept { .. }
             | EventKind::StageResult { .. }
             | EventKind::GateJudged { .. }

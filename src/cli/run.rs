@@ -100,6 +100,7 @@ pub async fn run(args: RunArgs, data_dir: &Path, docker_host: Option<&str>) -> O
         secrets,
         max_parallel: args.parallel,
         var_overrides,
+        shutdown: CancellationToken::new(),
     };
     let scheduler = tokio::spawn(scheduler::run(engine, request, Emitter::new(tx), cancel));
     let recorded = crate::recorder::record(&store, &run_id, rx, &mut renderer).await;

@@ -1,7 +1,144 @@
-//! The operator's configuration: who the users are and what roles they hold.
+//! The operator's configuration, one YAML file: who the users are and what roles they
+//! hold, and for `gantry serve` the service's settings and the projects it runs.
+//!
+//! ```yaml
+//! users:
+//!   rita: {role: release-manager, emails: [rita@example.com], token_sha256: 2c26b4...}
+//! server: {listen: "127.0.0.1:8787", concurrency: {global: 4, per_project: 2}}
+//! projects:
+//!   storefront: {repo: /srv/git/storefront.git, pipeline: pipelines/storefront.yml}
+//! ```
 
 pub mod role;
+pub mod service;
 pub mod users;
 
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
 pub use role::Role;
-pub use users::{Config, ConfigError, User};
+pub use service::{Concurrency, Project, ServerSettings, Webhook};
+pub use users::{token_hash, User};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("no operator config at {}: approvals need users and roles; write one (see config/example.yml) or pass --config FILE / set GANTRY_CONFIG", path.display())]
+    Missing { path: PathBuf },
+    #[error("cannot read {}: {source}", path.display())]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{}:{line}:{column}: {message}", path.display())]
+    Invalid { path: PathBuf, line: usize, column: usize, message: String },
+    #[error("{}: {message}", path.display())]
+    Rule { path: PathBuf, message: String },
+    #[error("no user '{name}' in {} (known: {})", path.display(), known.join(", "))]
+    NoSuchUser { name: String, path: PathBuf, known: Vec<String> },
+}
+
+/// The operator's configuration as read from its file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Where it was read from, for messages.
+    pub path: PathBuf,
+    pub users: BTreeMap<String, User>,
+    pub server: ServerSettings,
+    pub projects: BTreeMap<String, Project>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    #[serde(default)]
+    users: BTreeMap<String, User>,
+    #[serde(default)]
+    server: ServerSettings,
+    #[serde(default)]
+    projects: BTreeMap<String, Project>,
+}
+
+impl Config {
+    /// The file `--config` / `GANTRY_CONFIG` names, else `gantry/config.yml` under the
+    /// user's config directory.
+    pub fn default_path() -> PathBuf {
+        dirs::config_dir().unwrap_or_else(|| PathBuf::from(".")).join("gantry").join("config.yml")
+    }
+
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(ConfigError::Missing { path: path.to_path_buf() }),
+            Err(source) => return Err(ConfigError::Read { path: path.to_path_buf(), source }),
+        };
+        Self::parse(path, &text)
+    }
+
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let file: File = serde_yaml::from_str(text).map_err(|e| {
+            let (line, column) = e.location().map(|l| (l.line(), l.column())).unwrap_or((1, 1));
+            // serde_yaml ends its message with the place, which is already in front.
+            let mut message = e.to_string();
+            if let Some(cut) = message.rfind(" at line ") {
+                message.truncate(cut);
+            }
+            ConfigError::Invalid { path: path.to_path_buf(), line, column, message }
+        })?;
+        let rule = |message: String| ConfigError::Rule { path: path.to_path_buf(), message };
+        let mut owners: BTreeMap<String, &str> = BTreeMap::new();
+        let mut tokens: BTreeMap<String, &str> = BTreeMap::new();
+        for (name, user) in &file.users {
+            if name.trim().is_empty() || name.chars().any(char::is_whitespace) {
+                return Err(rule(format!("users.'{name}': a user name must be one word")));
+            }
+            for email in &user.emails {
+                // One address, one person: otherwise an author could approve their own
+                // change under a second name.
+                if let Some(other) = owners.insert(email.trim().to_ascii_lowercase(), name) {
+                    return Err(rule(format!("users.{name}.emails: {email} also belongs to {other}; an address may belong to one user only")));
+                }
+            }
+            if let Some(hash) = &user.token_sha256 {
+                if hash.len() != 64 || !hash.chars().all(|c| c.is_ascii_hexdigit()) {
+                    return Err(rule(format!("users.{name}.token_sha256: must be 64 hex digits (the SHA-256 of the token, e.g. `printf %s TOKEN | sha256sum`)")));
+                }
+                if let Some(other) = tokens.insert(hash.to_ascii_lowercase(), name) {
+                    return Err(rule(format!("users.{name}.token_sha256: the same token as {other}'s; every user needs their own")));
+                }
+            }
+        }
+        for (name, project) in &file.projects {
+            project.check(name).map_err(rule)?;
+        }
+        file.server.check().map_err(rule)?;
+        let users = file
+            .users
+            .into_iter()
+            .map(|(name, mut user)| {
+                user.name = name.clone();
+                (name, user)
+            })
+            .collect();
+        Ok(Config { path: path.to_path_buf(), users, server: file.server, projects: file.projects })
+    }
+
+    pub fn user(&self, name: &str) -> Result<&User, ConfigError> {
+        self.users.get(name).ok_or_else(|| ConfigError::NoSuchUser {
+            name: name.to_string(),
+            path: self.path.clone(),
+            known: self.users.keys().cloned().collect(),
+        })
+    }
+
+    /// The user a bearer token belongs to. Every user's hash is compared (in constant
+    /// time), so the answer takes as long for the first user as for none.
+    pub fn user_by_token(&self, token: &str) -> Option<&User> {
+        let hash = token_hash(token);
+        let mut found = None;
+        for user in self.users.values() {
+            if user.has_token_hash(&hash) && found.is_none() {
+                found = Some(user);
+            }
+        }
+        found
+    }
+}

@@ -1,42 +1,13 @@
-//! The operator's config file: the people who use Gantry, their roles, the addresses
-//! their commits carry (so an author is recognised), and API tokens (stored hashed).
-//!
-//! ```yaml
-//! users:
-//!   alice:
-//!     role: release-manager
-//!     emails: [alice@example.com]
-//!     token_sha256: 2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae
-//! ```
-
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+//! The people who use Gantry: their roles, the addresses their commits carry (so an
+//! author is recognised), and API tokens (stored hashed, never the token).
 
 use serde::Deserialize;
 
 use super::Role;
-
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("no operator config at {}: approvals need users and roles; write one (see config/example.yml) or pass --config FILE / set GANTRY_CONFIG", path.display())]
-    Missing { path: PathBuf },
-    #[error("cannot read {}: {source}", path.display())]
-    Read { path: PathBuf, source: std::io::Error },
-    #[error("{}:{line}:{column}: {message}", path.display())]
-    Invalid { path: PathBuf, line: usize, column: usize, message: String },
-    #[error("{}: {message}", path.display())]
-    Rule { path: PathBuf, message: String },
-    #[error("no user '{name}' in {} (known: {})", path.display(), known.join(", "))]
-    NoSuchUser { name: String, path: PathBuf, known: Vec<String> },
-}
-
-/// The operator's configuration as read from its file.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Config {
-    /// Where it was read from, for messages.
-    pub path: PathBuf,
-    pub users: BTreeMap<String, User>,
-}
+#[cfg(test)]
+use super::{Config, ConfigError};
+#[cfg(test)]
+use std::path::Path;
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -52,11 +23,10 @@ pub struct User {
     pub token_sha256: Option<String>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct File {
-    #[serde(default)]
-    users: BTreeMap<String, User>,
+/// The SHA-256 of a token, as `token_sha256` holds it.
+pub fn token_hash(token: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(token.trim().as_bytes()))
 }
 
 impl User {
@@ -64,70 +34,14 @@ impl User {
     pub fn is_author(&self, email: &str) -> bool {
         self.emails.iter().any(|e| e.eq_ignore_ascii_case(email.trim()))
     }
-}
 
-impl Config {
-    /// The file `--config` / `GANTRY_CONFIG` names, else `gantry/config.yml` under the
-    /// user's config directory.
-    pub fn default_path() -> PathBuf {
-        dirs::config_dir().unwrap_or_else(|| PathBuf::from(".")).join("gantry").join("config.yml")
-    }
-
-    pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(ConfigError::Missing { path: path.to_path_buf() }),
-            Err(source) => return Err(ConfigError::Read { path: path.to_path_buf(), source }),
-        };
-        Self::parse(path, &text)
-    }
-
-    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
-        let file: File = serde_yaml::from_str(text).map_err(|e| {
-            let (line, column) = e.location().map(|l| (l.line(), l.column())).unwrap_or((1, 1));
-            // serde_yaml ends its message with the place, which is already in front.
-            let mut message = e.to_string();
-            if let Some(cut) = message.rfind(" at line ") {
-                message.truncate(cut);
-            }
-            ConfigError::Invalid { path: path.to_path_buf(), line, column, message }
-        })?;
-        let rule = |message: String| ConfigError::Rule { path: path.to_path_buf(), message };
-        let mut owners: BTreeMap<String, &str> = BTreeMap::new();
-        for (name, user) in &file.users {
-            if name.trim().is_empty() || name.chars().any(char::is_whitespace) {
-                return Err(rule(format!("users.'{name}': a user name must be one word")));
-            }
-            for email in &user.emails {
-                // One address, one person: otherwise an author could approve their own
-                // change under a second name.
-                if let Some(other) = owners.insert(email.trim().to_ascii_lowercase(), name) {
-                    return Err(rule(format!("users.{name}.emails: {email} also belongs to {other}; an address may belong to one user only")));
-                }
-            }
-            if let Some(hash) = &user.token_sha256 {
-                if hash.len() != 64 || !hash.chars().all(|c| c.is_ascii_hexdigit()) {
-                    return Err(rule(format!("users.{name}.token_sha256: must be 64 hex digits (the SHA-256 of the token, e.g. `printf %s TOKEN | sha256sum`)")));
-                }
-            }
+    /// Whether `hash` (of a presented token) is this user's, compared in constant time.
+    pub fn has_token_hash(&self, hash: &str) -> bool {
+        use subtle::ConstantTimeEq;
+        match &self.token_sha256 {
+            Some(mine) => mine.to_ascii_lowercase().as_bytes().ct_eq(hash.as_bytes()).into(),
+            None => false,
         }
-        let users = file
-            .users
-            .into_iter()
-            .map(|(name, mut user)| {
-                user.name = name.clone();
-                (name, user)
-            })
-            .collect();
-        Ok(Config { path: path.to_path_buf(), users })
-    }
-
-    pub fn user(&self, name: &str) -> Result<&User, ConfigError> {
-        self.users.get(name).ok_or_else(|| ConfigError::NoSuchUser {
-            name: name.to_string(),
-            path: self.path.clone(),
-            known: self.users.keys().cloned().collect(),
-        })
     }
 }
 

@@ -29,12 +29,16 @@ pub struct RunRequest {
     pub max_parallel: usize,
     /// Values for the pipeline's declared `vars`, overriding their defaults.
     pub var_overrides: BTreeMap<String, String>,
+    /// Cancelled when the process driving the run shuts down (the service stopping): the
+    /// run then ends `interrupted`, not `cancelled`, as it would after kill -9. Pass a token
+    /// that is never cancelled when that cannot happen.
+    pub shutdown: CancellationToken,
 }
 
 /// Drives the run to its end and returns its final state. All state changes go out through
 /// `emit`; the last one is always `RunFinished`.
 pub async fn run<B: Backend>(backend: Arc<B>, request: RunRequest, emit: Emitter, cancel: CancellationToken) -> RunState {
-    let RunRequest { run_id, plan, commit, workspace, secrets, max_parallel, var_overrides } = request;
+    let RunRequest { run_id, plan, commit, workspace, secrets, max_parallel, var_overrides, shutdown } = request;
     let declared = plan.vars.iter().map(|(k, default)| {
         let value = var_overrides.get(k).unwrap_or(default);
         (format!("var.{k}"), value.clone())
@@ -68,10 +72,14 @@ pub async fn run<B: Backend>(backend: Arc<B>, request: RunRequest, emit: Emitter
     });
 
     tracing::debug!(run = %run_id, pipeline = %plan.name, stages = plan.stages.len(), "run starting");
-    let (state, message) = match setup(&ctx).await {
+    let (mut state, mut message) = match setup(&ctx).await {
         Ok(()) => run_dag(&ctx, &plan, max_parallel.max(1)).await,
         Err(message) => (RunState::Failed, Some(message)),
     };
+    if shutdown.is_cancelled() && state == RunState::Cancelled {
+        state = RunState::Interrupted;
+        message = Some("the gantry service driving this run stopped".into());
+    }
 
     end(backend.as_ref(), &run_id, &emit, state, message).await;
     state

@@ -49,6 +49,11 @@ pub struct Store {
     deployments: sled::Tree,
     /// Index: ids of runs whose promotion waits for approval.
     approvals: sled::Tree,
+    /// The service's queue: run id (ULIDs sort by creation) -> the plan to run.
+    queue: sled::Tree,
+    /// Commits already taken by a project: `project \0 sha` -> run id, so the same commit
+    /// is not queued twice for one pipeline.
+    seen: sled::Tree,
     dir: PathBuf,
     _lock: lock::DirLock,
 }
@@ -108,6 +113,8 @@ impl Store {
             unswept: db.open_tree("unswept")?,
             deployments: db.open_tree("deployments")?,
             approvals: db.open_tree("approvals")?,
+            queue: db.open_tree("queue")?,
+            seen: db.open_tree("seen")?,
             db,
             dir: dir.to_path_buf(),
             _lock: lock,
@@ -143,6 +150,30 @@ impl Store {
 
     /// Stores a new run together with its creation event.
     pub fn create_run(&self, run: &RunRecord) -> Result<(), StoreError> {
+        match self.create(run, None, None)? {
+            Ok(()) => Ok(()),
+            Err(existing) => Err(StoreError::Duplicate(existing)),
+        }
+    }
+
+    /// Stores a new run in the service's queue with the plan it will run. With `seen`
+    /// (`project`, `sha`), a commit the project already took is refused: the answer is
+    /// then `Err(id of the run that took it)` and nothing is written.
+    pub fn enqueue(
+        &self,
+        run: &RunRecord,
+        plan: Option<&crate::pipeline::Plan>,
+        seen: Option<(&str, &str)>,
+    ) -> Result<Result<(), String>, StoreError> {
+        self.create(run, plan, seen.map(|(project, sha)| seen_key(project, sha)))
+    }
+
+    fn create(
+        &self,
+        run: &RunRecord,
+        plan: Option<&crate::pipeline::Plan>,
+        seen_key: Option<Vec<u8>>,
+    ) -> Result<Result<(), String>, StoreError> {
         let created = Event::now(EventKind::RunCreated {
             pipeline: run.pipeline.clone(),
             commit: run.commit.sha.clone(),
@@ -150,18 +181,62 @@ impl Store {
         let mut record = run.clone();
         let seq = record.events;
         record.apply(&created);
-        let result = (&self.runs, &self.events, &self.active).transaction(|(runs, events, active)| {
+        let trees = (&self.runs, &self.events, &self.active, &self.queue, &self.seen);
+        let result = trees.transaction(|(runs, events, active, queue, seen)| {
             if runs.get(record.id.as_bytes())?.is_some() {
                 return Err(ConflictableTransactionError::Abort(StoreError::Duplicate(record.id.clone())));
             }
+            if let Some(key) = &seen_key {
+                if let Some(existing) = seen.get(key)? {
+                    return Ok(Err(String::from_utf8_lossy(&existing).into_owned()));
+                }
+                seen.insert(key.clone(), record.id.as_bytes())?;
+            }
             runs.insert(record.id.as_bytes(), encode(&record))?;
             events.insert(event_key(&record.id, seq), encode(&created))?;
-            active.insert(record.id.as_bytes(), &[])?;
-            Ok(())
+            match record.state {
+                RunState::Queued => {
+                    queue.insert(record.id.as_bytes(), encode(&plan))?;
+                }
+                s if !s.is_terminal() => {
+                    active.insert(record.id.as_bytes(), &[])?;
+                }
+                _ => {}
+            }
+            Ok(Ok(()))
         });
-        flatten(result)?;
+        let outcome = flatten(result)?;
         self.db.flush()?;
-        Ok(())
+        Ok(outcome)
+    }
+
+    /// Queued runs, oldest first, with the plans they will run.
+    pub fn queued(&self) -> Result<Vec<(RunRecord, crate::pipeline::Plan)>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.queue.iter() {
+            let (key, bytes) = item?;
+            let plan: Option<crate::pipeline::Plan> = decode(&key, &bytes)?;
+            let run = self.run(&String::from_utf8_lossy(&key))?;
+            if let Some(plan) = plan {
+                out.push((run, plan));
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn queue_len(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// The run that took `sha` for `project`, if any.
+    pub fn seen(&self, project: &str, sha: &str) -> Result<Option<String>, StoreError> {
+        Ok(self.seen.get(seen_key(project, sha))?.map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
+    /// Takes a queued run out of the queue and marks it running, driven by this process.
+    pub fn start_queued(&self, run_id: &str) -> Result<RunRecord, StoreError> {
+        let started = Event::now(EventKind::RunStarted { pid: std::process::id() });
+        self.append(run_id, &started)
     }
 
     /// Appends an event and folds it into the run's record, atomically.
@@ -183,8 +258,8 @@ impl Store {
         run_id: &str,
         decide: impl Fn(&RunRecord) -> Result<Vec<Event>, E>,
     ) -> Result<Result<RunRecord, E>, StoreError> {
-        let trees = (&self.runs, &self.events, &self.active, &self.unswept, &self.deployments, &self.approvals);
-        let result = trees.transaction(|(runs, events, active, unswept, deployments, approvals)| {
+        let trees = (&self.runs, &self.events, &self.active, &self.unswept, &self.deployments, &self.approvals, &self.queue);
+        let result = trees.transaction(|(runs, events, active, unswept, deployments, approvals, queue)| {
             let bytes = runs
                 .get(run_id.as_bytes())?
                 .ok_or_else(|| ConflictableTransactionError::Abort(StoreError::NoSuchRun(run_id.to_string())))?;
@@ -208,6 +283,9 @@ impl Store {
                     EventKind::PromotionClaimed { .. } => {
                         active.insert(run_id.as_bytes(), &[])?;
                     }
+                    EventKind::RunStarted { .. } => {
+                        active.insert(run_id.as_bytes(), &[])?;
+                    }
                     EventKind::Swept { .. } => {
                         unswept.remove(run_id.as_bytes())?;
                     }
@@ -216,6 +294,9 @@ impl Store {
                     }
                     _ => {}
                 }
+            }
+            if record.state != RunState::Queued {
+                queue.remove(run_id.as_bytes())?;
             }
             runs.insert(run_id.as_bytes(), encode(&record))?;
             let pending = record.approval.as_ref().is_some_and(|a| a.state == ApprovalState::Pending)
@@ -335,6 +416,60 @@ impl Store {
         Ok(out)
     }
 
+    /// A page of runs, newest first, older than `before` (a run id) when given, keeping
+    /// those `keep` accepts; the id to pass as `before` for the next page, if there is one.
+    pub fn runs_page(
+        &self,
+        before: Option<&str>,
+        limit: usize,
+        keep: impl Fn(&RunRecord) -> bool,
+    ) -> Result<(Vec<RunRecord>, Option<String>), StoreError> {
+        let range = match before {
+            Some(b) => self.runs.range(..b.as_bytes().to_vec()),
+            None => self.runs.range::<Vec<u8>, _>(..),
+        };
+        let mut out = Vec::new();
+        for item in range.rev() {
+            let (key, bytes) = item?;
+            let run: RunRecord = decode(&key, &bytes)?;
+            if !keep(&run) {
+                continue;
+            }
+            if out.len() == limit {
+                let next = out.last().map(|r: &RunRecord| r.id.clone());
+                return Ok((out, next));
+            }
+            out.push(run);
+        }
+        Ok((out, None))
+    }
+
+    /// Log lines of a run stored after the position `after` (None: from the start), and the
+    /// position of the last one returned: live views follow a run's output with this.
+    pub fn logs_after(&self, run_id: &str, after: Option<&[u8]>) -> Result<(Vec<LogLine>, Option<Vec<u8>>), StoreError> {
+        let start = match after {
+            Some(k) => std::ops::Bound::Excluded(k.to_vec()),
+            None => std::ops::Bound::Included(run_id.as_bytes().to_vec()),
+        };
+        let mut out = Vec::new();
+        let mut last = after.map(<[u8]>::to_vec);
+        for item in self.logs.range((start, std::ops::Bound::Unbounded)) {
+            let (key, bytes) = item?;
+            if !key.starts_with(run_id.as_bytes()) {
+                break;
+            }
+            if key.len() == run_id.len() + 8 {
+                out.push(decode(&key, &bytes)?);
+                last = Some(key.to_vec());
+            }
+        }
+        Ok((out, last))
+    }
+
+    pub fn pending_approval_count(&self) -> usize {
+        self.approvals.len()
+    }
+
     pub fn events(&self, run_id: &str) -> Result<Vec<Event>, StoreError> {
         let mut out = Vec::new();
         for item in self.events.scan_prefix(run_id.as_bytes()) {
@@ -389,6 +524,10 @@ fn deployment_key(d: &Deployment) -> Vec<u8> {
     key.extend_from_slice(d.run_id.as_bytes());
     key.extend_from_slice(d.environment.as_bytes());
     key
+}
+
+fn seen_key(project: &str, sha: &str) -> Vec<u8> {
+    format!("{project}\0{sha}").into_bytes()
 }
 
 fn event_key(run_id: &str, seq: u64) -> Vec<u8> {

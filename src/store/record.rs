@@ -29,6 +29,9 @@ pub struct RunRecord {
     pub commit: CommitInfo,
     pub state: RunState,
     pub created_at: DateTime<Utc>,
+    /// When it left the queue (None: it never waited in one, see `created_at`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
     pub message: Option<String>,
     pub stages: Vec<StageRecord>,
@@ -42,6 +45,9 @@ pub struct RunRecord {
     /// they may not approve its promotion.
     #[serde(default)]
     pub triggered_by: Option<String>,
+    /// The service's project the run belongs to (None for `gantry run`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
     /// A gated promotion's request, decisions and state.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval: Option<Approval>,
@@ -99,6 +105,7 @@ impl RunRecord {
             commit,
             state: RunState::Running,
             created_at: Utc::now(),
+            started_at: None,
             finished_at: None,
             message: None,
             stages: plan.stages.iter().map(|s| StageRecord::pending(&s.name)).collect(),
@@ -106,6 +113,7 @@ impl RunRecord {
             swept: false,
             events: 0,
             triggered_by: None,
+            project: None,
             approval: None,
         }
     }
@@ -114,8 +122,14 @@ impl RunRecord {
         self.stages.iter_mut().find(|s| s.name == name)
     }
 
+    /// How long it ran (or has been running), queueing not included.
     pub fn duration(&self) -> chrono::Duration {
-        self.finished_at.unwrap_or_else(Utc::now) - self.created_at
+        let from = self.started_at.unwrap_or(self.created_at);
+        match (self.finished_at, self.state) {
+            (_, RunState::Queued) => chrono::Duration::zero(),
+            (Some(end), _) => (end - from).max(chrono::Duration::zero()),
+            (None, _) => Utc::now() - from,
+        }
     }
 
     fn finish_stage(&mut self, name: &str, state: StageState, message: String, at: DateTime<Utc>) {
@@ -131,6 +145,11 @@ impl RunRecord {
         self.events += 1;
         match &event.kind {
             EventKind::RunCreated { .. } => {}
+            EventKind::RunStarted { pid } => {
+                self.state = RunState::Running;
+                self.pid = *pid;
+                self.started_at = Some(event.at);
+            }
             EventKind::StageStarted { stage, attempt } => {
                 if let Some(s) = self.stage_mut(stage) {
                     s.state = StageState::Running;

@@ -1,0 +1,185 @@
+//! `gantry serve`'s settings and the projects it runs: where each project's repository
+//! is, which pipeline file in it to run, which branches to follow, how pushes reach it.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// `server:` in the operator's config.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    /// Address the HTTP API, webhooks and dashboard listen on.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// History and the queue (default: `--data-dir`, `GANTRY_DATA_DIR`, or the usual place).
+    #[serde(default)]
+    pub data_dir: Option<PathBuf>,
+    #[serde(default)]
+    pub concurrency: Concurrency,
+    /// How often Docker objects of finished runs are looked for and removed.
+    #[serde(default = "default_sweep", with = "humantime_serde")]
+    pub sweep_every: Duration,
+    /// Directory of secret files for the runs (one file per secret); else the service's environment.
+    #[serde(default)]
+    pub secrets_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Concurrency {
+    /// Runs at once, all projects together.
+    #[serde(default = "default_global")]
+    pub global: usize,
+    /// Runs at once of one project.
+    #[serde(default = "default_per_project")]
+    pub per_project: usize,
+    /// Stages at once within a run.
+    #[serde(default = "default_stages")]
+    pub stages: usize,
+}
+
+/// One entry of `projects:`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Project {
+    /// A local repository (path, bare or not) or a URL git can fetch (file://, https://).
+    pub repo: String,
+    /// The pipeline file, inside the repository: read from each commit itself.
+    #[serde(default = "default_pipeline")]
+    pub pipeline: String,
+    /// Branch globs that trigger runs.
+    #[serde(default = "default_branches")]
+    pub branches: Vec<String>,
+    /// Poll the repository for new commits this often (none: webhooks and manual triggers only).
+    #[serde(default, with = "humantime_serde")]
+    pub poll: Option<Duration>,
+    #[serde(default)]
+    pub webhook: Option<Webhook>,
+}
+
+/// How a forge's push webhooks are recognised and checked.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Webhook {
+    /// Environment variable holding the shared secret (kept out of this file).
+    #[serde(default)]
+    pub secret_env: Option<String>,
+    /// File holding the shared secret.
+    #[serde(default)]
+    pub secret_file: Option<PathBuf>,
+    /// The repository's name at the forge (`acme/storefront`); default: the project's name
+    /// matched against the repository's short name.
+    #[serde(default)]
+    pub repository: Option<String>,
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8787".into()
+}
+fn default_sweep() -> Duration {
+    Duration::from_secs(300)
+}
+fn default_global() -> usize {
+    4
+}
+fn default_per_project() -> usize {
+    2
+}
+fn default_stages() -> usize {
+    4
+}
+fn default_pipeline() -> String {
+    "gantry.yml".into()
+}
+fn default_branches() -> Vec<String> {
+    vec!["main".into()]
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        ServerSettings {
+            listen: default_listen(),
+            data_dir: None,
+            concurrency: Concurrency::default(),
+            sweep_every: default_sweep(),
+            secrets_dir: None,
+        }
+    }
+}
+
+impl Default for Concurrency {
+    fn default() -> Self {
+        Concurrency { global: default_global(), per_project: default_per_project(), stages: default_stages() }
+    }
+}
+
+impl ServerSettings {
+    pub(crate) fn check(&self) -> Result<(), String> {
+        if self.listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(format!("server.listen: `{}` is not an address like 127.0.0.1:8787", self.listen));
+        }
+        let c = &self.concurrency;
+        for (field, value) in [("global", c.global), ("per_project", c.per_project), ("stages", c.stages)] {
+            if value == 0 {
+                return Err(format!("server.concurrency.{field}: must be at least 1"));
+            }
+        }
+        if self.sweep_every.is_zero() {
+            return Err("server.sweep_every: must be more than 0s".into());
+        }
+        Ok(())
+    }
+}
+
+impl Project {
+    pub(crate) fn check(&self, name: &str) -> Result<(), String> {
+        let ok = !name.is_empty()
+            && name.len() <= 40
+            && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+        if !ok {
+            return Err(format!("projects.{name}: a project name uses lowercase letters, digits, - and _ (at most 40)"));
+        }
+        if self.pipeline.starts_with('/') || self.pipeline.split('/').any(|p| p == "..") {
+            return Err(format!("projects.{name}.pipeline: `{}` must be a path inside the repository", self.pipeline));
+        }
+        if self.branches.is_empty() {
+            return Err(format!("projects.{name}.branches: name at least one branch (globs welcome)"));
+        }
+        for b in &self.branches {
+            globset::Glob::new(b).map_err(|e| format!("projects.{name}.branches: `{b}`: {e}"))?;
+        }
+        if self.poll.is_some_and(|p| p < Duration::from_secs(1)) {
+            return Err(format!("projects.{name}.poll: poll at most once a second"));
+        }
+        if let Some(w) = &self.webhook {
+            if w.secret_env.is_some() == w.secret_file.is_some() {
+                return Err(format!("projects.{name}.webhook: give exactly one of secret_env and secret_file"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether pushes to `branch` trigger runs.
+    pub fn tracks(&self, branch: &str) -> bool {
+        self.branches.iter().any(|g| globset::Glob::new(g).is_ok_and(|g| g.compile_matcher().is_match(branch)))
+    }
+
+    /// The webhook's shared secret, read now (from the environment or its file).
+    pub fn webhook_secret(&self, name: &str) -> Result<Option<String>, String> {
+        let Some(w) = &self.webhook else { return Ok(None) };
+        let value = match (&w.secret_env, &w.secret_file) {
+            (Some(var), _) => std::env::var(var).map_err(|_| format!("projects.{name}.webhook.secret_env: the environment variable {var} is not set"))?,
+            (_, Some(file)) => std::fs::read_to_string(file)
+                .map_err(|e| format!("projects.{name}.webhook.secret_file: cannot read {}: {e}", file.display()))?
+                .trim_end_matches('\n')
+                .to_string(),
+            _ => return Ok(None),
+        };
+        if value.is_empty() {
+            return Err(format!("projects.{name}.webhook: the secret is empty"));
+        }
+        Ok(Some(value))
+    }
+}

@@ -1,0 +1,90 @@
+//! Decisions on gated promotions and the promotions they start, shared by the command
+//! line and the service: the rule check, the decision and the claim are one store
+//! transaction; the claimed promotion is then performed and recorded here.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::mpsc;
+
+use crate::config::User;
+use crate::docker::Backend;
+use crate::events::{Event, RunState};
+use crate::gate::approval::{self, Approval, DecisionKind, Refusal};
+use crate::recorder::Viewer;
+use crate::stages::Emitter;
+use crate::store::{RunRecord, Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DecideError {
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Records `user`'s decision on `run_id`, if the rules allow it. The returned record says
+/// whether this decision claimed the promotion (`state == Promoting`): the caller must
+/// then `promote` it.
+pub fn record_decision(
+    store: &Store,
+    run_id: &str,
+    user: &User,
+    kind: DecisionKind,
+    comment: Option<String>,
+    now: DateTime<Utc>,
+) -> Result<RunRecord, DecideError> {
+    let decided = store.append_checked(run_id, |r| {
+        approval::decide(r, user, kind, comment.clone(), now).map(|d| d.events.into_iter().map(|k| Event { at: now, kind: k }).collect())
+    })?;
+    let record = decided?;
+    store.flush()?;
+    Ok(record)
+}
+
+/// Performs a claimed promotion, recording it as it goes; returns the run's final state.
+pub async fn promote<B: Backend + 'static>(
+    store: &Store,
+    backend: Arc<B>,
+    record: RunRecord,
+    viewer: &mut impl Viewer,
+) -> Result<RunRecord, StoreError> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let run_id = record.id.clone();
+    let task = tokio::spawn(async move { crate::scheduler::promotion::run(backend, &record, Emitter::new(tx)).await });
+    let recorded = crate::recorder::record(store, &run_id, rx, viewer).await;
+    if let Err(e) = task.await {
+        tracing::error!(run = %run_id, error = %e, "the promotion task crashed");
+    }
+    recorded
+}
+
+/// Promotions claimed by a process that died after its claim, to be finished by this one.
+pub fn claimed_but_unfinished(store: &Store) -> Result<Vec<RunRecord>, StoreError> {
+    Ok(store.promotions_to_resume()?.into_iter().filter(|r| r.state == RunState::Promoting).collect())
+}
+
+/// A run's approval as listings show it (`gantry approvals --json`, the API).
+pub fn summary(r: &RunRecord) -> serde_json::Value {
+    let a = r.approval.as_ref();
+    serde_json::json!({
+        "run": r.id,
+        "pipeline": r.pipeline,
+        "run_state": r.state,
+        "commit": {"sha": r.commit.sha, "short": r.commit.short, "author": r.commit.author_name,
+                   "email": r.commit.author_email, "summary": r.commit.summary},
+        "triggered_by": r.triggered_by,
+        "state": a.map(|a| a.state),
+        "stage": a.map(|a| &a.request.stage),
+        "from": a.map(|a| &a.request.from),
+        "environment": a.map(|a| &a.request.environment),
+        "image": a.map(|a| &a.request.image),
+        "image_id": a.map(|a| &a.request.image_id),
+        "rule": a.map(|a| &a.request.rule),
+        "remaining": a.map(Approval::remaining),
+        "requested_at": a.map(|a| a.request.requested_at),
+        "expires_at": a.and_then(|a| a.request.expires_at),
+        "decisions": a.map(|a| &a.decisions),
+        "claimed_by": a.and_then(|a| a.claimed_by.as_ref()),
+    })
+}

@@ -1,0 +1,217 @@
+//! The service's engine room: it turns triggers (webhooks, polls, API calls) into queued
+//! runs, starts queued runs as slots free up (global and per-project limits), and keeps
+//! the engine clean (periodic sweep of orphans). The store is the queue, so a restart loses
+//! nothing: queued runs stay queued, runs in flight are marked interrupted.
+
+pub mod approvals;
+pub mod repo;
+mod runner;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::docker::DockerEngine;
+use crate::events::RunState;
+use crate::pipeline::Plan;
+use crate::store::{RunRecord, Store, StoreError};
+
+/// What started a run.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case", tag = "source")]
+pub enum Source {
+    /// The API or `gantry trigger`, by a user.
+    Manual,
+    /// A forge's push webhook.
+    Webhook { forge: String },
+    /// The service's polling of the repository.
+    Poll,
+}
+
+/// A request to run a project's pipeline for a commit.
+#[derive(Debug, Clone)]
+pub struct TriggerRequest {
+    /// Branch, tag or sha (default: the project's first branch).
+    pub rev: Option<String>,
+    /// The branch the commit was pushed to, when the trigger knows it.
+    pub branch: Option<String>,
+    pub source: Source,
+    /// Who asked (a user of the config, or the pusher named by a webhook).
+    pub by: Option<String>,
+    /// Queue it even if this commit already ran for the project.
+    pub force: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(rename_all = "snake_case", tag = "outcome")]
+pub enum Triggered {
+    Queued { run: String, commit: String },
+    /// The commit's pipeline file is missing or invalid: recorded as a failed run.
+    Invalid { run: String, commit: String, message: String },
+    /// This commit already ran (or waits) for the project.
+    Duplicate { run: String, commit: String },
+    /// A push to a branch the project does not follow.
+    Ignored { reason: String },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TriggerError {
+    #[error("no project '{0}' in the service's config")]
+    UnknownProject(String),
+    #[error(transparent)]
+    Git(#[from] crate::git::GitError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Internal(String),
+}
+
+/// Counters the service reports on `/metrics`.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Runs finished since the service started, by final state.
+    pub finished: HashMap<RunState, u64>,
+    /// Durations of the stages of runs finished since the service started.
+    pub stage_seconds: Histogram,
+    pub promotions: u64,
+}
+
+/// Upper bounds (seconds) of the stage duration histogram's buckets.
+pub const STAGE_BUCKETS: [f64; 10] = [1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0];
+
+/// Cumulative bucket counts, as Prometheus histograms keep them: memory stays constant.
+#[derive(Debug, Default)]
+pub struct Histogram {
+    pub buckets: [u64; STAGE_BUCKETS.len()],
+    pub sum: f64,
+    pub count: u64,
+}
+
+impl Histogram {
+    pub fn observe(&mut self, seconds: f64) {
+        for (i, bound) in STAGE_BUCKETS.iter().enumerate() {
+            if seconds <= *bound {
+                self.buckets[i] += 1;
+            }
+        }
+        self.sum += seconds;
+        self.count += 1;
+    }
+}
+
+pub struct Coordinator {
+    pub store: Arc<Store>,
+    pub engine: Arc<DockerEngine>,
+    pub config: Arc<Config>,
+    pub data_dir: PathBuf,
+    /// Runs this process is driving, by run id -> project.
+    running: Mutex<HashMap<String, String>>,
+    wake: Notify,
+    pub shutdown: CancellationToken,
+    pub counters: Mutex<Counters>,
+}
+
+impl Coordinator {
+    pub fn new(store: Arc<Store>, engine: Arc<DockerEngine>, config: Arc<Config>, data_dir: PathBuf) -> Arc<Coordinator> {
+        Arc::new(Coordinator {
+            store,
+            engine,
+            config,
+            data_dir,
+            running: Mutex::new(HashMap::new()),
+            wake: Notify::new(),
+            shutdown: CancellationToken::new(),
+            counters: Mutex::new(Counters::default()),
+        })
+    }
+
+    /// Starts the queue runner, the pollers and the periodic sweep.
+    pub fn start(self: &Arc<Self>) -> Vec<tokio::task::JoinHandle<()>> {
+        let mut tasks = vec![tokio::spawn(runner::run_queue(self.clone())), tokio::spawn(runner::sweep_every(self.clone()))];
+        for (name, project) in &self.config.projects {
+            if let Some(every) = project.poll {
+                tasks.push(tokio::spawn(runner::poll(self.clone(), name.clone(), every)));
+            }
+        }
+        tasks
+    }
+
+    /// Ids of the runs this process drives now.
+    pub fn running(&self) -> Vec<String> {
+        self.running.lock().map(|r| r.keys().cloned().collect()).unwrap_or_default()
+    }
+
+    /// Queues a run of `project`'s pipeline for a commit. A commit the project already
+    /// took is not queued again (unless forced); a commit whose pipeline file is missing
+    /// or invalid is recorded as a failed run with the reason, so history shows it.
+    pub async fn trigger(self: &Arc<Self>, project: &str, req: TriggerRequest) -> Result<Triggered, TriggerError> {
+        let settings = self.config.projects.get(project).ok_or_else(|| TriggerError::UnknownProject(project.to_string()))?.clone();
+        let this = self.clone();
+        let name = project.to_string();
+        let triggered = tokio::task::spawn_blocking(move || this.trigger_blocking(&name, &settings, req))
+            .await
+            .map_err(|e| TriggerError::Internal(e.to_string()))??;
+        if matches!(triggered, Triggered::Queued { .. }) {
+            self.wake.notify_one();
+        }
+        Ok(triggered)
+    }
+
+    fn trigger_blocking(&self, name: &str, project: &crate::config::Project, req: TriggerRequest) -> Result<Triggered, TriggerError> {
+        let path = repo::local_path(&self.data_dir, name, project, req.source != Source::Poll)?;
+        let rev = req.rev.clone().unwrap_or_else(|| repo::default_branch(project));
+        let checkout = crate::git::resolve(&path, Some(&rev))?;
+        let mut commit = checkout.info.clone();
+        if req.branch.is_some() {
+            commit.branch = req.branch.clone();
+        }
+        if req.source != Source::Manual {
+            match &commit.branch {
+                Some(b) if project.tracks(b) => {}
+                Some(b) => return Ok(Triggered::Ignored { reason: format!("{name} does not follow branch {b}") }),
+                None => return Ok(Triggered::Ignored { reason: format!("{rev} is not a branch {name} follows") }),
+            }
+        }
+        let sha = commit.sha.clone();
+        if !req.force {
+            if let Some(run) = self.store.seen(name, &sha)? {
+                return Ok(Triggered::Duplicate { run, commit: sha });
+            }
+        }
+        let file = format!("{name}:{}@{}", project.pipeline, commit.short);
+        let parsed = match checkout.read_file(&project.pipeline)? {
+            Some(text) => crate::pipeline::parse(&file, &text).map_err(|e| format!("the pipeline file is not valid:\n{e}")),
+            None => Err(format!("commit {} has no pipeline file {}", commit.short, project.pipeline)),
+        };
+        let id = crate::store::new_run_id();
+        let (mut record, plan) = match &parsed {
+            Ok(plan) => (RunRecord::new(id.clone(), plan, project.repo.clone(), commit.clone()), Some(plan)),
+            Err(e) => {
+                let empty = Plan { name: name.to_string(), source: file.clone(), stages: Vec::new(), vars: Default::default(), environments: Default::default() };
+                let mut r = RunRecord::new(id.clone(), &empty, project.repo.clone(), commit.clone());
+                r.state = RunState::Failed;
+                r.message = Some(e.clone());
+                r.finished_at = Some(chrono::Utc::now());
+                r.swept = true;
+                (r, None)
+            }
+        };
+        if record.state != RunState::Failed {
+            record.state = RunState::Queued;
+        }
+        record.project = Some(name.to_string());
+        record.triggered_by = req.by.clone();
+        let seen = (!req.force).then_some((name, sha.as_str()));
+        if let Err(existing) = self.store.enqueue(&record, plan, seen)? {
+            return Ok(Triggered::Duplicate { run: existing, commit: sha });
+        }
+        Ok(match parsed {
+            Ok(_) => Triggered::Queued { run: id, commit: sha },
+            Err(message) => Triggered::Invalid { run: id, commit: sha, message },
+        })
+    }
+}

@@ -1,0 +1,187 @@
+//! The loops of the service: the queue runner (starts queued runs as slots free up), the
+//! pollers, and the periodic sweep of Docker objects no live run owns.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use super::{Coordinator, Source, TriggerRequest};
+use crate::docker::{Backend, RUN_LABEL};
+use crate::events::{Event, EventKind, RunState};
+use crate::pipeline::Plan;
+use crate::scheduler::{self, RunRequest};
+use crate::stages::Emitter;
+use crate::store::RunRecord;
+
+/// Starts queued runs, oldest first, whenever the limits allow; wakes on every trigger,
+/// every finished run, and once a second. Ends when the service shuts down.
+pub(super) async fn run_queue(c: Arc<Coordinator>) {
+    loop {
+        if let Err(e) = start_what_fits(&c) {
+            tracing::error!(error = %e, "cannot read the queue");
+        }
+        tokio::select! {
+            _ = c.shutdown.cancelled() => return,
+            _ = c.wake.notified() => {}
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}
+
+fn start_what_fits(c: &Arc<Coordinator>) -> Result<(), crate::store::StoreError> {
+    let limits = c.config.server.concurrency;
+    for (run, plan) in c.store.queued()? {
+        let project = run.project.clone().unwrap_or_default();
+        {
+            let mut running = c.running.lock().expect("running runs");
+            if running.len() >= limits.global {
+                return Ok(());
+            }
+            if running.values().filter(|p| **p == project).count() >= limits.per_project {
+                continue;
+            }
+            running.insert(run.id.clone(), project);
+        }
+        let record = c.store.start_queued(&run.id)?;
+        tokio::spawn(drive(c.clone(), record, plan));
+    }
+    Ok(())
+}
+
+/// Runs one started run to its end, recording everything, then frees its slot.
+async fn drive(c: Arc<Coordinator>, run: RunRecord, plan: Plan) {
+    let id = run.id.clone();
+    let outcome = execute(&c, &run, plan).await;
+    if let Err(message) = outcome {
+        let finished = Event::now(EventKind::RunFinished { state: RunState::Failed, message: Some(message) });
+        if let Err(e) = c.store.append(&id, &finished) {
+            tracing::error!(run = %id, error = %e, "cannot record the end of a run");
+        }
+    }
+    if let Ok(done) = c.store.run(&id) {
+        let mut counters = c.counters.lock().expect("counters");
+        *counters.finished.entry(done.state).or_default() += 1;
+        for s in &done.stages {
+            if let Some(d) = s.duration() {
+                counters.stage_seconds.observe(d.num_milliseconds() as f64 / 1000.0);
+            }
+        }
+    }
+    c.running.lock().expect("running runs").remove(&id);
+    c.wake.notify_one();
+}
+
+/// Checks the commit out, resolves secrets and runs the scheduler with a recorder. An
+/// error before the scheduler started comes back as the run's failure message.
+async fn execute(c: &Arc<Coordinator>, run: &RunRecord, plan: Plan) -> Result<(), String> {
+    let project_name = run.project.clone().unwrap_or_default();
+    let project = c.config.projects.get(&project_name).ok_or_else(|| format!("the project {project_name} is no longer in the service's config"))?.clone();
+    let data_dir = c.data_dir.clone();
+    let sha = run.commit.sha.clone();
+    let uses: Vec<(String, String)> =
+        plan.stages.iter().flat_map(|s| s.secrets.iter().map(move |n| (n.clone(), s.name.clone()))).collect();
+    let secrets_dir = c.config.server.secrets_dir.clone();
+    let prepared = tokio::task::spawn_blocking(move || {
+        let path = super::repo::local_path(&data_dir, &project_name, &project, false).map_err(|e| e.to_string())?;
+        let checkout = crate::git::resolve(&path, Some(&sha)).map_err(|e| e.to_string())?;
+        let tar = checkout.tar().map_err(|e| e.to_string())?;
+        let secrets = crate::secrets::resolve(uses.iter().map(|(n, s)| (n.as_str(), s.as_str())), secrets_dir.as_deref())
+            .map_err(|e| e.to_string())?;
+        Ok::<_, String>((tar, secrets))
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    let (tar, secrets) = prepared?;
+    let (tx, rx) = mpsc::unbounded_channel();
+    let request = RunRequest {
+        run_id: run.id.clone(),
+        plan,
+        commit: run.commit.clone(),
+        workspace: tar.into(),
+        secrets,
+        max_parallel: c.config.server.concurrency.stages,
+        var_overrides: Default::default(),
+        shutdown: c.shutdown.clone(),
+    };
+    let scheduler = tokio::spawn(scheduler::run(c.engine.clone(), request, Emitter::new(tx), c.shutdown.child_token()));
+    let recorded = crate::recorder::record(&c.store, &run.id, rx, &mut crate::recorder::Quiet).await;
+    let _ = scheduler.await;
+    recorded.map(|_| ()).map_err(|e| format!("recording the run failed: {e}"))
+}
+
+/// Polls one project's repository for new commits on the branches it follows.
+pub(super) async fn poll(c: Arc<Coordinator>, name: String, every: Duration) {
+    loop {
+        let Some(project) = c.config.projects.get(&name).cloned() else { return };
+        let data_dir = c.data_dir.clone();
+        let n = name.clone();
+        match tokio::task::spawn_blocking(move || super::repo::tracked_heads(&data_dir, &n, &project)).await {
+            Ok(Ok(heads)) => {
+                for (branch, sha) in heads {
+                    if matches!(c.store.seen(&name, &sha), Ok(Some(_))) {
+                        continue;
+                    }
+                    let req = TriggerRequest { rev: Some(sha.clone()), branch: Some(branch.clone()), source: Source::Poll, by: None, force: false };
+                    match c.trigger(&name, req).await {
+                        Ok(t) => tracing::info!(project = %name, %branch, ?t, "poll found a new commit"),
+                        Err(e) => tracing::warn!(project = %name, %branch, error = %e, "poll could not queue a commit"),
+                    }
+                }
+            }
+            Ok(Err(e)) => tracing::warn!(project = %name, error = %e, "poll could not read the repository"),
+            Err(e) => tracing::error!(project = %name, error = %e, "poll task crashed"),
+        }
+        tokio::select! {
+            _ = c.shutdown.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+    }
+}
+
+/// Every `server.sweep_every`: removes Docker objects of runs that are over (finished runs
+/// whose cleanup did not complete, and objects labelled with a run this service is not
+/// driving), never those of deployed environments.
+pub(super) async fn sweep_every(c: Arc<Coordinator>) {
+    loop {
+        if let Err(e) = sweep_once(&c).await {
+            tracing::warn!(error = %e, "periodic sweep failed; retrying at the next one");
+        }
+        tokio::select! {
+            _ = c.shutdown.cancelled() => return,
+            _ = tokio::time::sleep(c.config.server.sweep_every) => {}
+        }
+    }
+}
+
+pub async fn sweep_once(c: &Coordinator) -> Result<usize, crate::sweep::SweepError> {
+    let mut swept = crate::sweep::sweep_finished_runs(&c.store, c.engine.as_ref()).await?;
+    let live = c.running();
+    let mut owners: Vec<String> = Vec::new();
+    for container in c.engine.find_containers(&[(RUN_LABEL, "")]).await? {
+        if container.labels.contains_key(crate::docker::ENVIRONMENT_LABEL) {
+            continue;
+        }
+        owners.extend(container.labels.get(RUN_LABEL).cloned());
+    }
+    for network in c.engine.find_networks(&[(RUN_LABEL, "")]).await? {
+        if network.labels.contains_key(crate::docker::ENVIRONMENT_LABEL) {
+            continue;
+        }
+        owners.extend(network.labels.get(RUN_LABEL).cloned());
+    }
+    owners.sort();
+    owners.dedup();
+    for run in owners.into_iter().filter(|r| !live.contains(r)) {
+        // A promotion under way in this process is live too.
+        if c.store.run(&run).is_ok_and(|r| r.state == RunState::Promoting) {
+            continue;
+        }
+        let report = c.engine.sweep_run(&run).await?;
+        if !report.is_empty() {
+            tracing::info!(%run, ?report, "removed orphaned Docker objects");
+            swept += 1;
+        }
+    }
+    Ok(swept)
+}
