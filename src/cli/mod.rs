@@ -3,6 +3,7 @@
 
 mod approval;
 mod env;
+mod serve;
 mod history;
 mod render;
 mod run;
@@ -100,6 +101,10 @@ pub enum Command {
         #[arg(long)]
         reason: String,
     },
+    /// Run the coordinator service: webhooks, polling, queue, HTTP API and dashboard (config: --config).
+    Serve,
+    /// Ask the service to run a project's pipeline for a commit.
+    Trigger(serve::TriggerArgs),
     /// Print the stored output of a run (or of one of its stages).
     Logs {
         run: String,
@@ -180,6 +185,8 @@ async fn dispatch(cli: Cli) -> Outcome {
             history::show(&store, &run, json)
         }
         Command::Env(command) => env::run(command, &data_dir, docker_host).await,
+        Command::Serve => serve::serve(&config, cli.data_dir.as_deref(), docker_host).await,
+        Command::Trigger(args) => serve::trigger(args, &config).await,
         Command::Approvals { json, all, limit } => {
             let store = open_store(&data_dir, docker_host).await?;
             approval::list(&store, all, limit, json)

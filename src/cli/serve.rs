@@ -1,0 +1,93 @@
+//! `gantry serve` (the coordinator service) and `gantry trigger` (ask it for a run).
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Args;
+
+use super::{CliError, Outcome};
+use crate::config::Config;
+use crate::coordinator::Coordinator;
+use crate::docker::DockerEngine;
+
+#[derive(Args, Debug)]
+pub struct TriggerArgs {
+    /// The project, as the service's config names it.
+    pub project: String,
+    /// Branch, tag or sha (default: the project's first branch).
+    #[arg(long = "ref", value_name = "REF")]
+    pub rev: Option<String>,
+    /// Run it even if this commit already ran for the project.
+    #[arg(long)]
+    pub force: bool,
+    /// The service (default: http:// + server.listen of the config).
+    #[arg(long, env = "GANTRY_SERVER", value_name = "URL")]
+    pub server: Option<String>,
+    /// API token of a developer (or higher).
+    #[arg(long, env = "GANTRY_TOKEN", hide_env_values = true)]
+    pub token: String,
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Starts the service; returns when it was asked to stop and has cleaned up.
+pub async fn serve(config_path: &Path, data_dir: Option<&Path>, docker_host: Option<&str>) -> Outcome {
+    let config = Config::load(config_path)?;
+    // Everything that can be wrong is found before the service takes the data dir.
+    crate::server::hook_secrets(&config).map_err(|e| CliError::Other(format!("{}: {e}", config.path.display())))?;
+    let addr: std::net::SocketAddr = config.server.listen.parse().map_err(|e| CliError::Other(format!("server.listen: {e}")))?;
+    let data_dir = data_dir
+        .map(Path::to_path_buf)
+        .or_else(|| config.server.data_dir.clone())
+        .unwrap_or_else(crate::store::default_data_dir);
+    let engine = Arc::new(DockerEngine::connect(docker_host).await?);
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| CliError::Other(format!("cannot listen on {addr}: {e}")))?;
+    let store = super::open_store(&data_dir, docker_host).await?;
+    let projects = config.projects.len();
+    let users = config.users.len();
+    let coord = Coordinator::new(Arc::new(store), engine, Arc::new(config), data_dir.clone());
+    eprintln!(
+        "gantry serve: listening on http://{} ({projects} project(s), {users} user(s), data in {})",
+        listener.local_addr().map(|a| a.to_string()).unwrap_or_else(|_| addr.to_string()),
+        data_dir.display()
+    );
+    crate::server::serve(coord, listener).await.map_err(|e| CliError::Other(format!("the service failed: {e}")))?;
+    eprintln!("gantry serve: stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn trigger(args: TriggerArgs, config_path: &Path) -> Outcome {
+    let server = match args.server {
+        Some(s) => s,
+        None => format!("http://{}", Config::load(config_path)?.server.listen),
+    };
+    let url = format!("{}/api/projects/{}/trigger", server.trim_end_matches('/'), args.project);
+    let body = serde_json::json!({"ref": args.rev, "force": args.force});
+    let response = reqwest::Client::new()
+        .post(&url)
+        .bearer_auth(args.token.trim())
+        .json(&body)
+        .send()
+        .await
+        .map_err(|e| CliError::Other(format!("cannot reach the service at {server}: {e}")))?;
+    let status = response.status();
+    let value: serde_json::Value = response.json().await.map_err(|e| CliError::Other(format!("the service answered {status} without JSON: {e}")))?;
+    if !status.is_success() {
+        let message = value["error"].as_str().unwrap_or("no reason given");
+        return Err(CliError::Other(format!("the service refused ({status}): {message}")));
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let run = value["run"].as_str().unwrap_or("-");
+    let commit = value["commit"].as_str().map(|c| &c[..c.len().min(8)]).unwrap_or("-");
+    match value["outcome"].as_str() {
+        Some("queued") => println!("queued run {run} of {} for commit {commit}", args.project),
+        Some("duplicate") => println!("commit {commit} already ran for {} (run {run}); --force runs it again", args.project),
+        Some("invalid") => println!("recorded run {run} as failed: {}", value["message"].as_str().unwrap_or("")),
+        _ => println!("{}", value),
+    }
+    Ok(ExitCode::SUCCESS)
+}

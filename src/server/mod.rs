@@ -1,0 +1,197 @@
+//! The coordinator service (`gantry serve`): the JSON API, push webhooks, the dashboard and
+//! Gantry's own metrics, over the coordinator that queues and drives runs.
+
+pub mod api;
+pub mod auth;
+pub mod hooks;
+pub mod metrics;
+pub mod pages;
+pub mod ui;
+pub mod webhook;
+
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::json;
+
+use crate::coordinator::approvals::DecideError;
+use crate::coordinator::{Coordinator, TriggerError};
+use crate::gate::approval::Refusal;
+use crate::store::StoreError;
+
+/// The OpenAPI document of the API, kept in the repository and served as it is.
+pub const OPENAPI: &str = include_str!("../../docs/openapi.yaml");
+
+#[derive(Clone)]
+pub struct AppState {
+    pub coord: Arc<Coordinator>,
+    /// Webhook secrets of the projects that take webhooks, read once at start.
+    pub hook_secrets: Arc<std::collections::BTreeMap<String, String>>,
+}
+
+/// An API error: its status and one sentence, as `{"error": "..."}`.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("a valid bearer token is needed (Authorization: Bearer TOKEN)")]
+    Unauthorized,
+    /// A webhook delivery without a valid signature.
+    #[error("{0}")]
+    BadSignature(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Internal(String),
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Unauthorized | ApiError::BadSignature(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (self.status(), Json(json!({"error": self.to_string()}))).into_response();
+        if matches!(self, ApiError::Unauthorized) {
+            response.headers_mut().insert("www-authenticate", axum::http::HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NoSuchRun(_) | StoreError::Ambiguous { .. } => ApiError::NotFound(e.to_string()),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<DecideError> for ApiError {
+    fn from(e: DecideError) -> Self {
+        match e {
+            DecideError::Refused(r @ (Refusal::MissingRole { .. } | Refusal::OwnChange { .. })) => ApiError::Forbidden(r.to_string()),
+            DecideError::Refused(r @ Refusal::NoReason) => ApiError::BadRequest(r.to_string()),
+            DecideError::Refused(r) => ApiError::Conflict(r.to_string()),
+            DecideError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<TriggerError> for ApiError {
+    fn from(e: TriggerError) -> Self {
+        match e {
+            TriggerError::UnknownProject(_) => ApiError::NotFound(e.to_string()),
+            TriggerError::Git(g) => ApiError::BadRequest(g.to_string()),
+            TriggerError::Store(s) => s.into(),
+            TriggerError::Internal(m) => ApiError::Internal(m),
+        }
+    }
+}
+
+impl From<crate::docker::DockerError> for ApiError {
+    fn from(e: crate::docker::DockerError) -> Self {
+        ApiError::Unavailable(e.to_string())
+    }
+}
+
+/// Every route of the service.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/api/projects", get(api::projects))
+        .route("/api/projects/{project}/trigger", post(api::trigger))
+        .route("/api/runs", get(api::runs))
+        .route("/api/runs/{id}", get(api::run))
+        .route("/api/runs/{id}/logs", get(api::logs))
+        .route("/api/runs/{id}/logs/stream", get(api::logs_stream))
+        .route("/api/runs/{id}/approve", post(api::approve))
+        .route("/api/runs/{id}/reject", post(api::reject))
+        .route("/api/approvals", get(api::approvals_list))
+        .route("/api/environments", get(api::environments))
+        .route("/api/environments/{name}", get(api::environment))
+        .route("/hooks/{forge}", post(hooks::push))
+        .route("/metrics", get(metrics::metrics))
+        .route("/openapi.yaml", get(|| async { ([("content-type", "application/yaml")], OPENAPI) }))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .merge(ui::routes())
+        .with_state(state)
+}
+
+/// Every project's webhook secret; a project whose secret cannot be read stops the
+/// service from starting, rather than running half-configured.
+pub fn hook_secrets(config: &crate::config::Config) -> Result<std::collections::BTreeMap<String, String>, String> {
+    let mut out = std::collections::BTreeMap::new();
+    for (name, project) in &config.projects {
+        if let Some(secret) = project.webhook_secret(name)? {
+            out.insert(name.clone(), secret);
+        }
+    }
+    Ok(out)
+}
+
+/// Starts a claimed promotion in the background; it records itself as it goes.
+pub fn promote_in_background(s: &AppState, record: crate::store::RunRecord) {
+    let coord = s.coord.clone();
+    tokio::spawn(async move {
+        let id = record.id.clone();
+        match crate::coordinator::approvals::promote(&coord.store, coord.engine.clone(), record, &mut crate::recorder::Quiet).await {
+            Ok(done) => {
+                if done.state == crate::events::RunState::Succeeded {
+                    coord.counters.lock().expect("counters").promotions += 1;
+                }
+                tracing::info!(run = %id, state = ?done.state, "promotion finished");
+            }
+            Err(e) => tracing::error!(run = %id, error = %e, "recording a promotion failed"),
+        }
+    });
+}
+
+/// Serves until SIGINT/SIGTERM; then stops taking work, interrupts the runs in flight
+/// (their containers removed, the runs recorded `interrupted`) and returns.
+pub async fn serve(coord: Arc<Coordinator>, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+    let hook_secrets = hook_secrets(&coord.config).map_err(std::io::Error::other)?;
+    let tasks = coord.start();
+    let state = AppState { coord: coord.clone(), hook_secrets: Arc::new(hook_secrets) };
+    let shutdown = coord.shutdown.clone();
+    tokio::spawn(async move {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {},
+            _ = async { if let Some(t) = term.as_mut() { t.recv().await; } else { std::future::pending::<()>().await } } => {},
+        }
+        eprintln!("gantry serve: stopping: runs in flight are interrupted and cleaned up");
+        shutdown.cancel();
+    });
+    let stop = coord.shutdown.clone();
+    axum::serve(listener, router(state)).with_graceful_shutdown(async move { stop.cancelled().await }).await?;
+    // Runs in flight see the shutdown token; wait for them to record their end.
+    let until = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !coord.running().is_empty() && tokio::time::Instant::now() < until {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    for t in tasks {
+        t.abort();
+    }
+    coord.store.flush().map_err(|e| std::io::Error::other(e.to_string()))?;
+    Ok(())
+}
