@@ -139,9 +139,9 @@ pub(super) async fn poll(c: Arc<Coordinator>, name: String, every: Duration) {
     }
 }
 
-/// Every `server.sweep_every`: removes Docker objects of runs that are over (finished runs
-/// whose cleanup did not complete, and objects labelled with a run this service is not
-/// driving), never those of deployed environments.
+/// Every `server.sweep_every`: removes Docker objects of this store's runs that are over
+/// (finished runs whose cleanup did not complete, and any other object labelled with one
+/// of them), never those of deployed environments, nor of runs this store does not know.
 pub(super) async fn sweep_every(c: Arc<Coordinator>) {
     loop {
         if let Err(e) = sweep_once(&c).await {
@@ -173,8 +173,9 @@ pub async fn sweep_once(c: &Coordinator) -> Result<usize, crate::sweep::SweepErr
     owners.sort();
     owners.dedup();
     for run in owners.into_iter().filter(|r| !live.contains(r)) {
-        // A promotion under way in this process is live too.
-        if c.store.run(&run).is_ok_and(|r| r.state == RunState::Promoting) {
+        // Only runs of this store that are over: objects of runs this store does not know
+        // belong to another gantry (another data dir, a test) on the same engine.
+        if !c.store.run(&run).is_ok_and(|r| r.state.is_terminal()) {
             continue;
         }
         let report = c.engine.sweep_run(&run).await?;
