@@ -103,6 +103,7 @@ rejects! {
     unknown_key_in_approval_suggests_nearest => "approval_unknown_key.yml",
     approval_by_nobody_is_rejected => "approval_count_zero.yml",
     approval_role_must_be_a_known_role => "approval_bad_role.yml",
+    approval_needs_at_least_a_release_manager => "approval_role_too_low.yml",
     approval_expiry_must_be_a_duration => "approval_bad_expiry.yml",
     stage_needing_a_promotion_that_waits_for_approval_is_rejected => "stage_needs_approved_promotion.yml",
     stage_following_a_promotion_that_waits_for_approval_asks_for_explicit_needs => "stage_follows_approved_promotion.yml",

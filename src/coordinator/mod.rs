@@ -30,6 +30,8 @@ pub enum Source {
     Webhook { forge: String },
     /// The service's polling of the repository.
     Poll,
+    /// A repository's `post-receive` hook (scripts/post-receive), after a push.
+    Hook,
 }
 
 /// A request to run a project's pipeline for a commit.

@@ -158,6 +158,10 @@ pub struct TriggerBody {
     pub branch: Option<String>,
     #[serde(default)]
     pub force: bool,
+    /// Sent by a post-receive hook: the push is treated like a webhook's (only followed
+    /// branches run).
+    #[serde(default)]
+    pub hook: bool,
 }
 
 pub async fn trigger(
@@ -168,7 +172,8 @@ pub async fn trigger(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let user = caller.require(Role::Developer)?;
     let body = body.map(|b| b.0).unwrap_or_default();
-    let req = TriggerRequest { rev: body.rev, branch: body.branch, source: Source::Manual, by: Some(user.name.clone()), force: body.force };
+    let source = if body.hook { Source::Hook } else { Source::Manual };
+    let req = TriggerRequest { rev: body.rev, branch: body.branch, source, by: Some(user.name.clone()), force: body.force };
     let triggered = s.coord.trigger(&project, req).await?;
     Ok((StatusCode::ACCEPTED, Json(json!(triggered))))
 }
@@ -198,7 +203,8 @@ pub async fn reject(State(s): State<AppState>, caller: Caller, Path(id): Path<St
 /// Records a decision exactly as `gantry approve/reject` does; the approval that claims the
 /// promotion starts it in the background (202, the run `promoting`).
 pub async fn decide(s: &AppState, caller: &Caller, id: &str, kind: DecisionKind, comment: Option<String>) -> Result<(StatusCode, Json<Value>), ApiError> {
-    caller.require(Role::Viewer)?;
+    // Pipelines may ask for more (admin), never less: validation refuses lower roles.
+    caller.require(Role::ReleaseManager)?;
     let run = s.coord.store.find_run(id)?;
     let record = approvals::record_decision(&s.coord.store, &run.id, &caller.0, kind, comment, chrono::Utc::now())?;
     let status = if record.state == RunState::Promoting {

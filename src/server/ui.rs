@@ -93,6 +93,10 @@ async fn reject(State(s): State<AppState>, v: Visitor, Path(id): Path<String>, F
 
 fn decide(s: &AppState, v: &Visitor, id: &str, kind: DecisionKind, comment: Option<String>) -> Response {
     let back = format!("/runs/{id}");
+    if !v.0.role.covers(crate::config::Role::ReleaseManager) {
+        let why = format!("{} ({}) may not decide on promotions: that needs the role release-manager", v.0.name, v.0.role);
+        return failure(Some(&viewer(v)), axum::http::StatusCode::FORBIDDEN, "Not recorded", &why, &back);
+    }
     let decided = s
         .coord
         .store

@@ -174,10 +174,26 @@ impl Drop for Env {
 
 /// GET http://127.0.0.1:port/path with a plain HTTP/1.0 request; (status, body).
 pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    http(port, "GET", path, &[], None)
+}
+
+/// A plain HTTP/1.0 request to 127.0.0.1:port with extra headers and a body; (status, body).
+pub fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> Option<(u16, String)> {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(std::time::Duration::from_secs(10))).ok()?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\nConnection: close\r\n\r\n").ok()?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(30))).ok()?;
+    let mut request = format!("{method} {path} HTTP/1.0\r\nHost: localhost\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if let Some(b) = body {
+        request.push_str(&format!("Content-Length: {}\r\n", b.len()));
+    }
+    request.push_str("\r\n");
+    s.write_all(request.as_bytes()).ok()?;
+    if let Some(b) = body {
+        s.write_all(b).ok()?;
+    }
     let mut buf = Vec::new();
     s.read_to_end(&mut buf).ok()?;
     let text = String::from_utf8_lossy(&buf).into_owned();

@@ -1,0 +1,443 @@
+//! `gantry serve` with real git repositories, real HTTP and the real engine: signed push
+//! webhooks start runs and unsigned ones start nothing, polling finds new commits, the queue
+//! keeps its limits, kill -9 loses and orphans nothing, every mutating route checks the
+//! caller's token and role, logs stream live, and a post-receive hook notifies the service.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{docker_objects_of, free_port, http, text};
+use serde_json::{json, Value};
+
+/// Tokens of the test config's users, by role.
+const VIEWER: &str = "viewer-token";
+const DEV: &str = "dev-token";
+const RM: &str = "rm-token";
+const GITHUB_SECRET: &str = "gh-secret";
+const GITLAB_SECRET: &str = "gl-secret";
+const GITEA_SECRET: &str = "gt-secret";
+
+fn sha256(s: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(s.as_bytes()))
+}
+
+fn hmac(secret: &str, body: &[u8]) -> String {
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body);
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// A git repository (non-bare, on `main`) whose commits hold a one-stage pipeline.
+struct Repo {
+    path: PathBuf,
+}
+
+impl Repo {
+    fn new(dir: &Path, name: &str, commands: &[&str]) -> Repo {
+        let path = dir.join(name);
+        std::fs::create_dir_all(&path).unwrap();
+        git2::Repository::init_opts(&path, git2::RepositoryInitOptions::new().initial_head("main")).unwrap();
+        let repo = Repo { path };
+        repo.commit(commands, "first");
+        repo
+    }
+
+    /// Commits a pipeline running `commands`; returns the sha.
+    fn commit(&self, commands: &[&str], message: &str) -> String {
+        let cmds: Vec<String> = commands.iter().map(|c| format!("{c:?}")).collect();
+        let yaml = format!("name: svc\nstages:\n  work:\n    image: gantry/busybox\n    commands: [{}]\n", cmds.join(", "));
+        std::fs::write(self.path.join("gantry.yml"), yaml).unwrap();
+        std::fs::write(self.path.join("message.txt"), message).unwrap();
+        let repo = git2::Repository::open(&self.path).unwrap();
+        let mut index = repo.index().unwrap();
+        index.add_all(["*"], git2::IndexAddOption::DEFAULT, None).unwrap();
+        index.write().unwrap();
+        let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
+        let sig = git2::Signature::now("Ada Author", "ada@example.com").unwrap();
+        let parent = repo.head().ok().and_then(|h| h.peel_to_commit().ok());
+        let parents: Vec<&git2::Commit> = parent.iter().collect();
+        repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &parents).unwrap().to_string()
+    }
+}
+
+/// A running `gantry serve` on a free port, stopped (SIGTERM) when dropped.
+struct Service {
+    child: Option<Child>,
+    port: u16,
+    config: PathBuf,
+    data: PathBuf,
+}
+
+impl Service {
+    /// Writes the config (users of every role, `projects` as given) and starts the service.
+    fn start(dir: &Path, projects: &str, concurrency: &str) -> Service {
+        let port = free_port();
+        let config = dir.join("gantry.yml");
+        let text = format!(
+            "users:\n  vic: {{role: viewer, token_sha256: {}}}\n  dev: {{role: developer, token_sha256: {}}}\n  rita: {{role: release-manager, token_sha256: {}}}\nserver:\n  listen: \"127.0.0.1:{port}\"\n  concurrency: {concurrency}\nprojects:\n{projects}",
+            sha256(VIEWER),
+            sha256(DEV),
+            sha256(RM),
+        );
+        std::fs::write(&config, text).unwrap();
+        let mut s = Service { child: None, port, config, data: dir.join("data") };
+        s.spawn();
+        s
+    }
+
+    fn spawn(&mut self) {
+        // One log file per start, kept beside the data dir for a failing test to read.
+        let n = std::fs::read_dir(self.data.parent().unwrap()).unwrap().count();
+        let log = std::fs::File::create(self.data.parent().unwrap().join(format!("serve-{n}.log"))).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_gantry"))
+            .arg("--config")
+            .arg(&self.config)
+            .arg("--data-dir")
+            .arg(&self.data)
+            .arg("serve")
+            .env("GH_SECRET", GITHUB_SECRET)
+            .env("GL_SECRET", GITLAB_SECRET)
+            .env("GT_SECRET", GITEA_SECRET)
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("gantry serve starts");
+        self.child = Some(child);
+        let start = Instant::now();
+        while http(self.port, "GET", "/healthz", &[], None).is_none() {
+            assert!(start.elapsed() < Duration::from_secs(30), "the service did not start listening");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn kill_9(&mut self) {
+        let mut child = self.child.take().unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
+    fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let mut headers = vec![("Content-Type", "application/json")];
+        if let Some(a) = &auth {
+            headers.push(("Authorization", a.as_str()));
+        }
+        let bytes = body.map(|b| b.to_string().into_bytes());
+        let (status, text) = http(self.port, method, path, &headers, bytes.as_deref()).expect("the service answers");
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    fn runs(&self) -> Vec<Value> {
+        let (status, body) = self.call("GET", "/api/runs?limit=500", Some(VIEWER), None);
+        assert_eq!(status, 200, "{body}");
+        body["runs"].as_array().unwrap().clone()
+    }
+
+    fn run(&self, id: &str) -> Value {
+        let (status, body) = self.call("GET", &format!("/api/runs/{id}"), Some(VIEWER), None);
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    /// Waits until run `id` is in one of `states`; returns it.
+    fn wait_for(&self, id: &str, states: &[&str]) -> Value {
+        let start = Instant::now();
+        loop {
+            let run = self.run(id);
+            if states.iter().any(|s| run["state"] == *s) {
+                return run;
+            }
+            assert!(start.elapsed() < Duration::from_secs(120), "run {id} never reached {states:?}: {run}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn trigger(&self, project: &str, body: Value) -> Value {
+        let (status, answer) = self.call("POST", &format!("/api/projects/{project}/trigger"), Some(DEV), Some(body));
+        assert_eq!(status, 202, "{answer}");
+        answer
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM);
+            let _ = child.wait();
+        }
+    }
+}
+
+fn project(name: &str, repo: &Path, extra: &str) -> String {
+    format!("  {name}:\n    repo: {}\n    pipeline: gantry.yml\n    branches: [main]\n{extra}", repo.display())
+}
+
+fn github_push(full_name: &str, branch: &str, after: &str) -> Vec<u8> {
+    json!({"ref": format!("refs/heads/{branch}"), "before": "0".repeat(40), "after": after,
+           "repository": {"name": full_name.split('/').next_back().unwrap(), "full_name": full_name,
+                          "clone_url": format!("https://example.invalid/{full_name}.git")},
+           "pusher": {"name": "ada", "email": "ada@example.com"}})
+    .to_string()
+    .into_bytes()
+}
+
+#[test]
+fn a_signed_push_webhook_queues_a_run_and_an_unsigned_one_starts_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = Repo::new(dir.path(), "hi", &["echo hello"]);
+    let projects = [
+        project("hi", &repo.path, "    webhook: {secret_env: GH_SECRET, repository: acme/hi}\n"),
+        project("lab", &repo.path, "    webhook: {secret_env: GL_SECRET, repository: acme/lab}\n"),
+        project("tea", &repo.path, "    webhook: {secret_env: GT_SECRET, repository: acme/tea}\n"),
+    ]
+    .concat();
+    let svc = Service::start(dir.path(), &projects, "{global: 4, per_project: 2}");
+    let head = repo.commit(&["echo pushed"], "pushed");
+    let body = github_push("acme/hi", "main", &head);
+
+    // No signature, a wrong one, the right one for another body: 401, and nothing runs.
+    let push = |headers: &[(&str, &str)], body: &[u8]| http(svc.port, "POST", "/hooks/github", headers, Some(body)).unwrap();
+    let (status, _) = push(&[("X-GitHub-Event", "push")], &body);
+    assert_eq!(status, 401);
+    let wrong = format!("sha256={}", hmac("not-the-secret", &body));
+    assert_eq!(push(&[("X-GitHub-Event", "push"), ("X-Hub-Signature-256", &wrong)], &body).0, 401);
+    let other = github_push("acme/hi", "main", &"1".repeat(40));
+    let mismatched = format!("sha256={}", hmac(GITHUB_SECRET, &other));
+    assert_eq!(push(&[("X-GitHub-Event", "push"), ("X-Hub-Signature-256", &mismatched)], &body).0, 401);
+    assert!(svc.runs().is_empty(), "a refused webhook started something");
+
+    // GitHub, signed: a run of exactly the pushed commit, on its branch.
+    let good = format!("sha256={}", hmac(GITHUB_SECRET, &body));
+    let (status, answer) = push(&[("X-GitHub-Event", "push"), ("X-Hub-Signature-256", &good)], &body);
+    assert_eq!(status, 202, "{answer}");
+    let runs = svc.runs();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0]["project"], "hi");
+    assert_eq!(runs[0]["commit"]["sha"], head.as_str());
+    assert_eq!(runs[0]["commit"]["branch"], "main");
+    assert_eq!(runs[0]["triggered_by"], "ada");
+    svc.wait_for(runs[0]["id"].as_str().unwrap(), &["succeeded"]);
+    // The same delivery again: the commit already ran.
+    let (status, answer) = push(&[("X-GitHub-Event", "push"), ("X-Hub-Signature-256", &good)], &body);
+    assert_eq!(status, 202);
+    assert!(answer.contains("duplicate"), "{answer}");
+    assert_eq!(svc.runs().len(), 1);
+    // A ping (what GitHub sends when a hook is created) is answered, and runs nothing.
+    let ping = br#"{"zen":"Keep it logically awesome.","hook_id":1}"#;
+    let sig = format!("sha256={}", hmac(GITHUB_SECRET, ping));
+    assert_eq!(push(&[("X-GitHub-Event", "ping"), ("X-Hub-Signature-256", &sig)], ping).0, 200);
+    // A push to a branch the project does not follow runs nothing.
+    let side = github_push("acme/hi", "experiment", &head);
+    let sig = format!("sha256={}", hmac(GITHUB_SECRET, &side));
+    let (_, answer) = push(&[("X-GitHub-Event", "push"), ("X-Hub-Signature-256", &sig)], &side);
+    assert!(answer.contains("ignored"), "{answer}");
+
+    // GitLab: the shared token; Gitea: an unprefixed HMAC.
+    let gitlab = json!({"object_kind": "push", "ref": "refs/heads/main", "after": head, "checkout_sha": head,
+        "user_username": "ada", "project": {"name": "lab", "path_with_namespace": "acme/lab",
+        "git_http_url": "https://example.invalid/acme/lab.git"}})
+    .to_string();
+    let headers = [("X-Gitlab-Event", "Push Hook"), ("X-Gitlab-Token", "wrong")];
+    assert_eq!(http(svc.port, "POST", "/hooks/gitlab", &headers, Some(gitlab.as_bytes())).unwrap().0, 401);
+    let headers = [("X-Gitlab-Event", "Push Hook"), ("X-Gitlab-Token", GITLAB_SECRET)];
+    assert_eq!(http(svc.port, "POST", "/hooks/gitlab", &headers, Some(gitlab.as_bytes())).unwrap().0, 202);
+    let gitea = github_push("acme/tea", "main", &head);
+    let headers = [("X-Gitea-Event", "push"), ("X-Gitea-Signature", &hmac("wrong", &gitea))];
+    assert_eq!(http(svc.port, "POST", "/hooks/gitea", &headers, Some(&gitea)).unwrap().0, 401);
+    let sig = hmac(GITEA_SECRET, &gitea);
+    let headers = [("X-Gitea-Event", "push"), ("X-Gitea-Signature", sig.as_str())];
+    assert_eq!(http(svc.port, "POST", "/hooks/gitea", &headers, Some(&gitea)).unwrap().0, 202);
+    let mut projects: Vec<String> = svc.runs().iter().map(|r| r["project"].as_str().unwrap().to_string()).collect();
+    projects.sort();
+    assert_eq!(projects, ["hi", "lab", "tea"]);
+}
+
+#[test]
+fn polling_picks_up_a_new_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = Repo::new(dir.path(), "polled", &["echo first"]);
+    // By URL, so the service fetches it into a mirror like any remote repository.
+    let url = format!("file://{}", repo.path.display());
+    let projects = format!("  polled:\n    repo: {url}\n    pipeline: gantry.yml\n    branches: [main]\n    poll: 1s\n");
+    let svc = Service::start(dir.path(), &projects, "{global: 2, per_project: 1}");
+    let start = Instant::now();
+    while svc.runs().is_empty() {
+        assert!(start.elapsed() < Duration::from_secs(30), "the first poll queued nothing");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let new = repo.commit(&["echo second"], "second");
+    let start = Instant::now();
+    loop {
+        if let Some(run) = svc.runs().into_iter().find(|r| r["commit"]["sha"] == new.as_str()) {
+            assert_eq!(run["project"], "polled");
+            svc.wait_for(run["id"].as_str().unwrap(), &["succeeded"]);
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "polling did not pick up {new}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Each commit once, however many polls saw it.
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(svc.runs().len(), 2);
+}
+
+/// (start, end) of a finished run, in ms since the epoch.
+fn span(run: &Value) -> (i64, i64) {
+    let t = |k: &str| chrono::DateTime::parse_from_rfc3339(run[k].as_str().unwrap()).unwrap().timestamp_millis();
+    (t("started_at"), t("finished_at"))
+}
+
+fn overlap(a: (i64, i64), b: (i64, i64)) -> bool {
+    a.0 < b.1 && b.0 < a.1
+}
+
+#[test]
+fn the_queue_keeps_the_per_project_limit_and_uses_the_global_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = Repo::new(dir.path(), "a", &["sleep 2"]);
+    let b = Repo::new(dir.path(), "b", &["sleep 2"]);
+    let projects = [project("a", &a.path, ""), project("b", &b.path, "")].concat();
+    let svc = Service::start(dir.path(), &projects, "{global: 2, per_project: 1}");
+    let a1 = svc.trigger("a", json!({}));
+    let a2 = svc.trigger("a", json!({"force": true}));
+    let b1 = svc.trigger("b", json!({}));
+    let ids: Vec<String> = [&a1, &a2, &b1].iter().map(|t| t["run"].as_str().unwrap().to_string()).collect();
+    let done: Vec<Value> = ids.iter().map(|id| svc.wait_for(id, &["succeeded"])).collect();
+    let (a1, a2, b1) = (span(&done[0]), span(&done[1]), span(&done[2]));
+    assert!(!overlap(a1, a2), "two runs of one project ran at once: {a1:?} {a2:?}");
+    assert!(overlap(a1, b1) || overlap(a2, b1), "the second slot was not used: {a1:?} {a2:?} {b1:?}");
+    // The queue made the second run of `a` wait: it was queued before it started.
+    let queued_at = chrono::DateTime::parse_from_rfc3339(done[1]["created_at"].as_str().unwrap()).unwrap().timestamp_millis();
+    assert!(a2.0 - queued_at >= 1500, "run a2 should have waited for a1");
+}
+
+#[test]
+fn kill_9_mid_run_loses_nothing_orphans_nothing_and_the_queue_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = Repo::new(dir.path(), "k", &["echo started", "sleep 60"]);
+    let mut svc = Service::start(dir.path(), &project("k", &repo.path, ""), "{global: 1, per_project: 1}");
+    let first = svc.trigger("k", json!({}))["run"].as_str().unwrap().to_string();
+    let head = repo.commit(&["echo second run"], "second");
+    let second = svc.trigger("k", json!({"ref": head}))["run"].as_str().unwrap().to_string();
+    svc.wait_for(&first, &["running"]);
+    // Wait for the stage's container: the run holds Docker objects when it dies.
+    let start = Instant::now();
+    while !docker_objects_of(&first).iter().any(|o| o.starts_with("container")) {
+        assert!(start.elapsed() < Duration::from_secs(60), "the first run's container never started");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(svc.run(&second)["state"], "queued");
+    svc.kill_9();
+    assert!(!docker_objects_of(&first).is_empty(), "kill -9 should leave the run's objects for the restart to find");
+
+    svc.spawn();
+    let first_run = svc.run(&first);
+    assert_eq!(first_run["state"], "interrupted", "{first_run}");
+    assert!(docker_objects_of(&first).is_empty(), "left behind: {:?}", docker_objects_of(&first));
+    let second_run = svc.wait_for(&second, &["succeeded"]);
+    assert_eq!(second_run["commit"]["sha"], head.as_str());
+    let (status, logs) = svc.call("GET", &format!("/api/runs/{second}/logs"), Some(VIEWER), None);
+    assert_eq!(status, 200);
+    assert!(logs.as_array().unwrap().iter().any(|l| l["text"] == "second run"), "{logs}");
+}
+
+#[test]
+fn every_mutating_route_checks_the_token_and_the_role() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = Repo::new(dir.path(), "r", &["echo hi"]);
+    let svc = Service::start(dir.path(), &project("r", &repo.path, ""), "{global: 1, per_project: 1}");
+    let id = svc.trigger("r", json!({}))["run"].as_str().unwrap().to_string();
+    svc.wait_for(&id, &["succeeded"]);
+    let (approve, reject) = (format!("/api/runs/{id}/approve"), format!("/api/runs/{id}/reject"));
+    let routes = [("POST", "/api/projects/r/trigger"), ("POST", approve.as_str()), ("POST", reject.as_str())];
+    for (method, path) in routes {
+        assert_eq!(svc.call(method, path, None, Some(json!({}))).0, 401, "{path} without a token");
+        assert_eq!(svc.call(method, path, Some("not-a-token"), Some(json!({}))).0, 401, "{path} with a bad token");
+        assert_eq!(svc.call(method, path, Some(VIEWER), Some(json!({}))).0, 403, "{path} as a viewer");
+    }
+    for path in ["/api/runs", "/api/projects", "/api/approvals", "/api/environments", &format!("/api/runs/{id}/logs")] {
+        assert_eq!(svc.call("GET", path, None, None).0, 401, "{path} without a token");
+        assert_eq!(svc.call("GET", path, Some(VIEWER), None).0, 200, "{path} as a viewer");
+    }
+    // A developer may trigger, not decide.
+    let (status, body) = svc.call("POST", &format!("/api/runs/{id}/approve"), Some(DEV), Some(json!({})));
+    assert_eq!(status, 403, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("needs the role release-manager"), "{body}");
+    // A release manager may decide, but this run asked for nothing.
+    let (status, body) = svc.call("POST", &format!("/api/runs/{id}/approve"), Some(RM), Some(json!({})));
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(svc.call("POST", "/api/projects/nope/trigger", Some(DEV), Some(json!({}))).0, 404);
+}
+
+#[test]
+fn logs_stream_live_as_server_sent_events_until_the_run_ends() {
+    use std::io::{BufRead, BufReader, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let repo = Repo::new(dir.path(), "s", &["echo one", "sleep 1", "echo two", "sleep 1", "echo three"]);
+    let svc = Service::start(dir.path(), &project("s", &repo.path, ""), "{global: 1, per_project: 1}");
+    let id = svc.trigger("s", json!({}))["run"].as_str().unwrap().to_string();
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", svc.port)).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    write!(stream, "GET /api/runs/{id}/logs/stream HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {VIEWER}\r\n\r\n").unwrap();
+    let mut texts = Vec::new();
+    let mut event = String::new();
+    let mut ended = None;
+    let mut saw_running = false;
+    for line in BufReader::new(stream).lines() {
+        let line = line.unwrap();
+        if let Some(name) = line.strip_prefix("event: ") {
+            event = name.to_string();
+        } else if let Some(data) = line.strip_prefix("data: ") {
+            let value: Value = serde_json::from_str(data).unwrap();
+            match event.as_str() {
+                "log" => {
+                    texts.push(value["text"].as_str().unwrap().to_string());
+                    // Lines arrive while the run is still going, not only at its end.
+                    saw_running |= svc.run(&id)["state"] == "running";
+                }
+                "end" => {
+                    ended = Some(value["state"].clone());
+                    break;
+                }
+                _ => {}
+            }
+        }
+    }
+    assert_eq!(ended, Some(json!("succeeded")));
+    let printed: Vec<&str> = texts.iter().map(String::as_str).filter(|t| !t.starts_with('+')).collect();
+    assert_eq!(printed, ["one", "two", "three"]);
+    assert!(saw_running, "no line arrived while the run was running");
+}
+
+#[test]
+fn a_post_receive_hook_notifies_the_service() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = Repo::new(dir.path(), "work", &["echo from the hook"]);
+    let bare = dir.path().join("central.git");
+    let git = |args: &[&str], cwd: &Path| {
+        let out = Command::new("git").args(args).current_dir(cwd).output().expect("git");
+        assert!(out.status.success(), "git {args:?}: {}", text(&out.stderr));
+    };
+    git(&["init", "-q", "--bare", bare.to_str().unwrap()], dir.path());
+    let hook = bare.join("hooks/post-receive");
+    std::fs::copy(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/post-receive"), &hook).unwrap();
+    let svc = Service::start(dir.path(), &project("central", &bare, ""), "{global: 1, per_project: 1}");
+    git(&["config", "gantry.url", &format!("http://127.0.0.1:{}", svc.port)], &bare);
+    git(&["config", "gantry.project", "central"], &bare);
+    git(&["config", "gantry.token", DEV], &bare);
+    let head = work.commit(&["echo pushed through the hook"], "through the hook");
+    let out = Command::new("git").args(["push", "-q", bare.to_str().unwrap(), "main"]).current_dir(&work.path).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("queued"), "the hook says what it did: {}", text(&out.stderr));
+    let runs = svc.runs();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0]["commit"]["sha"], head.as_str());
+    svc.wait_for(runs[0]["id"].as_str().unwrap(), &["succeeded"]);
+}
