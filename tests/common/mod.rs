@@ -2,6 +2,8 @@
 //! and the real Docker engine. Nothing here pretends.
 #![allow(dead_code)]
 
+pub mod service;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
