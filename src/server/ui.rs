@@ -128,10 +128,13 @@ struct LoginForm {
 }
 
 async fn login(State(s): State<AppState>, Form(f): Form<LoginForm>) -> Response {
-    if s.coord.config.user_by_token(&f.token).is_none() {
+    let token = f.token.trim();
+    // The token goes into a cookie as it is; one that cannot be a cookie value is no token.
+    let cookie_safe = token.chars().all(|c| c.is_ascii_graphic() && !matches!(c, ';' | ',' | '"' | '\\'));
+    if !cookie_safe || s.coord.config.user_by_token(token).is_none() {
         return (axum::http::StatusCode::UNAUTHORIZED, pages::login(Some("That token belongs to no user."))).into_response();
     }
-    let cookie = format!("{COOKIE}={}; HttpOnly; SameSite=Strict; Path=/", f.token.trim());
+    let cookie = format!("{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/");
     ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response()
 }
 

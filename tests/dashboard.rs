@@ -1,0 +1,303 @@
+//! The dashboard in a real browser: Debian's chromium, headless, driven over WebDriver
+//! (chromedriver + fantoccini) against the real `gantry serve` and the real engine. A
+//! developer signs in and is offered no decision; a release manager signs in, approves a
+//! parked promotion with one click and watches it land; production then serves the site.
+//!
+//! The app is busybox's httpd serving one page (as in tests/approval.rs), so the run takes
+//! seconds and the test spends its time in the browser.
+
+mod common;
+
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::service::{Service, DEV, RM};
+use common::{free_port, http_get, Env, World};
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// How long the browser waits for a page to show what a step expects.
+const PATIENCE: Duration = Duration::from_secs(120);
+
+/// A chromedriver on a free port, in a process group of its own: dropping it ends the
+/// driver and any browser it left behind.
+struct Chromedriver {
+    child: Child,
+    port: u16,
+}
+
+impl Chromedriver {
+    fn start(log: &Path) -> Chromedriver {
+        let found = |bin: &str| Command::new("sh").args(["-c", &format!("command -v {bin}")]).output().is_ok_and(|o| o.status.success());
+        assert!(
+            Path::new(CHROMIUM).exists() && found("chromedriver"),
+            "chromium or chromedriver is missing: run scripts/setup (it installs Debian's chromium and chromium-driver)"
+        );
+        let port = free_port();
+        let log = std::fs::File::create(log).unwrap();
+        let child = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .process_group(0)
+            .spawn()
+            .expect("chromedriver starts");
+        let driver = Chromedriver { child, port };
+        let start = Instant::now();
+        // (Its /status answers HTTP/1.1 and keeps the connection open: a connect will do.)
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(start.elapsed() < Duration::from_secs(30), "chromedriver did not start listening on port {port}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        driver
+    }
+
+    /// A new headless browser session.
+    async fn browser(&self) -> Client {
+        let args = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"];
+        let mut caps = serde_json::Map::new();
+        caps.insert("goog:chromeOptions".into(), json!({"binary": CHROMIUM, "args": args}));
+        ClientBuilder::native()
+            .capabilities(caps)
+            .connect(&format!("http://127.0.0.1:{}", self.port))
+            .await
+            .expect("chromedriver opens a chromium session")
+    }
+}
+
+impl Drop for Chromedriver {
+    fn drop(&mut self) {
+        use nix::sys::signal::{killpg, Signal};
+        let group = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = killpg(group, Signal::SIGTERM);
+        let start = Instant::now();
+        while self.child.try_wait().ok().flatten().is_none() && start.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = killpg(group, Signal::SIGKILL);
+        let _ = self.child.wait();
+    }
+}
+
+/// What the browser part of the test needs to know.
+struct Site {
+    base: String,
+    run: String,
+    staging: String,
+    prod: String,
+    prod_port: u16,
+}
+
+/// The visible text of the first element matching `css`, if there is one.
+async fn text_of(b: &Client, css: &str) -> Option<String> {
+    b.find(Locator::Css(css)).await.ok()?.text().await.ok()
+}
+
+/// Waits until the element matching `css` shows `want` (reloading the page between looks
+/// when `reload`); fails with the page's source when it never does.
+async fn wait_for_text(b: &Client, css: &str, want: &str, reload: bool) {
+    let start = Instant::now();
+    loop {
+        let seen = text_of(b, css).await;
+        if seen.as_deref().is_some_and(|t| t.contains(want)) {
+            return;
+        }
+        if start.elapsed() > PATIENCE {
+            let page = b.source().await.unwrap_or_default();
+            panic!("`{css}` never showed `{want}` (last seen: {seen:?}) on {:?}:\n{page}", b.current_url().await.ok());
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        if reload {
+            let _ = b.refresh().await;
+        }
+    }
+}
+
+async fn path_of(b: &Client) -> String {
+    b.current_url().await.expect("the browser has a URL").path().to_string()
+}
+
+/// Opens the dashboard, lands on the sign-in page, and signs in with `token`.
+async fn sign_in(b: &Client, site: &Site, token: &str) {
+    b.goto(&format!("{}/", site.base)).await.unwrap();
+    assert_eq!(path_of(b).await, "/login", "a visitor without a session is sent to sign in");
+    b.find(Locator::Id("token")).await.unwrap().send_keys(token).await.unwrap();
+    b.find(Locator::Id("sign-in")).await.unwrap().click().await.unwrap();
+    wait_for_text(b, "h1", "Runs", false).await;
+    assert_eq!(path_of(b).await, "/");
+}
+
+/// The runs page lists the run, linked to its page, with its state.
+async fn runs_page_lists(b: &Client, site: &Site, state: &str) {
+    let row = format!("//table[contains(@class,'runs')]//tr[td/a[@href='/runs/{}']]", site.run);
+    let row = b.find(Locator::XPath(&row)).await.unwrap_or_else(|_| panic!("the runs page lists run {}", site.run));
+    assert_eq!(row.find(Locator::Css("td a")).await.unwrap().text().await.unwrap(), site.run);
+    assert_eq!(row.find(Locator::Css(".badge")).await.unwrap().text().await.unwrap(), state);
+    assert!(row.text().await.unwrap().contains("site / gated"), "the row names project and pipeline");
+}
+
+/// The browser's part: a developer is offered nothing; a release manager approves and
+/// watches the promotion to the end.
+async fn approve_in_the_browser(b: Client, site: Site) {
+    let approve_id = format!("approve-{}", site.run);
+
+    // A developer sees the pending promotion, and no button to decide on it.
+    sign_in(&b, &site, DEV).await;
+    assert_eq!(text_of(&b, ".who .user").await.as_deref(), Some("dev"));
+    runs_page_lists(&b, &site, "awaiting approval").await;
+    b.goto(&format!("{}/approvals", site.base)).await.unwrap();
+    let card = b.find(Locator::Id(&format!("run-{}", site.run))).await.expect("the developer sees the pending run's card");
+    assert!(card.find_all(Locator::Css("button")).await.unwrap().is_empty(), "a developer is offered no decision");
+    assert!(b.find_all(Locator::Id(&approve_id)).await.unwrap().is_empty());
+    let why = card.text().await.unwrap();
+    assert!(why.contains("Deciding needs the role release-manager; you are signed in as developer"), "{why}");
+    b.goto(&format!("{}/runs/{}", site.base, site.run)).await.unwrap();
+    wait_for_text(&b, "h1 .badge", "awaiting approval", false).await;
+    assert!(b.find_all(Locator::Id("approve")).await.unwrap().is_empty(), "nor on the run page");
+    b.find(Locator::Id("sign-out")).await.unwrap().click().await.unwrap();
+    wait_for_text(&b, "h1", "Sign in", false).await;
+
+    // The release manager signs in, finds the run waiting, and approves it.
+    sign_in(&b, &site, RM).await;
+    assert_eq!(text_of(&b, ".who .user").await.as_deref(), Some("rita"));
+    assert_eq!(text_of(&b, ".who .role").await.as_deref(), Some("release-manager"));
+    runs_page_lists(&b, &site, "awaiting approval").await;
+    b.find(Locator::LinkText("Approvals")).await.unwrap().click().await.unwrap();
+    wait_for_text(&b, "h1", "Approvals", false).await;
+    assert_eq!(b.title().await.unwrap(), "Approvals (1) · Gantry");
+    let card = format!("#run-{}", site.run);
+    let summary = text_of(&b, &format!("{card} .approval")).await.unwrap();
+    assert!(summary.contains(&format!("{} → {}", site.staging, site.prod)), "{summary}");
+    assert!(summary.contains("0/1 approvals by a release-manager"), "{summary}");
+    b.find(Locator::Id(&format!("comment-{}", site.run))).await.unwrap().send_keys("green in staging").await.unwrap();
+    b.find(Locator::Id(&approve_id)).await.expect("a release manager is offered the approve button").click().await.unwrap();
+
+    // The browser lands on the run page, which shows the promotion as it goes and ends.
+    let run_path = format!("/runs/{}", site.run);
+    let start = Instant::now();
+    while path_of(&b).await != run_path {
+        assert!(start.elapsed() < PATIENCE, "approving did not lead to the run page");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    wait_for_text(&b, ".approval .badge", "promoted", true).await;
+    wait_for_text(&b, "h1 .badge", "succeeded", true).await;
+
+    // The stages timeline: every stage with its bar and state, in order.
+    let stages = b.find_all(Locator::Css(".timeline .stage")).await.unwrap();
+    let mut names = Vec::new();
+    for s in &stages {
+        names.push(s.find(Locator::Css(".name")).await.unwrap().text().await.unwrap());
+        assert_eq!(s.find(Locator::Css(".info .badge")).await.unwrap().text().await.unwrap(), "succeeded");
+        let bar = s.find(Locator::Css(".track .bar")).await.expect("a bar on the timeline");
+        assert!(bar.attr("style").await.unwrap().is_some_and(|s| s.contains("width:")));
+    }
+    assert_eq!(names, ["image", "staging", "release"]);
+    let release = text_of(&b, "#stage-release .result").await.unwrap();
+    assert!(release.contains(&format!("live in {}", site.prod)), "{release}");
+
+    // The gate's verdict on the promotion: passed, check by check.
+    let verdict = b.find(Locator::Css("#stage-release table.verdict")).await.expect("the release stage shows its gate verdict");
+    let caption = verdict.find(Locator::Css("caption")).await.unwrap();
+    assert!(caption.text().await.unwrap().starts_with("Gate verdict"));
+    assert_eq!(caption.find(Locator::Css(".badge")).await.unwrap().text().await.unwrap(), "passed");
+    let checks = verdict.find_all(Locator::Css("tbody tr")).await.unwrap();
+    assert!(!checks.is_empty(), "the verdict lists its checks");
+    for c in &checks {
+        let row = c.text().await.unwrap();
+        assert!(row.contains("pass") && !row.contains("FAIL"), "{row}");
+    }
+    assert!(b.find_all(Locator::Css("#stage-release tr.fail")).await.unwrap().is_empty());
+
+    // The approval: who decided, with the comment, and on whose approval it was promoted.
+    let decision = text_of(&b, ".approval ul.decisions li").await.unwrap();
+    assert!(decision.contains("approved by rita (release-manager)"), "{decision}");
+    assert_eq!(text_of(&b, ".approval ul.decisions li q").await.as_deref(), Some("green in staging"), "the comment is kept");
+    let approval = text_of(&b, ".approval").await.unwrap();
+    assert!(approval.contains("Promotion performed on rita's approval."), "{approval}");
+    assert!(b.find_all(Locator::Id("approve")).await.unwrap().is_empty(), "a decided run offers no decision");
+    let triggered = "//dl[contains(@class,'facts')]/dt[.='Triggered by']/following-sibling::dd[1]";
+    assert_eq!(b.find(Locator::XPath(triggered)).await.unwrap().text().await.unwrap(), "dev");
+
+    // Production serves the approved site; the runs page and the approvals page agree.
+    let served = http_get(site.prod_port, "/index.html").map(|(_, body)| body);
+    assert_eq!(served.as_deref().map(str::trim), Some("version 1"), "production serves the approved site");
+    b.goto(&format!("{}/", site.base)).await.unwrap();
+    runs_page_lists(&b, &site, "succeeded").await;
+    b.goto(&format!("{}/approvals", site.base)).await.unwrap();
+    wait_for_text(&b, "main p.muted", "Nothing waits for approval.", false).await;
+}
+
+#[test]
+fn a_release_manager_approves_in_the_browser_and_sees_the_promotion_while_a_developer_cannot() {
+    let w = World::new(&[
+        (
+            "site/Dockerfile",
+            "FROM gantry/busybox\nCOPY index.html /www/index.html\nCMD [\"busybox\", \"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n",
+        ),
+        ("site/index.html", "version 1\n"),
+    ]);
+    let (staging, prod) = (Env::new(&w, "stg"), Env::new(&w, "prd"));
+    let prod_port = free_port();
+    w.pipeline(&format!(
+        r#"name: gated
+environments:
+  {prod}:
+    approval: {{role: release-manager, count: 1}}
+stages:
+  image: {{kind: build, context: site, tag: "gantry-test/site:${{commit.short}}"}}
+  staging:
+    kind: deploy
+    environment: {staging}
+    app: site
+    image: "gantry-test/site:${{commit.short}}"
+    port: 8080
+    health: {{http: /index.html}}
+  release:
+    kind: promote
+    from: {staging}
+    to: {prod}
+    app: site
+    port: 8080
+    publish: {prod_port}
+    health: {{http: /index.html}}
+    gate: {{stages: [staging]}}
+"#,
+        staging = staging.name,
+        prod = prod.name
+    ));
+    let project = format!("  site:\n    repo: {}\n    pipeline: gantry.yml\n    branches: [main]\n", w.repo().display());
+    // The service's data dir is the world's: `Env` destroys the environments through it.
+    let svc = Service::start(w.dir.path(), &project, "{global: 1, per_project: 1}");
+    assert_eq!(svc.data, w.data_dir());
+
+    let run = svc.trigger("site", json!({}))["run"].as_str().unwrap().to_string();
+    let parked = svc.wait_for(&run, &["awaiting_approval", "failed", "succeeded"]);
+    assert_eq!(parked["state"], "awaiting_approval", "{parked}");
+    assert_eq!(http_get(prod_port, "/index.html"), None, "nothing reaches production before approval");
+
+    let driver = Chromedriver::start(&w.dir.path().join("chromedriver.log"));
+    let site = Site { base: format!("http://127.0.0.1:{}", svc.port), run: run.clone(), staging: staging.name.clone(), prod: prod.name.clone(), prod_port };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let outcome = rt.block_on(async {
+        let browser = driver.browser().await;
+        // In a task of its own, so that a failed assertion still closes the browser.
+        let outcome = tokio::spawn(approve_in_the_browser(browser.clone(), site)).await;
+        let _ = browser.close().await;
+        outcome
+    });
+    drop(driver);
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e.into_panic());
+    }
+
+    // The API agrees with what the browser showed.
+    let done = svc.run(&run);
+    assert_eq!(done["state"], "succeeded", "{done}");
+    assert_eq!(done["approval"]["state"], "promoted", "{done}");
+    assert_eq!(done["approval"]["claimed_by"], "rita", "{done}");
+}
