@@ -12,7 +12,7 @@ use std::io::BufRead;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{docker_objects_of, free_port, http_get, stage, text, Env, World};
+use common::{docker_objects_of, http_get, stage, text, GatedSite};
 use serde_json::Value;
 
 const CONFIG: &str = "users:
@@ -23,59 +23,25 @@ const CONFIG: &str = "users:
   dev:  {role: developer, emails: [dev@example.com]}
 ";
 
-/// A world whose repository holds the site, a pipeline promoting it from staging to a
-/// production that asks for approval, and the operator config.
+/// The gated site (see `common::GatedSite`) and the operator config.
 struct Gated {
-    w: World,
-    staging: Env,
-    prod: Env,
-    port: u16,
-    pipeline: std::path::PathBuf,
+    site: GatedSite,
     config: std::path::PathBuf,
+}
+
+impl std::ops::Deref for Gated {
+    type Target = GatedSite;
+    fn deref(&self) -> &GatedSite {
+        &self.site
+    }
 }
 
 impl Gated {
     fn new(approval: &str) -> Gated {
-        let w = World::new(&[
-            (
-                "site/Dockerfile",
-                "FROM gantry/busybox\nCOPY index.html /www/index.html\nCMD [\"busybox\", \"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n",
-            ),
-            ("site/index.html", "version 1\n"),
-        ]);
-        let (staging, prod) = (Env::new(&w, "stg"), Env::new(&w, "prd"));
-        let port = free_port();
-        let yaml = format!(
-            r#"name: gated
-environments:
-  {prod}:
-    approval: {approval}
-stages:
-  image: {{kind: build, context: site, tag: "gantry-test/site:${{commit.short}}"}}
-  staging:
-    kind: deploy
-    environment: {staging}
-    app: site
-    image: "gantry-test/site:${{commit.short}}"
-    port: 8080
-    health: {{http: /index.html}}
-  release:
-    kind: promote
-    from: {staging}
-    to: {prod}
-    app: site
-    port: 8080
-    publish: {port}
-    health: {{http: /index.html}}
-    gate: {{stages: [staging]}}
-"#,
-            staging = staging.name,
-            prod = prod.name
-        );
-        let pipeline = w.pipeline(&yaml);
-        let config = w.dir.path().join("gantry-config.yml");
+        let site = GatedSite::new(approval);
+        let config = site.w.dir.path().join("gantry-config.yml");
         std::fs::write(&config, CONFIG).unwrap();
-        Gated { w, staging, prod, port, pipeline, config }
+        Gated { site, config }
     }
 
     /// Runs the pipeline for the repository's head as `ci`; it must end waiting for
@@ -98,20 +64,12 @@ stages:
         self.decide("approve", run, user, extra).output().unwrap()
     }
 
-    /// What production answers at /index.html.
-    fn serving(&self) -> Option<String> {
-        http_get(self.port, "/index.html").map(|(_, body)| body.trim().to_string())
-    }
-
     /// Deployments recorded in production for `run`.
     fn prod_deployments_of(&self, run: &str) -> Vec<Value> {
         let env = self.w.json(&["env", "show", &self.prod.name]);
         env["deployments"].as_array().unwrap().iter().filter(|d| d["run_id"] == run).cloned().collect()
     }
 
-    fn new_version(&self, n: u32) {
-        self.w.commit(&[("site/index.html", &format!("version {n}\n"))], &format!("version {n}"));
-    }
 }
 
 fn refused(out: &Output, needle: &str) {

@@ -14,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::service::{Service, DEV, RM};
-use common::{free_port, http_get, Env, World};
+use common::{free_port, http_get, GatedSite};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 
@@ -234,42 +234,8 @@ async fn approve_in_the_browser(b: Client, site: Site) {
 
 #[test]
 fn a_release_manager_approves_in_the_browser_and_sees_the_promotion_while_a_developer_cannot() {
-    let w = World::new(&[
-        (
-            "site/Dockerfile",
-            "FROM gantry/busybox\nCOPY index.html /www/index.html\nCMD [\"busybox\", \"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n",
-        ),
-        ("site/index.html", "version 1\n"),
-    ]);
-    let (staging, prod) = (Env::new(&w, "stg"), Env::new(&w, "prd"));
-    let prod_port = free_port();
-    w.pipeline(&format!(
-        r#"name: gated
-environments:
-  {prod}:
-    approval: {{role: release-manager, count: 1}}
-stages:
-  image: {{kind: build, context: site, tag: "gantry-test/site:${{commit.short}}"}}
-  staging:
-    kind: deploy
-    environment: {staging}
-    app: site
-    image: "gantry-test/site:${{commit.short}}"
-    port: 8080
-    health: {{http: /index.html}}
-  release:
-    kind: promote
-    from: {staging}
-    to: {prod}
-    app: site
-    port: 8080
-    publish: {prod_port}
-    health: {{http: /index.html}}
-    gate: {{stages: [staging]}}
-"#,
-        staging = staging.name,
-        prod = prod.name
-    ));
+    let gated = GatedSite::new("{role: release-manager, count: 1}");
+    let (w, staging, prod, prod_port) = (&gated.w, &gated.staging, &gated.prod, gated.port);
     let project = format!("  site:\n    repo: {}\n    pipeline: gantry.yml\n    branches: [main]\n", w.repo().display());
     // The service's data dir is the world's: `Env` destroys the environments through it.
     let svc = Service::start(w.dir.path(), &project, "{global: 1, per_project: 1}");

@@ -279,3 +279,39 @@ fn a_post_receive_hook_notifies_the_service() {
     assert_eq!(runs[0]["commit"]["sha"], head.as_str());
     svc.wait_for(runs[0]["id"].as_str().unwrap(), &["succeeded"]);
 }
+
+#[test]
+fn the_api_refuses_self_approval_and_a_pending_approval_survives_kill_9() {
+    let site = common::GatedSite::new("{role: release-manager, count: 1, forbid_author: true}");
+    // ada is a release manager, and the author of the site's commits.
+    let ada = format!("  ada: {{role: release-manager, emails: [ada@example.com], token_sha256: {}}}\n", common::service::sha256("ada-token"));
+    let project = format!("  site:\n    repo: {}\n    pipeline: gantry.yml\n    branches: [main]\n", site.w.repo().display());
+    let mut svc = Service::start_with(site.w.dir.path(), &ada, &project, "{global: 1, per_project: 1}");
+    let id = svc.trigger("site", json!({}))["run"].as_str().unwrap().to_string();
+    svc.wait_for(&id, &["awaiting_approval"]);
+
+    let (status, body) = svc.call("POST", &format!("/api/runs/{id}/approve"), Some("ada-token"), Some(json!({})));
+    assert_eq!(status, 403, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("authored commit"), "{body}");
+    let (status, body) = svc.call("POST", &format!("/api/runs/{id}/reject"), Some(RM), Some(json!({})));
+    assert_eq!(status, 400, "a rejection needs a reason: {body}");
+
+    svc.kill_9();
+    svc.spawn();
+    let (status, pending) = svc.call("GET", "/api/approvals", Some(VIEWER), None);
+    assert_eq!(status, 200);
+    assert_eq!(pending.as_array().unwrap().len(), 1, "still pending after kill -9: {pending}");
+    assert_eq!(pending[0]["run"], id.as_str());
+
+    let (status, body) = svc.call("POST", &format!("/api/runs/{id}/approve"), Some(RM), Some(json!({"comment": "ok"})));
+    assert_eq!(status, 202, "{body}");
+    let done = svc.wait_for(&id, &["succeeded", "failed"]);
+    assert_eq!(done["state"], "succeeded", "{done}");
+    assert_eq!(done["approval"]["claimed_by"], "rita");
+    assert_eq!(site.serving().as_deref(), Some("version 1"));
+    let (_, again) = svc.call("POST", &format!("/api/runs/{id}/approve"), Some(RM), Some(json!({})));
+    assert!(again["error"].as_str().unwrap().contains("already approved"), "{again}");
+    let (_, metrics) = http(svc.port, "GET", "/metrics", &[], None).unwrap();
+    assert!(metrics.contains("gantry_promotions_total 1"), "{metrics}");
+}
+

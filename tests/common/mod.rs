@@ -263,3 +263,71 @@ pub fn storefront_version(port: u16) -> Option<String> {
     s.read_to_string(&mut buf).ok()?;
     buf.lines().find_map(|l| l.strip_prefix("X-Storefront-Version: ").map(str::to_string))
 }
+
+/// A repository holding a tiny site (busybox httpd serving `site/index.html`, "version 1")
+/// and a pipeline that builds it, deploys it to a staging environment and promotes it to
+/// a production environment (published on `port`) that asks for approval with `approval`
+/// (YAML). Environments are unique and destroyed when dropped. Seconds per run.
+pub struct GatedSite {
+    pub w: World,
+    pub staging: Env,
+    pub prod: Env,
+    pub port: u16,
+    pub pipeline: PathBuf,
+}
+
+impl GatedSite {
+    pub fn new(approval: &str) -> GatedSite {
+        for image in ["gantry/router", "gantry/smoke"] {
+            require(image);
+        }
+        let w = World::new(&[
+            (
+                "site/Dockerfile",
+                "FROM gantry/busybox\nCOPY index.html /www/index.html\nCMD [\"busybox\", \"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n",
+            ),
+            ("site/index.html", "version 1\n"),
+        ]);
+        let (staging, prod) = (Env::new(&w, "stg"), Env::new(&w, "prd"));
+        let port = free_port();
+        let yaml = format!(
+            r#"name: gated
+environments:
+  {prod}:
+    approval: {approval}
+stages:
+  image: {{kind: build, context: site, tag: "gantry-test/site:${{commit.short}}"}}
+  staging:
+    kind: deploy
+    environment: {staging}
+    app: site
+    image: "gantry-test/site:${{commit.short}}"
+    port: 8080
+    health: {{http: /index.html}}
+  release:
+    kind: promote
+    from: {staging}
+    to: {prod}
+    app: site
+    port: 8080
+    publish: {port}
+    health: {{http: /index.html}}
+    gate: {{stages: [staging]}}
+"#,
+            staging = staging.name,
+            prod = prod.name
+        );
+        let pipeline = w.pipeline(&yaml);
+        GatedSite { w, staging, prod, port, pipeline }
+    }
+
+    /// What production answers at /index.html.
+    pub fn serving(&self) -> Option<String> {
+        http_get(self.port, "/index.html").map(|(_, body)| body.trim().to_string())
+    }
+
+    /// Commits a new version of the page ("version N").
+    pub fn new_version(&self, n: u32) {
+        self.w.commit(&[("site/index.html", &format!("version {n}\n"))], &format!("version {n}"));
+    }
+}

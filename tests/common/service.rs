@@ -73,10 +73,15 @@ pub struct Service {
 impl Service {
     /// Writes the config (users of every role, `projects` as given) and starts the service.
     pub fn start(dir: &Path, projects: &str, concurrency: &str) -> Service {
+        Self::start_with(dir, "", projects, concurrency)
+    }
+
+    /// `start`, with more users (YAML lines under `users:`).
+    pub fn start_with(dir: &Path, users: &str, projects: &str, concurrency: &str) -> Service {
         let port = free_port();
         let config = dir.join("gantry.yml");
         let text = format!(
-            "users:\n  vic: {{role: viewer, token_sha256: {}}}\n  dev: {{role: developer, token_sha256: {}}}\n  rita: {{role: release-manager, token_sha256: {}}}\nserver:\n  listen: \"127.0.0.1:{port}\"\n  concurrency: {concurrency}\nprojects:\n{projects}",
+            "users:\n  vic: {{role: viewer, token_sha256: {}}}\n  dev: {{role: developer, token_sha256: {}}}\n  rita: {{role: release-manager, token_sha256: {}}}\n{users}server:\n  listen: \"127.0.0.1:{port}\"\n  concurrency: {concurrency}\nprojects:\n{projects}",
             sha256(VIEWER),
             sha256(DEV),
             sha256(RM),
