@@ -315,3 +315,56 @@ fn the_api_refuses_self_approval_and_a_pending_approval_survives_kill_9() {
     assert!(metrics.contains("gantry_promotions_total 1"), "{metrics}");
 }
 
+
+#[test]
+fn gantry_trigger_asks_the_service_and_says_what_happened() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = Repo::new(dir.path(), "t", &["echo hi"]);
+    let svc = Service::start(dir.path(), &project("t", &repo.path, ""), "{global: 1, per_project: 1}");
+    let server = format!("http://127.0.0.1:{}", svc.port);
+    let trigger = |token: &str| {
+        Command::new(env!("CARGO_BIN_EXE_gantry"))
+            .args(["trigger", "t", "--server", &server, "--token", token])
+            .env_remove("GANTRY_SERVER")
+            .output()
+            .unwrap()
+    };
+    let out = trigger(DEV);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).starts_with("queued run "), "{}", text(&out.stdout));
+    let out = trigger(DEV);
+    assert!(text(&out.stdout).contains("already ran for t"), "{}", text(&out.stdout));
+    let out = trigger(VIEWER);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("the service refused (403 Forbidden): vic (viewer) may not do this"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn the_periodic_sweep_removes_what_finished_runs_left_and_nothing_of_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = Repo::new(dir.path(), "w", &["echo hi"]);
+    let svc = Service::start(dir.path(), &project("w", &repo.path, ""), "{global: 1, per_project: 1}\n  sweep_every: 1s");
+    let id = svc.trigger("w", json!({}))["run"].as_str().unwrap().to_string();
+    svc.wait_for(&id, &["succeeded"]);
+    let start_labelled = |run: &str| {
+        let out = Command::new("docker")
+            .args(["run", "-d", "--label", &format!("io.gantry.run={run}"), "gantry/busybox", "sleep", "300"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout).trim().to_string()
+    };
+    // Something a finished run of this store left behind, and a run of another store's.
+    let leftover = start_labelled(&id);
+    let foreign_run = format!("not-this-store-{}", std::process::id());
+    let foreign = start_labelled(&foreign_run);
+    let start = Instant::now();
+    while !docker_objects_of(&id).is_empty() {
+        assert!(start.elapsed() < Duration::from_secs(20), "the sweep did not remove {leftover}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    let others = docker_objects_of(&foreign_run);
+    let _ = Command::new("docker").args(["rm", "-f", &foreign]).output();
+    assert_eq!(others.len(), 1, "the sweep must leave other stores' runs alone: {others:?}");
+}

@@ -183,3 +183,66 @@ impl Project {
         Ok(Some(value))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::config::Config;
+
+    fn parse(text: &str) -> Result<Config, String> {
+        Config::parse(Path::new("gantry.yml"), text).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_service_config_with_defaults() {
+        let c = parse("projects:\n  shop: {repo: /srv/shop.git}\n").unwrap();
+        assert_eq!(c.server.listen, "127.0.0.1:8787");
+        assert_eq!((c.server.concurrency.global, c.server.concurrency.per_project), (4, 2));
+        let shop = &c.projects["shop"];
+        assert_eq!((shop.pipeline.as_str(), shop.branches.clone()), ("gantry.yml", vec!["main".to_string()]));
+        assert!(shop.tracks("main") && !shop.tracks("feature/x"));
+    }
+
+    #[test]
+    fn branch_globs_and_durations_are_read() {
+        let c = parse("server: {sweep_every: 30s}\nprojects:\n  shop: {repo: /r, branches: [main, \"release/*\"], poll: 1m}\n").unwrap();
+        assert_eq!(c.server.sweep_every, std::time::Duration::from_secs(30));
+        assert_eq!(c.projects["shop"].poll, Some(std::time::Duration::from_secs(60)));
+        assert!(c.projects["shop"].tracks("release/1.2"));
+    }
+
+    #[test]
+    fn mistakes_name_their_line_or_field() {
+        let err = parse("server:\n  concurency: {global: 2}\n").unwrap_err();
+        assert!(err.starts_with("gantry.yml:2:3: server: unknown field `concurency`"), "{err}");
+        let err = parse("projects:\n  shop:\n    repo: /r\n    poll: soon\n").unwrap_err();
+        assert!(err.starts_with("gantry.yml:4:11:"), "{err}");
+        assert_eq!(parse("server: {listen: nowhere}\n").unwrap_err(), "gantry.yml: server.listen: `nowhere` is not an address like 127.0.0.1:8787");
+        assert_eq!(parse("server: {concurrency: {global: 0}}\n").unwrap_err(), "gantry.yml: server.concurrency.global: must be at least 1");
+        let err = parse("projects:\n  Shop: {repo: /r}\n").unwrap_err();
+        assert!(err.contains("projects.Shop: a project name uses lowercase letters"), "{err}");
+        let err = parse("projects:\n  shop: {repo: /r, pipeline: ../x.yml}\n").unwrap_err();
+        assert!(err.contains("must be a path inside the repository"), "{err}");
+        let err = parse("projects:\n  shop: {repo: /r, webhook: {}}\n").unwrap_err();
+        assert!(err.contains("give exactly one of secret_env and secret_file"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_webhook_secret_is_named() {
+        let c = parse("projects:\n  shop: {repo: /r, webhook: {secret_env: GANTRY_TEST_SURELY_UNSET_SECRET}}\n").unwrap();
+        let err = c.projects["shop"].webhook_secret("shop").unwrap_err();
+        assert_eq!(err, "projects.shop.webhook.secret_env: the environment variable GANTRY_TEST_SURELY_UNSET_SECRET is not set");
+    }
+
+    #[test]
+    fn two_users_may_not_share_a_token() {
+        let hash = crate::config::token_hash("same");
+        let err = parse(&format!("users:\n  a: {{role: admin, token_sha256: {hash}}}\n  b: {{role: viewer, token_sha256: {hash}}}\n")).unwrap_err();
+        assert!(err.contains("users.b.token_sha256: the same token as a's"), "{err}");
+        let c = parse(&format!("users:\n  a: {{role: admin, token_sha256: {hash}}}\n")).unwrap();
+        assert_eq!(c.user_by_token("same").map(|u| u.name.as_str()), Some("a"));
+        assert!(c.user_by_token("other").is_none());
+    }
+}
+
