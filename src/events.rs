@@ -60,6 +60,21 @@ pub enum StageState {
 }
 
 impl StageState {
+    /// The state in words (`timed out`, `awaiting approval`).
+    pub fn name(self) -> &'static str {
+        match self {
+            StageState::Pending => "pending",
+            StageState::Running => "running",
+            StageState::Succeeded => "succeeded",
+            StageState::Failed => "failed",
+            StageState::TimedOut => "timed out",
+            StageState::Cancelled => "cancelled",
+            StageState::Skipped => "skipped",
+            StageState::Interrupted => "interrupted",
+            StageState::AwaitingApproval => "awaiting approval",
+        }
+    }
+
     pub fn is_terminal(self) -> bool {
         !matches!(self, StageState::Pending | StageState::Running)
     }

@@ -13,6 +13,7 @@ pub mod stages;
 pub mod cli;
 pub mod secrets;
 pub mod sweep;
+pub mod words;
 pub mod smoke;
 pub mod load;
 pub mod gate;

@@ -3,6 +3,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 
+use crate::words::result_line;
 use super::render::{format_duration, format_log_line, stage_width, state_word, state_word_run};
 use super::{CliError, Outcome};
 use crate::events::StageResult;
@@ -193,46 +194,3 @@ pub fn junit(store: &Store, query: &str) -> Outcome {
     }
 }
 
-/// What a stage produced, in one line for `gantry show`.
-pub fn result_line(result: &StageResult) -> String {
-    match result {
-        StageResult::Image { tag, image_id } => format!("image {tag} ({})", short_id(image_id)),
-        StageResult::Environment { environment, services, .. } => {
-            let changes: Vec<String> = services.iter().map(|s| format!("{} {:?}", s.service, s.change).to_lowercase()).collect();
-            format!("environment {environment}: {}", if changes.is_empty() { "no services".into() } else { changes.join(", ") })
-        }
-        StageResult::Deployment(d) => match &d.outcome {
-            crate::events::DeploymentOutcome::Succeeded => {
-                format!("{} live in {}{}", d.image, d.environment, d.url.as_deref().map(|u| format!(" at {u}")).unwrap_or_default())
-            }
-            crate::events::DeploymentOutcome::Failed { .. } => format!("{} refused in {}", d.image, d.environment),
-            crate::events::DeploymentOutcome::FailedVerification { restored_to, .. } => format!(
-                "{} failed verification in {}; {}",
-                d.image,
-                d.environment,
-                restored_to.as_deref().map(|i| format!("rolled back to {i}")).unwrap_or_else(|| "rollback failed".into())
-            ),
-        },
-        StageResult::Smoke(r) => {
-            let (p, f, s) = r.counts();
-            format!("smoke: {p} passed, {f} failed, {s} skipped")
-        }
-        StageResult::Load { summary, thresholds, .. } => {
-            let failed = thresholds.iter().filter(|t| !t.passed).count();
-            format!(
-                "load: {} requests, {:.1}/s, p95 {:.1}ms, p99 {:.1}ms, {:.2}% failed; thresholds {} passed, {failed} failed",
-                summary.requests,
-                summary.rate,
-                summary.latency_ms.p95,
-                summary.latency_ms.p99,
-                summary.failed_rate * 100.0,
-                thresholds.len() - failed
-            )
-        }
-    }
-}
-
-fn short_id(id: &str) -> &str {
-    let id = id.strip_prefix("sha256:").unwrap_or(id);
-    &id[..id.len().min(12)]
-}

@@ -2,6 +2,7 @@
 //! (exactly what `gantry logs` prints later); Gantry's own status goes to stderr, as a live
 //! progress view on a terminal and as plain lines otherwise.
 
+pub use crate::words::format_duration;
 use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::time::Duration;
@@ -20,15 +21,6 @@ pub fn stage_width(record: &RunRecord) -> usize {
     record.stages.iter().map(|s| s.name.len()).max().unwrap_or(0)
 }
 
-pub fn format_duration(d: chrono::Duration) -> String {
-    let ms = d.num_milliseconds().max(0);
-    if ms < 60_000 {
-        format!("{:.1}s", ms as f64 / 1000.0)
-    } else {
-        let s = ms / 1000;
-        format!("{}m{:02}s", s / 60, s % 60)
-    }
-}
 
 impl crate::recorder::Viewer for Renderer {
     fn log(&mut self, line: &LogLine) {
@@ -202,17 +194,7 @@ impl Renderer {
 }
 
 pub fn state_word(state: StageState) -> &'static str {
-    match state {
-        StageState::Pending => "pending",
-        StageState::Running => "running",
-        StageState::Succeeded => "succeeded",
-        StageState::Failed => "failed",
-        StageState::TimedOut => "timed out",
-        StageState::Cancelled => "cancelled",
-        StageState::Skipped => "skipped",
-        StageState::Interrupted => "interrupted",
-        StageState::AwaitingApproval => "awaiting approval",
-    }
+    state.name()
 }
 
 pub fn state_word_run(state: RunState) -> &'static str {

@@ -43,20 +43,7 @@ impl World {
 
     /// Adds a commit with `files` on the current branch; returns its sha.
     pub fn commit(&self, files: &[(&str, &str)], message: &str) -> String {
-        let repo = git2::Repository::open(self.repo()).unwrap();
-        for (path, content) in files {
-            let full = self.repo().join(path);
-            std::fs::create_dir_all(full.parent().unwrap()).unwrap();
-            std::fs::write(full, content).unwrap();
-        }
-        let mut index = repo.index().unwrap();
-        index.add_all(["*"], git2::IndexAddOption::DEFAULT, None).unwrap();
-        index.write().unwrap();
-        let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
-        let sig = git2::Signature::now("Ada Author", "ada@example.com").unwrap();
-        let parent = repo.head().ok().and_then(|h| h.peel_to_commit().ok());
-        let parents: Vec<&git2::Commit> = parent.iter().collect();
-        repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &parents).unwrap().to_string()
+        commit_files(&self.repo(), files, message)
     }
 
     /// Writes `pipeline` to the repository (committed) and returns the file's path.
@@ -144,6 +131,25 @@ pub fn wait_for_running_stage(stage: &str, timeout: std::time::Duration) -> Stri
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     panic!("no container for stage {stage} started within {timeout:?}");
+}
+
+/// Writes `files` (path, content) into the work tree at `repo` and commits everything, as
+/// Ada Author <ada@example.com>, on the current branch; returns the sha.
+pub fn commit_files(repo: &Path, files: &[(&str, &str)], message: &str) -> String {
+    let git = git2::Repository::open(repo).unwrap();
+    for (path, content) in files {
+        let full = repo.join(path);
+        std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+        std::fs::write(full, content).unwrap();
+    }
+    let mut index = git.index().unwrap();
+    index.add_all(["*"], git2::IndexAddOption::DEFAULT, None).unwrap();
+    index.write().unwrap();
+    let tree = git.find_tree(index.write_tree().unwrap()).unwrap();
+    let sig = git2::Signature::now("Ada Author", "ada@example.com").unwrap();
+    let parent = git.head().ok().and_then(|h| h.peel_to_commit().ok());
+    let parents: Vec<&git2::Commit> = parent.iter().collect();
+    git.commit(Some("HEAD"), &sig, &sig, message, &tree, &parents).unwrap().to_string()
 }
 
 /// A free TCP port on the loopback (free at the time of asking).

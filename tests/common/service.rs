@@ -48,17 +48,7 @@ impl Repo {
     pub fn commit(&self, commands: &[&str], message: &str) -> String {
         let cmds: Vec<String> = commands.iter().map(|c| format!("{c:?}")).collect();
         let yaml = format!("name: svc\nstages:\n  work:\n    image: gantry/busybox\n    commands: [{}]\n", cmds.join(", "));
-        std::fs::write(self.path.join("gantry.yml"), yaml).unwrap();
-        std::fs::write(self.path.join("message.txt"), message).unwrap();
-        let repo = git2::Repository::open(&self.path).unwrap();
-        let mut index = repo.index().unwrap();
-        index.add_all(["*"], git2::IndexAddOption::DEFAULT, None).unwrap();
-        index.write().unwrap();
-        let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
-        let sig = git2::Signature::now("Ada Author", "ada@example.com").unwrap();
-        let parent = repo.head().ok().and_then(|h| h.peel_to_commit().ok());
-        let parents: Vec<&git2::Commit> = parent.iter().collect();
-        repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &parents).unwrap().to_string()
+        super::commit_files(&self.path, &[("gantry.yml", &yaml), ("message.txt", message)], message)
     }
 }
 

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 
 use super::Viewer;
-use crate::events::{DeploymentOutcome, RunState, StageResult, StageState};
+use crate::events::{RunState, StageState};
 
 /// The nav entry a page belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,21 +148,6 @@ pub(super) fn badge(word: &str) -> Markup {
     html! { span.badge.(state_class(word)) { (word) } }
 }
 
-/// As `gantry show` words a stage's state.
-pub(super) fn stage_word(state: StageState) -> &'static str {
-    match state {
-        StageState::Pending => "pending",
-        StageState::Running => "running",
-        StageState::Succeeded => "succeeded",
-        StageState::Failed => "failed",
-        StageState::TimedOut => "timed out",
-        StageState::Cancelled => "cancelled",
-        StageState::Skipped => "skipped",
-        StageState::Interrupted => "interrupted",
-        StageState::AwaitingApproval => "awaiting approval",
-    }
-}
-
 /// `2026-11-27 18:03:11 UTC`.
 pub(super) fn utc(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
@@ -171,17 +156,6 @@ pub(super) fn utc(t: DateTime<Utc>) -> String {
 /// A `<time>` element in UTC, machine-readable too.
 pub(super) fn when(t: DateTime<Utc>) -> Markup {
     html! { time datetime=(t.to_rfc3339()) { (utc(t)) } }
-}
-
-/// `4.2s`, `3m07s`: as the CLI's `format_duration`.
-pub(super) fn duration(d: chrono::Duration) -> String {
-    let ms = d.num_milliseconds().max(0);
-    if ms < 60_000 {
-        format!("{:.1}s", ms as f64 / 1000.0)
-    } else {
-        let s = ms / 1000;
-        format!("{}m{:02}s", s / 60, s % 60)
-    }
 }
 
 /// The first 8 characters of a commit sha, as the CLI shows them.
@@ -207,48 +181,11 @@ pub(super) fn run_href(id: &str) -> String {
     format!("/runs/{}", enc(id))
 }
 
-/// What a stage produced, in one line, worded as `gantry show` words it.
-pub(super) fn result_line(result: &StageResult) -> String {
-    match result {
-        StageResult::Image { tag, image_id } => format!("image {tag} ({})", short_id(image_id)),
-        StageResult::Environment { environment, services, .. } => {
-            let changes: Vec<String> = services.iter().map(|s| format!("{} {:?}", s.service, s.change).to_lowercase()).collect();
-            format!("environment {environment}: {}", if changes.is_empty() { "no services".into() } else { changes.join(", ") })
-        }
-        StageResult::Deployment(d) => match &d.outcome {
-            DeploymentOutcome::Succeeded => {
-                format!("{} live in {}{}", d.image, d.environment, d.url.as_deref().map(|u| format!(" at {u}")).unwrap_or_default())
-            }
-            DeploymentOutcome::Failed { .. } => format!("{} refused in {}", d.image, d.environment),
-            DeploymentOutcome::FailedVerification { restored_to, .. } => format!(
-                "{} failed verification in {}; {}",
-                d.image,
-                d.environment,
-                restored_to.as_deref().map(|i| format!("rolled back to {i}")).unwrap_or_else(|| "rollback failed".into())
-            ),
-        },
-        StageResult::Smoke(r) => {
-            let (p, f, s) = r.counts();
-            format!("smoke: {p} passed, {f} failed, {s} skipped")
-        }
-        StageResult::Load { summary, thresholds, .. } => {
-            let failed = thresholds.iter().filter(|t| !t.passed).count();
-            format!(
-                "load: {} requests, {:.1}/s, p95 {:.1}ms, p99 {:.1}ms, {:.2}% failed; thresholds {} passed, {failed} failed",
-                summary.requests,
-                summary.rate,
-                summary.latency_ms.p95,
-                summary.latency_ms.p99,
-                summary.failed_rate * 100.0,
-                thresholds.len() - failed
-            )
-        }
-    }
-}
+pub(super) use crate::words::{format_duration as duration, result_line};
 
-fn short_id(id: &str) -> &str {
-    let id = id.strip_prefix("sha256:").unwrap_or(id);
-    &id[..id.len().min(12)]
+/// As `gantry show` words a stage's state.
+pub(super) fn stage_word(state: StageState) -> &'static str {
+    state.name()
 }
 
 #[cfg(test)]
