@@ -267,7 +267,8 @@ fn a_promotion_interrupted_by_kill_9_is_finished_once_by_the_next_command() {
     assert!(text(&out.stderr).contains(&format!("finishing the promotion of run {third}")), "{}", text(&out.stderr));
     let log = text(&g.w.gantry().args(["logs", &third, "release"]).output().unwrap().stdout);
     assert!(log.contains("of this run is already live; finishing its go-live"), "{log}");
-    assert_eq!(g.w.show(&third)["state"], "succeeded");
+    let shown = g.w.show(&third);
+    assert_eq!(shown["state"], "succeeded", "{}\n{log}", shown["message"]);
     assert_eq!(g.prod_deployments_of(&third).len(), 1, "promoted once, not twice");
     assert_eq!(g.serving().as_deref(), Some("version 3"));
     let rollback_to = &g.prod_deployments_of(&third)[0]["replaced"];

@@ -351,7 +351,8 @@ async fn go_live<B: Backend>(
     for (old, was_live) in others {
         let image = old.labels.get(environment::IMAGE_LABEL).cloned().unwrap_or(old.image.clone());
         if was_live {
-            backend.disconnect(network, &old.id).await?;
+            // It may be off the network already: a go-live interrupted while retiring it.
+            let _ = backend.disconnect(network, &old.id).await;
             backend.stop(&old.id, RETIRE_GRACE).await?;
             ctx.note(&stage.name, attempt, format!("retired {} ({image}); kept stopped for a rollback", old.name));
             replaced.push(image);
