@@ -14,6 +14,7 @@ pub mod cli;
 pub mod secrets;
 pub mod sweep;
 pub mod words;
+pub mod report;
 pub mod smoke;
 pub mod load;
 pub mod gate;

@@ -200,10 +200,17 @@ fn every_mutating_route_checks_the_token_and_the_role() {
         assert_eq!(svc.call(method, path, Some("not-a-token"), Some(json!({}))).0, 401, "{path} with a bad token");
         assert_eq!(svc.call(method, path, Some(VIEWER), Some(json!({}))).0, 403, "{path} as a viewer");
     }
-    for path in ["/api/runs", "/api/projects", "/api/approvals", "/api/environments", &format!("/api/runs/{id}/logs")] {
+    for path in ["/api/runs", "/api/projects", "/api/approvals", "/api/environments", "/api/reports?since=30d", &format!("/api/runs/{id}/logs")] {
         assert_eq!(svc.call("GET", path, None, None).0, 401, "{path} without a token");
         assert_eq!(svc.call("GET", path, Some(VIEWER), None).0, 200, "{path} as a viewer");
     }
+    // The dashboard's pages need a session too; with one, the report page answers.
+    let cookie = format!("gantry_token={VIEWER}");
+    let (status, _) = http(svc.port, "GET", "/reports", &[], None).unwrap();
+    assert_eq!(status, 303, "to the sign-in page");
+    let (status, page) = http(svc.port, "GET", "/reports?since=30d", &[("Cookie", &cookie)], None).unwrap();
+    assert_eq!(status, 200);
+    assert!(page.contains("no production deployments in production"), "{page}");
     // A developer may trigger, not decide.
     let (status, body) = svc.call("POST", &format!("/api/runs/{id}/approve"), Some(DEV), Some(json!({})));
     assert_eq!(status, 403, "{body}");

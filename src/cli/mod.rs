@@ -6,6 +6,7 @@ mod env;
 mod serve;
 mod history;
 mod render;
+mod report;
 mod run;
 
 use std::path::PathBuf;
@@ -101,6 +102,8 @@ pub enum Command {
         #[arg(long)]
         reason: String,
     },
+    /// Release frequency and the DORA four keys of an environment, over a window.
+    Report(report::ReportArgs),
     /// Run the coordinator service: webhooks, polling, queue, HTTP API and dashboard (config: --config).
     Serve,
     /// Ask the service to run a project's pipeline for a commit.
@@ -185,6 +188,10 @@ async fn dispatch(cli: Cli) -> Outcome {
             history::show(&store, &run, json)
         }
         Command::Env(command) => env::run(command, &data_dir, docker_host).await,
+        Command::Report(args) => {
+            let store = open_store(&data_dir, docker_host).await?;
+            report::run(&store, args)
+        }
         Command::Serve => serve::serve(&config, cli.data_dir.as_deref(), docker_host).await,
         Command::Trigger(args) => serve::trigger(args, &config).await,
         Command::Approvals { json, all, limit } => {

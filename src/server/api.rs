@@ -228,3 +228,19 @@ pub async fn environment(State(s): State<AppState>, caller: Caller, Path(name): 
     let deployments = s.coord.store.deployments(Some(&name))?;
     Ok(Json(json!({"environment": view, "deployments": deployments})))
 }
+
+/// The report a query asks for (the API's and the dashboard's).
+pub fn report_for(s: &AppState, q: &crate::server::pages::ReportQuery) -> Result<crate::report::Report, ApiError> {
+    let now = chrono::Utc::now();
+    let since = crate::report::parse_since(&q.since, now).map_err(|e| ApiError::BadRequest(format!("since: {e}")))?;
+    let pipeline = q.pipeline.as_deref().filter(|p| !p.is_empty());
+    let window = crate::report::compute::Window { since, until: now };
+    Ok(crate::report::from_store(&s.coord.store, &q.env, pipeline, window)?)
+}
+
+/// `GET /api/reports?env=production&pipeline=&since=90d`: the four keys, as JSON.
+pub async fn reports(State(s): State<AppState>, caller: Caller, Query(q): Query<crate::server::pages::ReportQuery>) -> Result<Json<crate::report::Report>, ApiError> {
+    caller.require(Role::Viewer)?;
+    Ok(Json(report_for(&s, &q)?))
+}
+

@@ -129,6 +129,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/approvals", get(api::approvals_list))
         .route("/api/environments", get(api::environments))
         .route("/api/environments/{name}", get(api::environment))
+        .route("/api/reports", get(api::reports))
         .route("/hooks/{forge}", post(hooks::push))
         .route("/metrics", get(metrics::metrics))
         .route("/openapi.yaml", get(|| async { ([("content-type", "application/yaml")], OPENAPI) }))

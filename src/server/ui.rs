@@ -25,6 +25,7 @@ pub fn routes() -> Router<AppState> {
         .route("/runs/{id}/reject", post(reject))
         .route("/approvals", get(approvals_page))
         .route("/environments", get(environments))
+        .route("/reports", get(reports))
         .route("/login", get(login_page).post(login))
         .route("/logout", post(logout))
 }
@@ -74,6 +75,17 @@ async fn environments(State(s): State<AppState>, v: Visitor) -> Response {
         (Ok(envs), Ok(deployments)) => pages::environments(&viewer(&v), &envs, &deployments).into_response(),
         (Err(e), _) => failure(Some(&viewer(&v)), axum::http::StatusCode::SERVICE_UNAVAILABLE, "Docker is unreachable", &e.to_string(), "/"),
         (_, Err(e)) => failure(Some(&viewer(&v)), axum::http::StatusCode::INTERNAL_SERVER_ERROR, "Cannot read deployments", &e.to_string(), "/"),
+    }
+}
+
+async fn reports(State(s): State<AppState>, v: Visitor, Query(q): Query<pages::ReportQuery>) -> Response {
+    let computed = super::api::report_for(&s, &q);
+    match &computed {
+        Ok(report) => pages::reports(&viewer(&v), &q, Ok(report)).into_response(),
+        Err(e) => {
+            let message = e.to_string();
+            (e.status(), pages::reports(&viewer(&v), &q, Err(&message))).into_response()
+        }
     }
 }
 

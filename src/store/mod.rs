@@ -210,6 +210,39 @@ impl Store {
         Ok(outcome)
     }
 
+    /// Writes finished runs with their whole histories (events folded into each record,
+    /// deployments indexed) in one batch per tree and one flush: for importing history and
+    /// for seeding benchmarks, not for live runs. Runs already in the store are refused.
+    pub fn import(&self, runs: &[(RunRecord, Vec<Event>)]) -> Result<(), StoreError> {
+        let (mut run_batch, mut event_batch, mut deployment_batch) = (sled::Batch::default(), sled::Batch::default(), sled::Batch::default());
+        for (run, events) in runs {
+            if self.runs.contains_key(run.id.as_bytes())? {
+                return Err(StoreError::Duplicate(run.id.clone()));
+            }
+            let mut record = run.clone();
+            for event in events {
+                event_batch.insert(event_key(&record.id, record.events), encode(event));
+                record.apply(event);
+                if let EventKind::StageResult { result: StageResult::Deployment(d), .. } = &event.kind {
+                    deployment_batch.insert(deployment_key(d), encode(d));
+                }
+            }
+            if !record.state.is_terminal() {
+                return Err(StoreError::Corrupt {
+                    key: record.id.clone(),
+                    source: serde::de::Error::custom("only finished runs can be imported"),
+                });
+            }
+            run_batch.insert(record.id.as_bytes(), encode(&record));
+        }
+        self.events.apply_batch(event_batch)?;
+        self.deployments.apply_batch(deployment_batch)?;
+        // The runs last: a run is only visible once its events are there.
+        self.runs.apply_batch(run_batch)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
     /// Queued runs, oldest first, with the plans they will run.
     pub fn queued(&self) -> Result<Vec<(RunRecord, crate::pipeline::Plan)>, StoreError> {
         let mut out = Vec::new();

@@ -2,6 +2,7 @@
 //! and the real Docker engine. Nothing here pretends.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod service;
 
 use std::path::{Path, PathBuf};

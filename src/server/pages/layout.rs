@@ -13,6 +13,7 @@ pub(super) enum Section {
     Runs,
     Approvals,
     Environments,
+    Reports,
 }
 
 /// A whole document: `<title>`, the style, the nav (with the signed-in user when there is
@@ -44,6 +45,7 @@ pub(super) fn page(title: &str, viewer: Option<&Viewer>, current: Option<Section
                             (link(Section::Runs, "/", "Runs"))
                             (link(Section::Approvals, "/approvals", "Approvals"))
                             (link(Section::Environments, "/environments", "Environments"))
+                            (link(Section::Reports, "/reports", "Reports"))
                         }
                     }
                     @if let Some(v) = viewer {

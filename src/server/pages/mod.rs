@@ -90,3 +90,43 @@ mod tests {
         assert!(html.contains("dev") && html.contains("developer"), "{html}");
     }
 }
+
+/// GET /reports: the release-frequency report of an environment, with a form to choose
+/// the environment, the pipeline and the window.
+pub fn reports(viewer: &Viewer, query: &ReportQuery, report: Result<&crate::report::Report, &str>) -> Markup {
+    let body = maud::html! {
+        h1 { "Release frequency and the four keys" }
+        form.filter method="get" action="/reports" {
+            label { "Environment" input type="text" name="env" value=(query.env) ; }
+            label { "Pipeline" input type="text" name="pipeline" value=(query.pipeline.clone().unwrap_or_default()) placeholder="all" ; }
+            label { "Since" input type="text" name="since" value=(query.since) ; }
+            button type="submit" { "Show" }
+        }
+        style { (maud::PreEscaped(crate::report::render::STYLE)) }
+        @match report {
+            Ok(r) => (crate::report::render::body(r)),
+            Err(message) => p.error { (message) },
+        }
+    };
+    layout::page("Reports", Some(viewer), Some(layout::Section::Reports), body)
+}
+
+/// The report page's (and API's) query: environment, pipeline, window start.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+pub struct ReportQuery {
+    #[serde(default = "production")]
+    pub env: String,
+    #[serde(default)]
+    pub pipeline: Option<String>,
+    #[serde(default = "ninety_days")]
+    pub since: String,
+}
+
+fn production() -> String {
+    "production".into()
+}
+
+fn ninety_days() -> String {
+    "90d".into()
+}
+
