@@ -8,15 +8,12 @@
 
 mod common;
 
-use std::os::unix::process::CommandExt;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::browser::Chromedriver;
 use common::service::{Service, DEV, RM};
-use common::{free_port, http_get, GatedSite};
-use fantoccini::{Client, ClientBuilder, Locator};
+use common::{http_get, GatedSite};
+use fantoccini::{Client, Locator};
 use serde_json::json;
 
 /// How long the browser waits for a page to show what a step expects.
