@@ -110,18 +110,10 @@ pre#logs{background:#0d1117;color:#e6edf3;padding:.75rem 1rem;overflow:auto;max-
 .older{margin-top:.75rem}
 "#;
 
-/// The value of a run state in URLs and forms (`awaiting_approval`): its serde name.
-pub fn state_key(state: RunState) -> &'static str {
-    match state {
-        RunState::Queued => "queued",
-        RunState::Running => "running",
-        RunState::Succeeded => "succeeded",
-        RunState::Failed => "failed",
-        RunState::Cancelled => "cancelled",
-        RunState::Interrupted => "interrupted",
-        RunState::AwaitingApproval => "awaiting_approval",
-        RunState::Promoting => "promoting",
-    }
+/// The value of a run state in URLs and forms (`awaiting_approval`): its serde name,
+/// which is its name in words with `_` for spaces.
+pub fn state_key(state: RunState) -> String {
+    state.name().replace(' ', "_")
 }
 
 /// Every run state, in the order the filter offers them (`state_key`'s match is the one
@@ -199,7 +191,7 @@ mod tests {
         for state in RUN_STATES {
             assert_eq!(serde_json::to_value(state).unwrap(), serde_json::json!(state_key(state)));
         }
-        let mut keys: Vec<&str> = RUN_STATES.iter().map(|s| state_key(*s)).collect();
+        let mut keys: Vec<String> = RUN_STATES.iter().map(|s| state_key(*s)).collect();
         keys.sort();
         keys.dedup();
         assert_eq!(keys.len(), RUN_STATES.len());

@@ -63,7 +63,7 @@ pub fn runs(viewer: &Viewer, runs: &[RunRecord], filter: &RunsFilter, next: Opti
                 select #state name="state" {
                     option value="" selected[filter.state().is_none()] { "any" }
                     @for s in RUN_STATES {
-                        option value=(state_key(s)) selected[filter.state() == Some(state_key(s))] { (s.name()) }
+                        option value=(state_key(s)) selected[filter.state() == Some(state_key(s).as_str())] { (s.name()) }
                     }
                 }
             }
