@@ -92,6 +92,15 @@ pub async fn decide(
         DecisionKind::Approve => Some(Arc::new(DockerEngine::connect(docker_host).await?)),
         DecisionKind::Reject => None,
     };
+    // A service owns its data dir for as long as it runs: waiting would only time out.
+    if let Err(crate::store::StoreError::InUse { owner, .. }) = Store::open(data_dir).map(drop) {
+        if owner.contains(" serve") {
+            return Err(CliError::Other(format!(
+                "the data dir is held by a running `gantry serve` ({owner}); decide through it: the dashboard's Approvals page, or POST /api/runs/{}/approve",
+                args.run
+            )));
+        }
+    }
     let store = super::open_store_waiting(data_dir, docker_host, args.wait).await?;
     let run = store.find_run(&args.run)?;
     let now = Utc::now();
