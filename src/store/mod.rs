@@ -2,6 +2,7 @@
 //! Every multi-key write is one sled transaction; the store carries a schema version.
 
 mod lock;
+mod migrate;
 pub mod record;
 
 use std::path::{Path, PathBuf};
@@ -14,7 +15,9 @@ use crate::gate::approval::ApprovalState;
 pub use record::{CommitInfo, RunRecord, StageRecord};
 
 /// Bumped whenever the layout of a tree changes; `open` migrates older stores forward.
-pub const SCHEMA_VERSION: u32 = 1;
+/// 2: events and log lines moved to a database of their own (`history/`), so that
+/// listings open only the small one.
+pub const SCHEMA_VERSION: u32 = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -37,10 +40,19 @@ pub enum StoreError {
 }
 
 pub struct Store {
+    /// The index database: run views and every index. Small, opened by every command.
     db: sled::Db,
     runs: sled::Tree,
-    events: sled::Tree,
-    logs: sled::Tree,
+    /// Events written in the same transaction as the run view they fold into, until they
+    /// are moved to the history database (a transactional outbox: sled cannot span a
+    /// transaction over two databases, and a crash in between must lose nothing).
+    outbox: sled::Tree,
+    /// Events and log lines, the bulk of a store; opened on first use.
+    history: std::sync::OnceLock<History>,
+    opening_history: std::sync::Mutex<()>,
+    /// Outbox keys copied to the history database but not yet known durable there; they
+    /// leave the outbox at the next `flush`, after the history's.
+    delivered: std::sync::Mutex<Vec<Vec<u8>>>,
     /// Index: ids of runs not yet finished. Keeps start-up recovery from scanning all runs.
     active: sled::Tree,
     /// Index: ids of finished runs whose Docker objects are not yet known to be gone.
@@ -56,6 +68,13 @@ pub struct Store {
     seen: sled::Tree,
     dir: PathBuf,
     _lock: lock::DirLock,
+}
+
+/// The history database: append-only events (by run id and sequence) and log lines.
+struct History {
+    db: sled::Db,
+    events: sled::Tree,
+    logs: sled::Tree,
 }
 
 fn decode<T: serde::de::DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T, StoreError> {
@@ -92,23 +111,28 @@ impl Store {
                 other => break other?,
             }
         };
-        let db = sled::Config::new().path(dir.join("db")).flush_every_ms(Some(200)).open()?;
-        let meta = db.open_tree("meta")?;
-        match meta.get("schema_version")? {
-            None => {
-                meta.insert("schema_version", &SCHEMA_VERSION.to_be_bytes())?;
-            }
-            Some(v) => {
-                let found = u32::from_be_bytes(v.as_ref().try_into().unwrap_or([0, 0, 0, 0]));
-                if found > SCHEMA_VERSION {
-                    return Err(StoreError::TooNew { dir: dir.to_path_buf(), found });
-                }
-            }
+        migrate::finish_interrupted(dir)?;
+        let mut db = sled::Config::new().path(dir.join("db")).flush_every_ms(Some(200)).open()?;
+        let version = |db: &sled::Db| -> Result<Option<u32>, StoreError> {
+            Ok(db.open_tree("meta")?.get("schema_version")?.map(|v| u32::from_be_bytes(v.as_ref().try_into().unwrap_or([0, 0, 0, 0]))))
+        };
+        let mut found = version(&db)?;
+        if let Some(found) = found.filter(|f| *f > SCHEMA_VERSION) {
+            return Err(StoreError::TooNew { dir: dir.to_path_buf(), found });
         }
+        if found.is_some_and(|f| f < 2) {
+            drop(db);
+            migrate::to_2(dir)?;
+            db = sled::Config::new().path(dir.join("db")).flush_every_ms(Some(200)).open()?;
+            found = version(&db)?;
+        }
+        let meta = db.open_tree("meta")?;
         let store = Store {
             runs: db.open_tree("runs")?,
-            events: db.open_tree("events")?,
-            logs: db.open_tree("logs")?,
+            outbox: db.open_tree("outbox")?,
+            history: std::sync::OnceLock::new(),
+            opening_history: std::sync::Mutex::new(()),
+            delivered: std::sync::Mutex::new(Vec::new()),
             active: db.open_tree("active")?,
             unswept: db.open_tree("unswept")?,
             deployments: db.open_tree("deployments")?,
@@ -119,8 +143,50 @@ impl Store {
             dir: dir.to_path_buf(),
             _lock: lock,
         };
+        let _ = found;
+        meta.insert("schema_version", &SCHEMA_VERSION.to_be_bytes())?;
+        if !store.outbox.is_empty() {
+            store.deliver_all()?;
+        }
         store.interrupt_orphaned_runs()?;
         Ok(store)
+    }
+
+    /// The history database, opened on first use.
+    fn history(&self) -> Result<&History, StoreError> {
+        if let Some(h) = self.history.get() {
+            return Ok(h);
+        }
+        let _only_one = self.opening_history.lock().expect("history lock");
+        if let Some(h) = self.history.get() {
+            return Ok(h);
+        }
+        let db = sled::Config::new().path(self.dir.join("history")).flush_every_ms(Some(200)).open()?;
+        let history = History { events: db.open_tree("events")?, logs: db.open_tree("logs")?, db };
+        let _ = self.history.set(history);
+        Ok(self.history.get().expect("just set"))
+    }
+
+    /// Copies events of the outbox with these keys to the history database; they leave the
+    /// outbox at the next `flush`, once the history has them on disk.
+    fn deliver(&self, keys: &[Vec<u8>]) -> Result<(), StoreError> {
+        let history = self.history()?;
+        let mut into = sled::Batch::default();
+        for key in keys {
+            if let Some(value) = self.outbox.get(key)? {
+                into.insert(key.clone(), value);
+            }
+        }
+        history.events.apply_batch(into)?;
+        self.delivered.lock().expect("delivered keys").extend(keys.iter().cloned());
+        Ok(())
+    }
+
+    /// Delivers whatever a process that died left in the outbox.
+    fn deliver_all(&self) -> Result<(), StoreError> {
+        let keys: Vec<Vec<u8>> = self.outbox.iter().keys().map(|k| k.map(|k| k.to_vec())).collect::<Result<_, _>>()?;
+        self.deliver(&keys)?;
+        self.flush()
     }
 
     pub fn dir(&self) -> &Path {
@@ -181,7 +247,7 @@ impl Store {
         let mut record = run.clone();
         let seq = record.events;
         record.apply(&created);
-        let trees = (&self.runs, &self.events, &self.active, &self.queue, &self.seen);
+        let trees = (&self.runs, &self.outbox, &self.active, &self.queue, &self.seen);
         let result = trees.transaction(|(runs, events, active, queue, seen)| {
             if runs.get(record.id.as_bytes())?.is_some() {
                 return Err(ConflictableTransactionError::Abort(StoreError::Duplicate(record.id.clone())));
@@ -206,7 +272,10 @@ impl Store {
             Ok(Ok(()))
         });
         let outcome = flatten(result)?;
-        self.db.flush()?;
+        if outcome.is_ok() {
+            self.deliver(&[event_key(&record.id, seq)])?;
+        }
+        self.flush()?;
         Ok(outcome)
     }
 
@@ -235,7 +304,9 @@ impl Store {
             }
             run_batch.insert(record.id.as_bytes(), encode(&record));
         }
-        self.events.apply_batch(event_batch)?;
+        let history = self.history()?;
+        history.events.apply_batch(event_batch)?;
+        history.db.flush()?;
         self.deployments.apply_batch(deployment_batch)?;
         // The runs last: a run is only visible once its events are there.
         self.runs.apply_batch(run_batch)?;
@@ -277,7 +348,7 @@ impl Store {
         let finished = matches!(event.kind, EventKind::RunFinished { .. });
         let record = self.append_checked(run_id, |_| Ok::<_, StoreError>(vec![event.clone()]))??;
         if finished {
-            self.db.flush()?;
+            self.flush()?;
         }
         Ok(record)
     }
@@ -291,7 +362,7 @@ impl Store {
         run_id: &str,
         decide: impl Fn(&RunRecord) -> Result<Vec<Event>, E>,
     ) -> Result<Result<RunRecord, E>, StoreError> {
-        let trees = (&self.runs, &self.events, &self.active, &self.unswept, &self.deployments, &self.approvals, &self.queue);
+        let trees = (&self.runs, &self.outbox, &self.active, &self.unswept, &self.deployments, &self.approvals, &self.queue);
         let result = trees.transaction(|(runs, events, active, unswept, deployments, approvals, queue)| {
             let bytes = runs
                 .get(run_id.as_bytes())?
@@ -341,7 +412,14 @@ impl Store {
             }
             Ok(Ok(record))
         });
-        flatten(result)
+        let outcome = flatten(result)?;
+        if outcome.is_ok() {
+            // This call's events, and any an earlier one left behind.
+            let keys: Vec<Vec<u8>> =
+                self.outbox.scan_prefix(run_id.as_bytes()).keys().map(|k| k.map(|k| k.to_vec())).collect::<Result<_, _>>()?;
+            self.deliver(&keys)?;
+        }
+        Ok(outcome)
     }
 
     /// Runs whose promotion waits for approval, oldest first.
@@ -387,7 +465,7 @@ impl Store {
             }
         }
         if !expired.is_empty() {
-            self.db.flush()?;
+            self.flush()?;
         }
         Ok(expired)
     }
@@ -400,11 +478,24 @@ impl Store {
             key.extend_from_slice(&self.db.generate_id()?.to_be_bytes());
             batch.insert(key, encode(line));
         }
-        self.logs.apply_batch(batch)?;
+        self.history()?.logs.apply_batch(batch)?;
         Ok(())
     }
 
     pub fn flush(&self) -> Result<(), StoreError> {
+        // History first: an index that names events the history lost would be worse than
+        // events the index does not count yet (the outbox redelivers those).
+        if let Some(h) = self.history.get() {
+            h.db.flush()?;
+            let done = std::mem::take(&mut *self.delivered.lock().expect("delivered keys"));
+            if !done.is_empty() {
+                let mut out = sled::Batch::default();
+                for key in done {
+                    out.remove(key);
+                }
+                self.outbox.apply_batch(out)?;
+            }
+        }
         self.db.flush()?;
         Ok(())
     }
@@ -486,7 +577,7 @@ impl Store {
         };
         let mut out = Vec::new();
         let mut last = after.map(<[u8]>::to_vec);
-        for item in self.logs.range((start, std::ops::Bound::Unbounded)) {
+        for item in self.history()?.logs.range((start, std::ops::Bound::Unbounded)) {
             let (key, bytes) = item?;
             if !key.starts_with(run_id.as_bytes()) {
                 break;
@@ -505,8 +596,13 @@ impl Store {
 
     pub fn events(&self, run_id: &str) -> Result<Vec<Event>, StoreError> {
         let mut out = Vec::new();
-        for item in self.events.scan_prefix(run_id.as_bytes()) {
+        // Delivered events, and any still in the outbox: all of them, in order.
+        let mut found = std::collections::BTreeMap::new();
+        for item in self.history()?.events.scan_prefix(run_id.as_bytes()).chain(self.outbox.scan_prefix(run_id.as_bytes())) {
             let (key, bytes) = item?;
+            found.insert(key, bytes);
+        }
+        for (key, bytes) in found {
             if key.len() == run_id.len() + 8 {
                 out.push(decode(&key, &bytes)?);
             }
@@ -516,7 +612,7 @@ impl Store {
 
     pub fn logs(&self, run_id: &str, stage: Option<&str>) -> Result<Vec<LogLine>, StoreError> {
         let mut out = Vec::new();
-        for item in self.logs.scan_prefix(run_id.as_bytes()) {
+        for item in self.history()?.logs.scan_prefix(run_id.as_bytes()) {
             let (key, bytes) = item?;
             if key.len() != run_id.len() + 8 {
                 continue;
@@ -585,4 +681,107 @@ pub fn new_run_id() -> String {
 /// The default data dir: under the user's data directory.
 pub fn default_data_dir() -> PathBuf {
     dirs::data_dir().unwrap_or_else(|| PathBuf::from(".")).join("gantry")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(id: &str) -> RunRecord {
+        let plan = crate::pipeline::parse("p.yml", "name: p\nstages:\n  a: {image: x, commands: [\"true\"]}\n").unwrap();
+        let commit = CommitInfo {
+            sha: "a".repeat(40),
+            short: "aaaaaaaa".into(),
+            author_name: "A".into(),
+            author_email: "a@x".into(),
+            time: chrono::Utc::now().fixed_offset(),
+            summary: "s".into(),
+            branch: None,
+        };
+        RunRecord::new(id.into(), &plan, ".".into(), commit)
+    }
+
+    fn line(text: &str) -> LogLine {
+        LogLine { at: chrono::Utc::now(), stage: "a".into(), attempt: 1, stream: crate::events::Stream::Stdout, text: text.into() }
+    }
+
+    #[test]
+    fn a_schema_1_store_moves_its_events_and_logs_to_the_history_database() {
+        let dir = tempfile::tempdir().unwrap();
+        // A store as schema 1 wrote it: everything in one database.
+        {
+            // (No flusher thread, so that the files are let go of at once.)
+            let db = sled::Config::new().path(dir.path().join("db")).flush_every_ms(None).open().unwrap();
+            db.open_tree("meta").unwrap().insert("schema_version", &1u32.to_be_bytes()).unwrap();
+            let r = run("r1");
+            let created = Event::now(EventKind::RunCreated { pipeline: "p".into(), commit: r.commit.sha.clone() });
+            let mut view = r.clone();
+            view.apply(&created);
+            db.open_tree("runs").unwrap().insert("r1", encode(&view)).unwrap();
+            db.open_tree("active").unwrap().insert("r1", &[]).unwrap();
+            db.open_tree("events").unwrap().insert(event_key("r1", 0), encode(&created)).unwrap();
+            let mut key = b"r1".to_vec();
+            key.extend_from_slice(&7u64.to_be_bytes());
+            db.open_tree("logs").unwrap().insert(key, encode(&line("from schema 1"))).unwrap();
+            db.flush().unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.events("r1").unwrap().len(), 2, "its creation, and the interruption found at open");
+        assert_eq!(store.logs("r1", None).unwrap()[0].text, "from schema 1");
+        assert!(!store.db.tree_names().iter().any(|n| n.as_ref() == b"events" || n.as_ref() == b"logs"));
+        let meta = store.db.open_tree("meta").unwrap();
+        assert_eq!(meta.get("schema_version").unwrap().unwrap().as_ref(), &SCHEMA_VERSION.to_be_bytes());
+        // (A tree handle keeps its database open.)
+        drop(meta);
+        drop(store);
+        // Opening again finds nothing to move and the same history.
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.events("r1").unwrap().len(), 2);
+        drop(store);
+        // A crash between the two renames of the swap: the next open finishes it.
+        std::fs::rename(dir.path().join("db"), dir.path().join("db.v2")).unwrap();
+        std::fs::create_dir(dir.path().join("db.v1")).unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.run("r1").unwrap().id, "r1");
+        assert!(!dir.path().join("db.v1").exists() && !dir.path().join("db.v2").exists());
+    }
+
+    #[test]
+    fn events_left_in_the_outbox_by_a_crash_are_delivered_at_the_next_open() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            store.create_run(&run("r2")).unwrap();
+            let view = store.append("r2", &Event::now(EventKind::Swept { containers: 1, networks: 0, volumes: 0 })).unwrap();
+            // As if the process died after the transaction, before the history had the
+            // event on disk: it is still in the outbox, and not in the history.
+            let key = event_key("r2", view.events - 1);
+            let value = store.history().unwrap().events.remove(&key).unwrap().unwrap();
+            store.outbox.insert(key, value).unwrap();
+            store.delivered.lock().unwrap().clear();
+            store.flush().unwrap();
+            assert_eq!(store.events("r2").unwrap().len(), 2, "readers see outbox events too");
+        }
+        let store = Store::open(dir.path()).unwrap();
+        assert!(store.outbox.is_empty(), "delivered at open");
+        let events = store.events("r2").unwrap();
+        assert!(matches!(events[1].kind, EventKind::Swept { containers: 1, .. }), "{events:?}");
+        assert!(store.history().unwrap().events.contains_key(event_key("r2", 1)).unwrap());
+    }
+
+    #[test]
+    fn listing_runs_does_not_open_the_history_database() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            store.create_run(&run("r3")).unwrap();
+            store.append_logs("r3", &[line("hello")]).unwrap();
+            store.append("r3", &Event::now(EventKind::RunFinished { state: RunState::Succeeded, message: None })).unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.list_runs(20).unwrap().len(), 1);
+        assert!(store.history.get().is_none(), "a listing reads the index only");
+        assert_eq!(store.logs("r3", None).unwrap()[0].text, "hello");
+        assert!(store.outbox.is_empty());
+    }
 }
