@@ -386,3 +386,30 @@ fn the_periodic_sweep_removes_what_finished_runs_left_and_nothing_of_others() {
     let _ = Command::new("docker").args(["rm", "-f", &foreign]).output();
     assert_eq!(others.len(), 1, "the sweep must leave other stores' runs alone: {others:?}");
 }
+
+#[test]
+fn a_wrong_config_or_a_busy_port_stops_the_service_before_it_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let serve = |config: &str| {
+        let path = dir.path().join("bad.yml");
+        std::fs::write(&path, config).unwrap();
+        Command::new(env!("CARGO_BIN_EXE_gantry"))
+            .arg("--config").arg(&path).arg("--data-dir").arg(dir.path().join("data"))
+            .arg("serve")
+            .output()
+            .unwrap()
+    };
+    let out = serve("server:\n  listen: 127.0.0.1:0\n  concurency: {global: 2}\n");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("bad.yml:3:3: server: unknown field `concurency`"), "{}", text(&out.stderr));
+    let out = serve("projects:\n  shop: {repo: /r, webhook: {secret_env: GANTRY_TEST_UNSET_HOOK_SECRET}}\n");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("projects.shop.webhook.secret_env: the environment variable GANTRY_TEST_UNSET_HOOK_SECRET is not set"), "{}", text(&out.stderr));
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = busy.local_addr().unwrap().port();
+    let out = serve(&format!("server: {{listen: \"127.0.0.1:{port}\"}}\n"));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains(&format!("cannot listen on 127.0.0.1:{port}")), "{}", text(&out.stderr));
+    // Nothing was started or recorded: the data dir was not even taken.
+    assert!(!dir.path().join("data").join("db").exists());
+}
