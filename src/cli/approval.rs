@@ -93,7 +93,7 @@ pub async fn decide(
         DecisionKind::Reject => None,
     };
     // A service owns its data dir for as long as it runs: waiting would only time out.
-    if let Err(crate::store::StoreError::InUse { owner, .. }) = Store::open(data_dir).map(drop) {
+    if let Some(owner) = Store::holder(data_dir) {
         if owner.contains(" serve") {
             return Err(CliError::Other(format!(
                 "the data dir is held by a running `gantry serve` ({owner}); decide through it: the dashboard's Approvals page, or POST /api/runs/{}/approve",

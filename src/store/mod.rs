@@ -112,7 +112,9 @@ impl Store {
             }
         };
         migrate::finish_interrupted(dir)?;
-        let mut db = sled::Config::new().path(dir.join("db")).flush_every_ms(Some(200)).open()?;
+        // sled lets go of its own file lock a moment after a process that just released the
+        // data dir's lock has dropped its store: wait for that moment rather than fail.
+        let mut db = open_sled(&dir.join("db"))?;
         let version = |db: &sled::Db| -> Result<Option<u32>, StoreError> {
             Ok(db.open_tree("meta")?.get("schema_version")?.map(|v| u32::from_be_bytes(v.as_ref().try_into().unwrap_or([0, 0, 0, 0]))))
         };
@@ -123,7 +125,7 @@ impl Store {
         if found.is_some_and(|f| f < 2) {
             drop(db);
             migrate::to_2(dir)?;
-            db = sled::Config::new().path(dir.join("db")).flush_every_ms(Some(200)).open()?;
+            db = open_sled(&dir.join("db"))?;
             found = version(&db)?;
         }
         let meta = db.open_tree("meta")?;
@@ -161,7 +163,7 @@ impl Store {
         if let Some(h) = self.history.get() {
             return Ok(h);
         }
-        let db = sled::Config::new().path(self.dir.join("history")).flush_every_ms(Some(200)).open()?;
+        let db = open_sled(&self.dir.join("history"))?;
         let history = History { events: db.open_tree("events")?, logs: db.open_tree("logs")?, db };
         let _ = self.history.set(history);
         Ok(self.history.get().expect("just set"))
@@ -191,6 +193,15 @@ impl Store {
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Who holds the data dir now (pid and command), if another process does. Takes and
+    /// releases only the lock file: the store itself is not opened.
+    pub fn holder(dir: &Path) -> Option<String> {
+        match lock::DirLock::acquire(dir) {
+            Err(StoreError::InUse { owner, .. }) => Some(owner),
+            _ => None,
+        }
     }
 
     fn interrupt_orphaned_runs(&self) -> Result<(), StoreError> {
@@ -653,6 +664,21 @@ fn deployment_key(d: &Deployment) -> Vec<u8> {
     key.extend_from_slice(d.run_id.as_bytes());
     key.extend_from_slice(d.environment.as_bytes());
     key
+}
+
+/// Opens one of the store's sled databases. sled lets go of its own file lock a moment
+/// after a process that just released the data dir's lock dropped its store: that moment
+/// is waited for (up to 2 s) rather than failed on.
+fn open_sled(path: &Path) -> Result<sled::Db, StoreError> {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    loop {
+        match sled::Config::new().path(path).flush_every_ms(Some(200)).open() {
+            Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") && std::time::Instant::now() < until => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return Ok(other?),
+        }
+    }
 }
 
 fn seen_key(project: &str, sha: &str) -> Vec<u8> {
