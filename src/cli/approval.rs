@@ -142,7 +142,7 @@ fn report(r: &RunRecord) {
 /// mechanism adopts a version that already went live rather than starting it again, so a
 /// promotion is neither lost nor repeated.
 pub async fn resume_promotions(store: &Store, docker_host: Option<&str>) -> Result<(), CliError> {
-    let claimed = approvals::claimed_but_unfinished(store)?;
+    let claimed = store.promotions_to_resume()?;
     if claimed.is_empty() {
         return Ok(());
     }

@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 
 use crate::config::User;
 use crate::docker::Backend;
-use crate::events::{Event, RunState};
+use crate::events::Event;
 use crate::gate::approval::{self, Approval, DecisionKind, Refusal};
 use crate::recorder::Viewer;
 use crate::stages::Emitter;
@@ -57,11 +57,6 @@ pub async fn promote<B: Backend + 'static>(
         tracing::error!(run = %run_id, error = %e, "the promotion task crashed");
     }
     recorded
-}
-
-/// Promotions claimed by a process that died after its claim, to be finished by this one.
-pub fn claimed_but_unfinished(store: &Store) -> Result<Vec<RunRecord>, StoreError> {
-    Ok(store.promotions_to_resume()?.into_iter().filter(|r| r.state == RunState::Promoting).collect())
 }
 
 /// A run's approval as listings show it (`gantry approvals --json`, the API).
