@@ -147,6 +147,21 @@ fn only_a_release_manager_who_is_not_the_author_promotes_and_every_decision_is_k
 }
 
 #[test]
+fn an_approval_while_docker_is_unreachable_records_nothing() {
+    let g = Gated::new("{count: 1}");
+    let run = g.parked_run();
+    // The approval would have to promote: without an engine it is refused before anything is recorded.
+    let out = g.approve(&run, "rita", &["--docker-host", "unix:///nonexistent/docker.sock"]);
+    refused(&out, "/nonexistent/docker.sock");
+    let shown = g.w.show(&run);
+    assert_eq!(shown["state"], "awaiting_approval", "{shown}");
+    assert_eq!(shown["approval"]["decisions"].as_array().unwrap().len(), 0);
+    // Once the engine answers, the same approval goes through.
+    assert!(g.approve(&run, "rita", &[]).status.success());
+    assert_eq!(g.serving().as_deref(), Some("version 1"));
+}
+
+#[test]
 fn an_expired_request_is_recorded_and_cannot_be_approved() {
     let g = Gated::new("{expires: 2s}");
     let run = g.parked_run();
