@@ -231,6 +231,8 @@ impl GantrySide {
             max_parallel: 4,
             var_overrides: Default::default(),
             shutdown: CancellationToken::new(),
+            policy: gantry::policy::RunPolicy::open(),
+            repo: None,
         };
         let scheduler =
             tokio::spawn(scheduler::run(self.engine.clone(), request, Emitter::new(tx), CancellationToken::new()));

@@ -97,13 +97,16 @@ pub enum AttemptOutcome {
     Cancelled,
     /// The gate passed; the promotion waits for approval.
     AwaitingApproval { environment: String },
+    /// The operator's rules forbid the change the stage would make; nothing was changed.
+    /// Never retried: a retry would be refused the same way.
+    Refused { message: String },
 }
 
 impl AttemptOutcome {
     pub fn stage_state(&self) -> StageState {
         match self {
             AttemptOutcome::Succeeded => StageState::Succeeded,
-            AttemptOutcome::Failed { .. } | AttemptOutcome::Error { .. } => StageState::Failed,
+            AttemptOutcome::Failed { .. } | AttemptOutcome::Error { .. } | AttemptOutcome::Refused { .. } => StageState::Failed,
             AttemptOutcome::TimedOut { .. } => StageState::TimedOut,
             AttemptOutcome::Cancelled => StageState::Cancelled,
             AttemptOutcome::AwaitingApproval { .. } => StageState::AwaitingApproval,
@@ -123,7 +126,7 @@ impl AttemptOutcome {
         match self {
             AttemptOutcome::Succeeded => "succeeded".into(),
             AttemptOutcome::Failed { exit_code } => format!("exited with code {exit_code}"),
-            AttemptOutcome::Error { message } => message.clone(),
+            AttemptOutcome::Error { message } | AttemptOutcome::Refused { message } => message.clone(),
             AttemptOutcome::TimedOut { after_secs } => {
                 format!("timed out after {}", humantime::format_duration(std::time::Duration::from_secs(*after_secs)))
             }

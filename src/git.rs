@@ -84,6 +84,69 @@ pub fn branch_heads(path: &Path) -> Result<Vec<(String, String)>, GitError> {
     Ok(out)
 }
 
+/// The local branches of the repository at `path` whose names match one of `globs` and
+/// that contain commit `sha` (it is their head or one of its ancestors). Read from the
+/// repository itself, never from what a trigger claims.
+pub fn branches_containing(path: &Path, sha: &str, globs: &[String]) -> Result<Vec<String>, GitError> {
+    if globs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let repo = Repository::discover(path).map_err(|source| GitError::NotARepo { path: path.to_path_buf(), source })?;
+    let read = |e: git2::Error| GitError::Read { sha: sha.to_string(), message: e.message().to_string() };
+    let commit = git2::Oid::from_str(sha).map_err(read)?;
+    let matchers: Vec<globset::GlobMatcher> = globs.iter().filter_map(|g| globset::Glob::new(g).ok()).map(|g| g.compile_matcher()).collect();
+    let mut out = Vec::new();
+    for branch in repo.branches(Some(git2::BranchType::Local)).map_err(read)? {
+        let (branch, _) = branch.map_err(read)?;
+        let (Ok(Some(name)), Some(head)) = (branch.name(), branch.get().target()) else { continue };
+        if !matchers.iter().any(|m| m.is_match(name)) {
+            continue;
+        }
+        if head == commit || repo.graph_descendant_of(head, commit).map_err(read)? {
+            out.push(name.to_string());
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// The commits a change brings: those reachable from `candidate` and not from `since`
+/// (what the target runs now), each author once with their newest commit in it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ChangeAuthors {
+    pub commits: u32,
+    /// (address, name, sha), newest first.
+    pub authors: Vec<(String, String, String)>,
+    /// Whether `since` was found in the repository (if not, the whole history counts).
+    pub since_found: bool,
+}
+
+pub fn change_authors(path: &Path, candidate: &str, since: Option<&str>) -> Result<ChangeAuthors, GitError> {
+    let repo = Repository::discover(path).map_err(|source| GitError::NotARepo { path: path.to_path_buf(), source })?;
+    let read = |e: git2::Error| GitError::Read { sha: candidate.to_string(), message: e.message().to_string() };
+    let mut walk = repo.revwalk().map_err(read)?;
+    walk.push(git2::Oid::from_str(candidate).map_err(read)?).map_err(read)?;
+    let mut since_found = false;
+    if let Some(since) = since.and_then(|s| git2::Oid::from_str(s).ok()) {
+        if repo.find_commit(since).is_ok() {
+            walk.hide(since).map_err(read)?;
+            since_found = true;
+        }
+    }
+    let mut out = ChangeAuthors { since_found, ..Default::default() };
+    for oid in walk {
+        let oid = oid.map_err(read)?;
+        let commit = repo.find_commit(oid).map_err(read)?;
+        out.commits += 1;
+        let author = commit.author();
+        let email = author.email().unwrap_or("").trim().to_ascii_lowercase();
+        if !out.authors.iter().any(|(e, _, _)| *e == email) {
+            out.authors.push((email, author.name().unwrap_or("").to_string(), oid.to_string()));
+        }
+    }
+    Ok(out)
+}
+
 /// Keeps a bare mirror of the repository at `url` in `dir` (created on first use), its
 /// branches fetched to local branches of the mirror. Returns the mirror's path.
 pub fn mirror(url: &str, dir: &Path) -> Result<PathBuf, GitError> {

@@ -18,6 +18,7 @@ pub mod report;
 pub mod smoke;
 pub mod load;
 pub mod gate;
+pub mod policy;
 pub mod config;
 pub mod coordinator;
 pub mod server;

@@ -22,9 +22,12 @@ use crate::store::{RunRecord, Store};
 pub struct DecideArgs {
     /// Run id, a unique prefix of it, or `latest`.
     pub run: String,
-    /// Who decides: a user of the operator config (--config).
+    /// Who decides: a user of the operator config (--config). Once the config gives users
+    /// tokens, the token decides and this must match it.
     #[arg(long = "as", value_name = "USER")]
-    pub user: String,
+    pub user: Option<String>,
+    #[command(flatten)]
+    pub proof: super::identity::ProofArgs,
     /// How long to wait for another gantry process using the data dir.
     #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
     pub wait: Duration,
@@ -86,7 +89,8 @@ pub async fn decide(
     docker_host: Option<&str>,
 ) -> Outcome {
     let config = Config::load(config)?;
-    let user = config.user(&args.user)?.clone();
+    // Proof before anything else: a refusal here records nothing and touches nothing.
+    let user = super::identity::identify(&config, args.user.as_deref(), &args.proof)?.user;
     // An approval may have to promote: know that Docker answers before deciding anything.
     let engine = match kind {
         DecisionKind::Approve => Some(Arc::new(DockerEngine::connect(docker_host).await?)),
@@ -104,7 +108,7 @@ pub async fn decide(
     let store = super::open_store_waiting(data_dir, docker_host, args.wait).await?;
     let run = store.find_run(&args.run)?;
     let now = Utc::now();
-    let record = approvals::record_decision(&store, &run.id, &user, kind, comment, now).map_err(|e| CliError::Other(e.to_string()))?;
+    let record = approvals::record_decision(&store, &config.protections, &run.id, &user, kind, comment, now).map_err(|e| CliError::Other(e.to_string()))?;
     let Some(a) = &record.approval else { return Ok(ExitCode::FAILURE) };
     let target = format!("{} to {}", a.request.image, a.request.environment);
     match kind {

@@ -3,6 +3,7 @@
 
 mod approval;
 mod env;
+mod identity;
 mod serve;
 mod history;
 mod render;
@@ -175,7 +176,7 @@ async fn dispatch(cli: Cli) -> Outcome {
     let config = cli.config.clone().unwrap_or_else(crate::config::Config::default_path);
     match cli.command {
         Command::Validate { file, json } => history::validate(&file, json),
-        Command::Run(args) => run::run(args, &data_dir, docker_host).await,
+        Command::Run(args) => run::run(args, cli.config.as_deref(), &data_dir, docker_host).await,
         Command::Runs { json, limit } => {
             let store = open_store(&data_dir, docker_host).await?;
             let outcome = history::runs(&store, limit, json);

@@ -39,9 +39,12 @@ pub struct RunArgs {
     /// Plain line output even on a terminal.
     #[arg(long)]
     pub plain: bool,
-    /// Who starts the run (default: the login name); with `forbid_author` they cannot approve its promotion.
+    /// Who starts the run (default: the user of GANTRY_TOKEN, else the login name); with
+    /// `forbid_author` they cannot approve its promotion. Needs proof once the config has tokens.
     #[arg(long = "as", value_name = "USER")]
     pub user: Option<String>,
+    #[command(flatten)]
+    pub proof: super::identity::ProofArgs,
     /// Value for a variable the pipeline declares under `vars:` (repeatable): NAME=VALUE.
     #[arg(long = "var", value_name = "NAME=VALUE")]
     pub vars: Vec<String>,
@@ -66,8 +69,9 @@ fn var_overrides(plan: &crate::pipeline::Plan, given: &[String]) -> Result<std::
     Ok(out)
 }
 
-pub async fn run(args: RunArgs, data_dir: &Path, docker_host: Option<&str>) -> Outcome {
+pub async fn run(args: RunArgs, config: Option<&Path>, data_dir: &Path, docker_host: Option<&str>) -> Outcome {
     // Everything that can be wrong with the input is found before the run exists.
+    let config = crate::config::Config::load_for_cli(config)?;
     let plan = crate::pipeline::load(&args.file)?;
     let var_overrides = var_overrides(&plan, &args.vars)?;
     let checkout = crate::git::resolve(&args.repo, args.commit.as_deref())?;
@@ -75,6 +79,13 @@ pub async fn run(args: RunArgs, data_dir: &Path, docker_host: Option<&str>) -> O
     if args.branch.is_some() {
         commit.branch = args.branch.clone();
     }
+    let triggered_by = starter(&config, &args)?;
+    // Which protected branches hold the commit is read from the repository, never taken
+    // from --branch.
+    let protections = std::sync::Arc::new(config.protections.clone());
+    let globs = crate::policy::RunPolicy::branch_globs(&protections);
+    let branches = crate::git::branches_containing(&args.repo, &commit.sha, &globs)?;
+    let policy = crate::policy::RunPolicy { protections, project: plan.name.clone(), commit: commit.sha.clone(), branches };
     let uses = plan.stages.iter().flat_map(|s| s.secrets.iter().map(move |n| (n.as_str(), s.name.as_str())));
     let secrets = crate::secrets::resolve(uses, args.secrets_dir.as_deref())?;
     let engine = Arc::new(DockerEngine::connect(docker_host).await?);
@@ -84,7 +95,7 @@ pub async fn run(args: RunArgs, data_dir: &Path, docker_host: Option<&str>) -> O
     let run_id = crate::store::new_run_id();
     let repo = args.repo.canonicalize().unwrap_or(args.repo.clone()).display().to_string();
     let mut record = RunRecord::new(run_id.clone(), &plan, repo, commit.clone());
-    record.triggered_by = args.user.clone().or_else(|| std::env::var("USER").ok()).or_else(|| std::env::var("LOGNAME").ok());
+    record.triggered_by = triggered_by;
     store.create_run(&record)?;
     let mut renderer = Renderer::new(&record, args.plain);
     renderer.started(&record, engine.endpoint(), &engine.api_version());
@@ -101,6 +112,8 @@ pub async fn run(args: RunArgs, data_dir: &Path, docker_host: Option<&str>) -> O
         max_parallel: args.parallel,
         var_overrides,
         shutdown: CancellationToken::new(),
+        policy,
+        repo: Some(args.repo.canonicalize().unwrap_or(args.repo.clone())),
     };
     let scheduler = tokio::spawn(scheduler::run(engine, request, Emitter::new(tx), cancel));
     let recorded = crate::recorder::record(&store, &run_id, rx, &mut renderer).await;
@@ -114,6 +127,20 @@ pub async fn run(args: RunArgs, data_dir: &Path, docker_host: Option<&str>) -> O
         RunState::AwaitingApproval => ExitCode::from(3),
         _ => ExitCode::FAILURE,
     })
+}
+
+/// Who starts the run. A token given (or `--as` where the config asks for proof) is
+/// proved as for a decision; with no tokens in the config `--as` is a label, as a name is
+/// all there is; without either, the login name, as a note of who it was.
+fn starter(config: &crate::config::Config, args: &RunArgs) -> Result<Option<String>, CliError> {
+    let token = super::identity::presented_token(args.proof.token_file.as_deref(), false)?;
+    let proves = token.is_some() || config.needs_proof() || config.cli.trust_os_user;
+    match &args.user {
+        Some(_) if proves => Ok(Some(super::identity::identify(config, args.user.as_deref(), &args.proof)?.user.name)),
+        Some(name) => Ok(Some(name.clone())),
+        None if token.is_some() => Ok(Some(super::identity::identify(config, None, &args.proof)?.user.name)),
+        None => Ok(crate::config::identity::os_login().or_else(|| std::env::var("USER").ok())),
+    }
 }
 
 /// Ctrl-C or SIGTERM cancels the run; cleanup then runs to its end regardless.

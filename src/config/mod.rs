@@ -7,8 +7,12 @@
 //! server: {listen: "127.0.0.1:8787", concurrency: {global: 4, per_project: 2}}
 //! projects:
 //!   storefront: {repo: /srv/git/storefront.git, pipeline: pipelines/storefront.yml}
+//! environments:
+//!   production: {projects: [storefront], promote_only: true, approval: {count: 2}}
 //! ```
 
+pub mod identity;
+pub mod protection;
 pub mod role;
 pub mod service;
 pub mod users;
@@ -18,6 +22,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+pub use identity::{Identity, IdentityError};
+pub use protection::{Located, Place, Protection};
 pub use role::Role;
 pub use service::{Concurrency, Project, ServerSettings, Webhook};
 pub use users::{token_hash, User};
@@ -44,6 +50,19 @@ pub struct Config {
     pub users: BTreeMap<String, User>,
     pub server: ServerSettings,
     pub projects: BTreeMap<String, Project>,
+    /// Protected environments, by name; an environment not listed is open.
+    pub protections: BTreeMap<String, Protection>,
+    pub cli: CliSettings,
+}
+
+/// `cli:`: how the command line knows who is typing.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CliSettings {
+    /// Take the OS login name as proof of being the user of that name (one-person
+    /// machines), instead of asking for a token.
+    #[serde(default)]
+    pub trust_os_user: bool,
 }
 
 #[derive(Deserialize)]
@@ -55,7 +74,14 @@ struct File {
     server: ServerSettings,
     #[serde(default)]
     projects: BTreeMap<String, Project>,
+    #[serde(default)]
+    environments: BTreeMap<String, protection::ProtectionText>,
+    #[serde(default)]
+    cli: CliSettings,
 }
+
+/// The SHA-256 of the empty string: a token anyone can present.
+const EMPTY_HASH: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
 impl Config {
     /// The file `--config` / `GANTRY_CONFIG` names, else `gantry/config.yml` under the
@@ -86,6 +112,7 @@ impl Config {
         let rule = |message: String| ConfigError::Rule { path: path.to_path_buf(), message };
         let mut owners: BTreeMap<String, &str> = BTreeMap::new();
         let mut tokens: BTreeMap<String, &str> = BTreeMap::new();
+        let mut logins: BTreeMap<(String, String), &str> = BTreeMap::new();
         for (name, user) in &file.users {
             if name.trim().is_empty() || name.chars().any(char::is_whitespace) {
                 return Err(rule(format!("users.'{name}': a user name must be one word")));
@@ -101,8 +128,20 @@ impl Config {
                 if hash.len() != 64 || !hash.chars().all(|c| c.is_ascii_hexdigit()) {
                     return Err(rule(format!("users.{name}.token_sha256: must be 64 hex digits (the SHA-256 of the token, e.g. `printf %s TOKEN | sha256sum`)")));
                 }
+                if hash.eq_ignore_ascii_case(EMPTY_HASH) {
+                    return Err(rule(format!("users.{name}.token_sha256: that is the SHA-256 of the empty string, a token anyone can present; give {name} a real token")));
+                }
                 if let Some(other) = tokens.insert(hash.to_ascii_lowercase(), name) {
                     return Err(rule(format!("users.{name}.token_sha256: the same token as {other}'s; every user needs their own")));
+                }
+            }
+            for (forge, login) in &user.forges {
+                if !users::FORGES.contains(&forge.as_str()) {
+                    return Err(rule(format!("users.{name}.forges.{forge}: unknown forge (known: {})", users::FORGES.join(", "))));
+                }
+                // As with addresses: one login, one person.
+                if let Some(other) = logins.insert((forge.clone(), login.trim().to_ascii_lowercase()), name) {
+                    return Err(rule(format!("users.{name}.forges.{forge}: {login} also belongs to {other}; a login may belong to one user only")));
                 }
             }
         }
@@ -110,6 +149,9 @@ impl Config {
             project.check(name).map_err(rule)?;
         }
         file.server.check().map_err(rule)?;
+        // The rules' lines come from a second, located reading of the same text.
+        let located = crate::pipeline::yaml::parse(text).ok().flatten();
+        let protections = protection::locate(path, located.as_ref(), file.environments).map_err(rule)?;
         let users = file
             .users
             .into_iter()
@@ -118,7 +160,37 @@ impl Config {
                 (name, user)
             })
             .collect();
-        Ok(Config { path: path.to_path_buf(), users, server: file.server, projects: file.projects })
+        Ok(Config { path: path.to_path_buf(), users, server: file.server, projects: file.projects, protections, cli: file.cli })
+    }
+
+    /// The operator's config as the command line finds it: the file named by `--config` or
+    /// `GANTRY_CONFIG` must exist; the default one may be missing, and then there are no
+    /// users and every environment is open, as on a machine nobody configured.
+    pub fn load_for_cli(named: Option<&Path>) -> Result<Config, ConfigError> {
+        match named {
+            Some(path) => Self::load(path),
+            None => match Self::load(&Self::default_path()) {
+                Err(ConfigError::Missing { path }) => Ok(Config::empty(path)),
+                other => other,
+            },
+        }
+    }
+
+    /// No users, no projects, no protections.
+    pub fn empty(path: PathBuf) -> Config {
+        Config {
+            path,
+            users: BTreeMap::new(),
+            server: ServerSettings::default(),
+            projects: BTreeMap::new(),
+            protections: BTreeMap::new(),
+            cli: CliSettings::default(),
+        }
+    }
+
+    /// Whether any user has a token: then a name alone proves nothing.
+    pub fn has_tokens(&self) -> bool {
+        self.users.values().any(|u| u.token_sha256.is_some())
     }
 
     pub fn user(&self, name: &str) -> Result<&User, ConfigError> {

@@ -1,6 +1,8 @@
 //! The people who use Gantry: their roles, the addresses their commits carry (so an
 //! author is recognised), and API tokens (stored hashed, never the token).
 
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
 
 use super::Role;
@@ -21,7 +23,13 @@ pub struct User {
     /// SHA-256 (hex) of the user's API token; the token itself is never stored.
     #[serde(default)]
     pub token_sha256: Option<String>,
+    /// The user's logins at forges (`github: rita-gh`): a push by that login is their change.
+    #[serde(default)]
+    pub forges: BTreeMap<String, String>,
 }
+
+/// The forges whose push webhooks name a pusher.
+pub const FORGES: [&str; 3] = ["github", "gitlab", "gitea"];
 
 /// The SHA-256 of a token, as `token_sha256` holds it.
 pub fn token_hash(token: &str) -> String {
@@ -33,6 +41,11 @@ impl User {
     /// Whether the commit author with this address is this user.
     pub fn is_author(&self, email: &str) -> bool {
         self.emails.iter().any(|e| e.eq_ignore_ascii_case(email.trim()))
+    }
+
+    /// Whether `login` at `forge` is this user.
+    pub fn is_pusher(&self, forge: &str, login: &str) -> bool {
+        self.forges.get(forge).is_some_and(|mine| mine.eq_ignore_ascii_case(login.trim()))
     }
 
     /// Whether `hash` (of a presented token) is this user's, compared in constant time.
@@ -87,6 +100,26 @@ mod tests {
     fn a_token_must_be_stored_as_its_hash() {
         let err = parse("users:\n  a: {role: admin, token_sha256: hunter2}\n").unwrap_err().to_string();
         assert!(err.contains("users.a.token_sha256: must be 64 hex digits"), "{err}");
+    }
+
+    #[test]
+    fn the_hash_of_the_empty_token_is_refused() {
+        let err = parse(&format!("users:\n  a: {{role: admin, token_sha256: {}}}\n", token_hash(""))).unwrap_err().to_string();
+        assert!(err.contains("users.a.token_sha256: that is the SHA-256 of the empty string"), "{err}");
+        // token_hash trims, so a token of spaces is the empty token too.
+        assert_eq!(token_hash("   "), token_hash(""));
+    }
+
+    #[test]
+    fn forge_logins_are_read_and_belong_to_one_user() {
+        let c = parse("users:\n  rita: {role: release-manager, forges: {github: Rita-GH, gitlab: rita}}\n").unwrap();
+        let rita = c.user("rita").unwrap();
+        assert!(rita.is_pusher("github", "rita-gh") && rita.is_pusher("gitlab", "rita"));
+        assert!(!rita.is_pusher("gitea", "rita") && !rita.is_pusher("github", "rita"));
+        let err = parse("users:\n  a: {role: admin, forges: {github: x}}\n  b: {role: viewer, forges: {github: X}}\n").unwrap_err().to_string();
+        assert!(err.contains("users.b.forges.github: X also belongs to a"), "{err}");
+        let err = parse("users:\n  a: {role: admin, forges: {bitbucket: x}}\n").unwrap_err().to_string();
+        assert!(err.contains("users.a.forges.bitbucket: unknown forge"), "{err}");
     }
 
     #[test]

@@ -2,12 +2,13 @@
 //! line and the service: the rule check, the decision and the claim are one store
 //! transaction; the claimed promotion is then performed and recorded here.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 
-use crate::config::User;
+use crate::config::{Protection, User};
 use crate::docker::Backend;
 use crate::events::Event;
 use crate::gate::approval::{self, Approval, DecisionKind, Refusal};
@@ -23,11 +24,13 @@ pub enum DecideError {
     Store(#[from] StoreError),
 }
 
-/// Records `user`'s decision on `run_id`, if the rules allow it. The returned record says
-/// whether this decision claimed the promotion (`state == Promoting`): the caller must
-/// then `promote` it.
+/// Records `user`'s decision on `run_id`, if the rules allow it: the operator's rules for
+/// the target environment as they stand now (`protections`) and the approval rules. The
+/// returned record says whether this decision claimed the promotion (`state ==
+/// Promoting`): the caller must then `promote` it.
 pub fn record_decision(
     store: &Store,
+    protections: &BTreeMap<String, Protection>,
     run_id: &str,
     user: &User,
     kind: DecisionKind,
@@ -35,7 +38,14 @@ pub fn record_decision(
     now: DateTime<Utc>,
 ) -> Result<RunRecord, DecideError> {
     let decided = store.append_checked(run_id, |r| {
-        approval::decide(r, user, kind, comment.clone(), now).map(|d| d.events.into_iter().map(|k| Event { at: now, kind: k }).collect())
+        let protection = r.approval.as_ref().and_then(|a| protections.get(&a.request.environment));
+        if let (Some(p), Some(a), DecisionKind::Approve) = (protection, &r.approval, kind) {
+            let project = r.project.as_deref().unwrap_or(&r.pipeline);
+            let actor = crate::policy::Actor { project, stage: &a.request.stage, commit: &r.commit.sha, branches: &a.request.branches };
+            crate::policy::check(p, crate::policy::Change::Promote, &actor).map_err(|e| Refusal::Protected(e.to_string()))?;
+        }
+        let floor = protection.and_then(|p| p.approval.as_ref()).map(|a| &a.value);
+        approval::decide(r, user, kind, comment.clone(), now, floor).map(|d| d.events.into_iter().map(|k| Event { at: now, kind: k }).collect())
     })?;
     let record = decided?;
     store.flush()?;
@@ -81,5 +91,7 @@ pub fn summary(r: &RunRecord) -> serde_json::Value {
         "expires_at": a.and_then(|a| a.request.expires_at),
         "decisions": a.map(|a| &a.decisions),
         "claimed_by": a.and_then(|a| a.claimed_by.as_ref()),
+        "change": a.map(|a| &a.request.change),
+        "pushed_by": r.pushed_by,
     })
 }

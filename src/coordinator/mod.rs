@@ -44,6 +44,8 @@ pub struct TriggerRequest {
     pub source: Source,
     /// Who asked (a user of the config, or the pusher named by a webhook).
     pub by: Option<String>,
+    /// The forge login that pushed the commit (webhooks).
+    pub pusher: Option<crate::store::Pusher>,
     /// Queue it even if this commit already ran for the project.
     pub force: bool,
 }
@@ -207,6 +209,7 @@ impl Coordinator {
         }
         record.project = Some(name.to_string());
         record.triggered_by = req.by.clone();
+        record.pushed_by = req.pusher.clone();
         let seen = (!req.force).then_some((name, sha.as_str()));
         if let Err(existing) = self.store.enqueue(&record, plan, seen)? {
             return Ok(Triggered::Duplicate { run: existing, commit: sha });

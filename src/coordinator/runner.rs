@@ -82,17 +82,23 @@ async fn execute(c: &Arc<Coordinator>, run: &RunRecord, plan: Plan) -> Result<()
     let uses: Vec<(String, String)> =
         plan.stages.iter().flat_map(|s| s.secrets.iter().map(move |n| (n.clone(), s.name.clone()))).collect();
     let secrets_dir = c.config.server.secrets_dir.clone();
+    let protections = std::sync::Arc::new(c.config.protections.clone());
+    let globs = crate::policy::RunPolicy::branch_globs(&protections);
+    let project_key = project_name.clone();
     let prepared = tokio::task::spawn_blocking(move || {
         let path = super::repo::local_path(&data_dir, &project_name, &project, false).map_err(|e| e.to_string())?;
         let checkout = crate::git::resolve(&path, Some(&sha)).map_err(|e| e.to_string())?;
         let tar = checkout.tar().map_err(|e| e.to_string())?;
         let secrets = crate::secrets::resolve(uses.iter().map(|(n, s)| (n.as_str(), s.as_str())), secrets_dir.as_deref())
             .map_err(|e| e.to_string())?;
-        Ok::<_, String>((tar, secrets))
+        // Checked in the repository: the branch a trigger names is not proof.
+        let branches = crate::git::branches_containing(&path, &sha, &globs).map_err(|e| e.to_string())?;
+        Ok::<_, String>((tar, secrets, branches, path))
     })
     .await
     .map_err(|e| e.to_string())?;
-    let (tar, secrets) = prepared?;
+    let (tar, secrets, branches, path) = prepared?;
+    let policy = crate::policy::RunPolicy { protections, project: project_key, commit: run.commit.sha.clone(), branches };
     let (tx, rx) = mpsc::unbounded_channel();
     let request = RunRequest {
         run_id: run.id.clone(),
@@ -103,6 +109,8 @@ async fn execute(c: &Arc<Coordinator>, run: &RunRecord, plan: Plan) -> Result<()
         max_parallel: c.config.server.concurrency.stages,
         var_overrides: Default::default(),
         shutdown: c.shutdown.clone(),
+        policy,
+        repo: Some(path),
     };
     let scheduler = tokio::spawn(scheduler::run(c.engine.clone(), request, Emitter::new(tx), c.shutdown.child_token()));
     let recorded = crate::recorder::record(&c.store, &run.id, rx, &mut crate::recorder::Quiet).await;
@@ -122,7 +130,7 @@ pub(super) async fn poll(c: Arc<Coordinator>, name: String, every: Duration) {
                     if matches!(c.store.seen(&name, &sha), Ok(Some(_))) {
                         continue;
                     }
-                    let req = TriggerRequest { rev: Some(sha.clone()), branch: Some(branch.clone()), source: Source::Poll, by: None, force: false };
+                    let req = TriggerRequest { rev: Some(sha.clone()), branch: Some(branch.clone()), source: Source::Poll, by: None, pusher: None, force: false };
                     match c.trigger(&name, req).await {
                         Ok(t) => tracing::info!(project = %name, %branch, ?t, "poll found a new commit"),
                         Err(e) => tracing::warn!(project = %name, %branch, error = %e, "poll could not queue a commit"),

@@ -36,6 +36,37 @@ pub struct ApprovalRequest {
     pub timeout_secs: u64,
     pub requested_at: DateTime<Utc>,
     pub expires_at: Option<DateTime<Utc>>,
+    /// The commits the promotion brings into the environment, by author.
+    #[serde(default)]
+    pub change: ChangeSet,
+    /// The repository's branches that held the commit when the request was made, among
+    /// those the operator's rules name: the decision checks them again.
+    #[serde(default)]
+    pub branches: Vec<String>,
+}
+
+/// What a promotion changes: the candidate's commits that the target environment does not
+/// run yet. With `forbid_author`, none of their authors may approve, so a change cannot
+/// hide behind a later commit of someone else.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ChangeSet {
+    /// The commit live in the target when the request was made (None: nothing was live,
+    /// or the repository does not know it, and the change is the candidate's history).
+    pub since: Option<String>,
+    /// How many commits the change holds.
+    pub commits: u32,
+    /// Each author once, with one of their commits in the change.
+    pub authors: Vec<ChangeAuthor>,
+    /// Why only the head commit's author is known, when the repository could not be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChangeAuthor {
+    pub email: String,
+    pub name: String,
+    pub commit: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -115,7 +146,13 @@ impl Approval {
 
     /// Approvals still needed.
     pub fn remaining(&self) -> u32 {
-        self.request.rule.count.saturating_sub(self.approvers().len() as u32)
+        self.remaining_under(&self.request.rule)
+    }
+
+    /// Approvals still needed under `rule` (the request's, or a stricter one the operator
+    /// set since).
+    pub fn remaining_under(&self, rule: &ApprovalRule) -> u32 {
+        rule.count.saturating_sub(self.approvers().len() as u32)
     }
 
     pub fn is_expired(&self, now: DateTime<Utc>) -> bool {
@@ -152,6 +189,10 @@ pub enum Refusal {
     Withdrawn { run: String, state: String },
     #[error("a rejection needs a reason (--reason)")]
     NoReason,
+    /// The operator's rules for the environment forbid this promotion (checked again at
+    /// the decision: they may have changed since the request).
+    #[error("{0}")]
+    Protected(String),
 }
 
 /// What a decision does, once allowed: the events to record (in one transaction with the
@@ -163,8 +204,16 @@ pub struct Decided {
 }
 
 /// The rules. `run` is the run as stored at the moment of the decision (inside the
-/// transaction that records it).
-pub fn decide(run: &RunRecord, user: &User, kind: DecisionKind, comment: Option<String>, now: DateTime<Utc>) -> Result<Decided, Refusal> {
+/// transaction that records it); `floor` is the operator's approval rule for the target
+/// environment now, which applies where it is stricter than the request's.
+pub fn decide(
+    run: &RunRecord,
+    user: &User,
+    kind: DecisionKind,
+    comment: Option<String>,
+    now: DateTime<Utc>,
+    floor: Option<&ApprovalRule>,
+) -> Result<Decided, Refusal> {
     let id = run.id.clone();
     let Some(approval) = &run.approval else {
         return Err(Refusal::NoRequest { run: id });
@@ -201,7 +250,7 @@ pub fn decide(run: &RunRecord, user: &User, kind: DecisionKind, comment: Option<
     if let Some(at) = approval.request.expires_at.filter(|at| now >= *at) {
         return Err(Refusal::Expired { run: id, at });
     }
-    let rule = &approval.request.rule;
+    let rule = &crate::policy::effective_approval(Some(&approval.request.rule), floor).unwrap_or_else(|| approval.request.rule.clone());
     if !user.role.covers(rule.role) {
         return Err(Refusal::MissingRole { user: user.name.clone(), role: user.role, needed: rule.role, environment });
     }
@@ -212,19 +261,12 @@ pub fn decide(run: &RunRecord, user: &User, kind: DecisionKind, comment: Option<
     // Anyone with the role may stop a change, its author included; approving is what
     // `forbid_author` guards.
     if kind == DecisionKind::Approve && rule.forbid_author {
-        let why = if user.is_author(&run.commit.author_email) {
-            Some(format!("authored commit {} ({})", run.commit.short, run.commit.author_email))
-        } else if run.triggered_by.as_deref() == Some(user.name.as_str()) {
-            Some("triggered the run".to_string())
-        } else {
-            None
-        };
-        if let Some(why) = why {
+        if let Some(why) = own_part(run, &approval.request.change, user) {
             return Err(Refusal::OwnChange { user: user.name.clone(), run: id, why, environment });
         }
     }
     if kind == DecisionKind::Approve && approval.approvers().contains(&user.name.as_str()) {
-        return Err(Refusal::AlreadyApproved { user: user.name.clone(), run: id, remaining: approval.remaining() });
+        return Err(Refusal::AlreadyApproved { user: user.name.clone(), run: id, remaining: approval.remaining_under(rule) });
     }
     let decision = Decision { user: user.name.clone(), role: user.role, kind, comment: comment.clone(), at: now };
     let mut events = vec![EventKind::ApprovalDecided { decision }];
@@ -238,13 +280,32 @@ pub fn decide(run: &RunRecord, user: &User, kind: DecisionKind, comment: Option<
                 comment.unwrap_or_default()
             )),
         }),
-        DecisionKind::Approve if approval.remaining() <= 1 => {
+        DecisionKind::Approve if approval.remaining_under(rule) <= 1 => {
             events.push(EventKind::PromotionClaimed { by: user.name.clone(), pid: std::process::id() });
             claims_promotion = true;
         }
         DecisionKind::Approve => {}
     }
     Ok(Decided { events, claims_promotion })
+}
+
+/// How `user` took part in the change, if they did: they authored a commit of it (the
+/// head or any commit the target does not run yet), pushed it, or started the run.
+fn own_part(run: &RunRecord, change: &ChangeSet, user: &User) -> Option<String> {
+    if user.is_author(&run.commit.author_email) {
+        return Some(format!("authored commit {} ({})", run.commit.short, run.commit.author_email));
+    }
+    if let Some(a) = change.authors.iter().find(|a| user.is_author(&a.email)) {
+        let short = &a.commit[..a.commit.len().min(8)];
+        return Some(format!("authored commit {short} ({}), part of the change", a.email));
+    }
+    if let Some(p) = run.pushed_by.as_ref().filter(|p| user.is_pusher(&p.forge, &p.login)) {
+        return Some(format!("pushed it ({} login {})", p.forge, p.login));
+    }
+    if run.triggered_by.as_deref() == Some(user.name.as_str()) {
+        return Some("triggered the run".to_string());
+    }
+    None
 }
 
 #[cfg(test)]
@@ -254,7 +315,7 @@ mod tests {
     use crate::store::CommitInfo;
 
     fn user(name: &str, role: Role, email: &str) -> User {
-        User { name: name.into(), role, emails: vec![email.into()], token_sha256: None }
+        User { name: name.into(), role, emails: vec![email.into()], token_sha256: None, forges: Default::default() }
     }
 
     fn rule(count: u32) -> ApprovalRule {
@@ -314,6 +375,16 @@ mod tests {
             timeout_secs: 60,
             requested_at: now,
             expires_at,
+            change: ChangeSet {
+                since: Some("b".repeat(40)),
+                commits: 2,
+                authors: vec![
+                    ChangeAuthor { email: "dev@x".into(), name: "Dev".into(), commit: "a".repeat(40) },
+                    ChangeAuthor { email: "hidden@x".into(), name: "Hidden".into(), commit: "c".repeat(40) },
+                ],
+                note: None,
+            },
+            branches: vec!["main".into()],
         };
         vec![
             EventKind::ApprovalRequested { request },
@@ -331,7 +402,7 @@ mod tests {
     fn a_release_manager_approves_and_claims_the_promotion() {
         let now = Utc::now();
         let mut run = parked(rule(1), now);
-        let d = decide(&run, &user("rita", Role::ReleaseManager, "rita@x"), DecisionKind::Approve, Some("ok".into()), now).unwrap();
+        let d = decide(&run, &user("rita", Role::ReleaseManager, "rita@x"), DecisionKind::Approve, Some("ok".into()), now, None).unwrap();
         assert!(d.claims_promotion);
         apply(&mut run, &d, now);
         assert_eq!(run.state, RunState::Promoting);
@@ -339,7 +410,7 @@ mod tests {
         assert_eq!((a.state, a.claimed_by.as_deref()), (ApprovalState::Promoting, Some("rita")));
         assert_eq!(a.decisions[0].comment.as_deref(), Some("ok"));
         // Anyone after that is told it is already under way.
-        let again = decide(&run, &user("ops", Role::Admin, "ops@x"), DecisionKind::Approve, None, now).unwrap_err();
+        let again = decide(&run, &user("ops", Role::Admin, "ops@x"), DecisionKind::Approve, None, now, None).unwrap_err();
         assert_eq!(again.to_string(), "run r1 is already approved (by rita); its promotion to production is under way");
     }
 
@@ -348,30 +419,64 @@ mod tests {
         let now = Utc::now();
         let run = parked(rule(1), now);
         let author = user("dev", Role::Admin, "DEV@x");
-        let err = decide(&run, &author, DecisionKind::Approve, None, now).unwrap_err();
+        let err = decide(&run, &author, DecisionKind::Approve, None, now, None).unwrap_err();
         assert_eq!(
             err.to_string(),
             "dev cannot approve run r1: they authored commit aaaaaaaa (dev@x), and production forbids approving your own change (forbid_author)"
         );
         let trigger = user("ci", Role::Admin, "ci@x");
-        assert!(matches!(decide(&run, &trigger, DecisionKind::Approve, None, now), Err(Refusal::OwnChange { .. })));
-        assert!(decide(&run, &author, DecisionKind::Reject, Some("not ready".into()), now).is_ok());
+        assert!(matches!(decide(&run, &trigger, DecisionKind::Approve, None, now, None), Err(Refusal::OwnChange { .. })));
+        assert!(decide(&run, &author, DecisionKind::Reject, Some("not ready".into()), now, None).is_ok());
     }
 
     #[test]
     fn without_forbid_author_the_author_may_approve() {
         let now = Utc::now();
         let run = parked(ApprovalRule { forbid_author: false, ..rule(1) }, now);
-        assert!(decide(&run, &user("dev", Role::ReleaseManager, "dev@x"), DecisionKind::Approve, None, now).is_ok());
+        assert!(decide(&run, &user("dev", Role::ReleaseManager, "dev@x"), DecisionKind::Approve, None, now, None).is_ok());
+    }
+
+    #[test]
+    fn an_author_hidden_behind_a_later_commit_and_the_pusher_cannot_approve() {
+        let now = Utc::now();
+        let mut run = parked(rule(1), now);
+        let hidden = user("hid", Role::ReleaseManager, "HIDDEN@x");
+        let err = decide(&run, &hidden, DecisionKind::Approve, None, now, None).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "hid cannot approve run r1: they authored commit cccccccc (hidden@x), part of the change, and production forbids approving your own change (forbid_author)"
+        );
+        run.pushed_by = Some(crate::store::Pusher { forge: "github".into(), login: "Rita-GH".into() });
+        let mut rita = user("rita", Role::ReleaseManager, "rita@x");
+        rita.forges.insert("github".into(), "rita-gh".into());
+        let err = decide(&run, &rita, DecisionKind::Approve, None, now, None).unwrap_err();
+        assert!(err.to_string().contains("they pushed it (github login Rita-GH)"), "{err}");
+        // The same login at another forge is somebody else.
+        run.pushed_by = Some(crate::store::Pusher { forge: "gitlab".into(), login: "rita-gh".into() });
+        assert!(decide(&run, &rita, DecisionKind::Approve, None, now, None).is_ok());
+    }
+
+    #[test]
+    fn the_operators_floor_applies_where_it_is_stricter_than_the_request() {
+        let now = Utc::now();
+        let run = parked(ApprovalRule { forbid_author: false, ..rule(1) }, now);
+        let floor = ApprovalRule { count: 2, ..rule(1) };
+        let rita = user("rita", Role::ReleaseManager, "rita@x");
+        let d = decide(&run, &rita, DecisionKind::Approve, None, now, Some(&floor)).unwrap();
+        assert!(!d.claims_promotion, "the floor asks for two approvals, the request for one");
+        let dev = user("dev", Role::ReleaseManager, "dev@x");
+        assert!(matches!(decide(&run, &dev, DecisionKind::Approve, None, now, Some(&floor)), Err(Refusal::OwnChange { .. })), "the floor bars the author");
+        let admin_floor = ApprovalRule { role: Role::Admin, ..rule(1) };
+        assert!(matches!(decide(&run, &rita, DecisionKind::Approve, None, now, Some(&admin_floor)), Err(Refusal::MissingRole { .. })));
     }
 
     #[test]
     fn a_user_without_the_role_is_refused() {
         let now = Utc::now();
         let run = parked(rule(1), now);
-        let err = decide(&run, &user("bob", Role::Developer, "bob@x"), DecisionKind::Approve, None, now).unwrap_err();
+        let err = decide(&run, &user("bob", Role::Developer, "bob@x"), DecisionKind::Approve, None, now, None).unwrap_err();
         assert_eq!(err.to_string(), "bob (developer) cannot decide on promotions to production: that needs the role release-manager");
-        assert!(matches!(decide(&run, &user("bob", Role::Developer, "bob@x"), DecisionKind::Reject, Some("no".into()), now), Err(Refusal::MissingRole { .. })));
+        assert!(matches!(decide(&run, &user("bob", Role::Developer, "bob@x"), DecisionKind::Reject, Some("no".into()), now, None), Err(Refusal::MissingRole { .. })));
     }
 
     #[test]
@@ -379,14 +484,14 @@ mod tests {
         let now = Utc::now();
         let mut run = parked(rule(2), now);
         let rita = user("rita", Role::ReleaseManager, "rita@x");
-        let d = decide(&run, &rita, DecisionKind::Approve, None, now).unwrap();
+        let d = decide(&run, &rita, DecisionKind::Approve, None, now, None).unwrap();
         assert!(!d.claims_promotion);
         apply(&mut run, &d, now);
         assert_eq!(run.state, RunState::AwaitingApproval);
         assert_eq!(run.approval.as_ref().unwrap().remaining(), 1);
-        let err = decide(&run, &rita, DecisionKind::Approve, None, now).unwrap_err();
+        let err = decide(&run, &rita, DecisionKind::Approve, None, now, None).unwrap_err();
         assert!(matches!(err, Refusal::AlreadyApproved { remaining: 1, .. }), "{err}");
-        let d = decide(&run, &user("ops", Role::Admin, "ops@x"), DecisionKind::Approve, None, now).unwrap();
+        let d = decide(&run, &user("ops", Role::Admin, "ops@x"), DecisionKind::Approve, None, now, None).unwrap();
         assert!(d.claims_promotion);
     }
 
@@ -395,13 +500,13 @@ mod tests {
         let now = Utc::now();
         let mut run = parked(rule(1), now);
         let rita = user("rita", Role::ReleaseManager, "rita@x");
-        assert_eq!(decide(&run, &rita, DecisionKind::Reject, Some("  ".into()), now).unwrap_err(), Refusal::NoReason);
-        let d = decide(&run, &rita, DecisionKind::Reject, Some("p99 looks off".into()), now).unwrap();
+        assert_eq!(decide(&run, &rita, DecisionKind::Reject, Some("  ".into()), now, None).unwrap_err(), Refusal::NoReason);
+        let d = decide(&run, &rita, DecisionKind::Reject, Some("p99 looks off".into()), now, None).unwrap();
         apply(&mut run, &d, now);
         assert_eq!(run.state, RunState::Failed);
         let stage = run.stages.iter().find(|s| s.name == "release").unwrap();
         assert_eq!(stage.message.as_deref(), Some("rejected by rita: p99 looks off"));
-        let err = decide(&run, &user("ops", Role::Admin, "ops@x"), DecisionKind::Approve, None, now).unwrap_err();
+        let err = decide(&run, &user("ops", Role::Admin, "ops@x"), DecisionKind::Approve, None, now, None).unwrap_err();
         assert_eq!(err.to_string(), "run r1 was rejected by rita: p99 looks off");
     }
 
@@ -412,8 +517,8 @@ mod tests {
         r.expires = Some(crate::pipeline::spec::DurationText(std::time::Duration::from_secs(3600)));
         let run = parked(r, now);
         let rita = user("rita", Role::ReleaseManager, "rita@x");
-        assert!(decide(&run, &rita, DecisionKind::Approve, None, now + chrono::Duration::minutes(59)).is_ok());
-        let err = decide(&run, &rita, DecisionKind::Approve, None, now + chrono::Duration::minutes(61)).unwrap_err();
+        assert!(decide(&run, &rita, DecisionKind::Approve, None, now + chrono::Duration::minutes(59), None).is_ok());
+        let err = decide(&run, &rita, DecisionKind::Approve, None, now + chrono::Duration::minutes(61), None).unwrap_err();
         assert!(matches!(err, Refusal::Expired { .. }), "{err}");
     }
 
@@ -422,7 +527,7 @@ mod tests {
         let now = Utc::now();
         let mut run = parked(rule(1), now);
         run.approval = None;
-        let err = decide(&run, &user("rita", Role::ReleaseManager, "rita@x"), DecisionKind::Approve, None, now).unwrap_err();
+        let err = decide(&run, &user("rita", Role::ReleaseManager, "rita@x"), DecisionKind::Approve, None, now, None).unwrap_err();
         assert_eq!(err.to_string(), "run r1 has no promotion waiting for approval");
     }
 
@@ -447,7 +552,7 @@ mod tests {
                     s.spawn(move || {
                         let decided = store
                             .append_checked("r1", |r| {
-                                decide(r, user, DecisionKind::Approve, None, now)
+                                decide(r, user, DecisionKind::Approve, None, now, None)
                                     .map(|d| d.events.into_iter().map(|kind| crate::events::Event { at: now, kind }).collect())
                             })
                             .unwrap();

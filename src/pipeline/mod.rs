@@ -16,7 +16,7 @@ pub mod plan;
 mod stage;
 mod summary;
 mod vars;
-mod yaml;
+pub(crate) mod yaml;
 
 use std::path::Path;
 

@@ -33,12 +33,16 @@ pub struct RunRequest {
     /// run then ends `interrupted`, not `cancelled`, as it would after kill -9. Pass a token
     /// that is never cancelled when that cannot happen.
     pub shutdown: CancellationToken,
+    /// The operator's protections, with the run's project and the branches holding its commit.
+    pub policy: crate::policy::RunPolicy,
+    /// The local repository the commit came from, for the authors of a promoted change.
+    pub repo: Option<std::path::PathBuf>,
 }
 
 /// Drives the run to its end and returns its final state. All state changes go out through
 /// `emit`; the last one is always `RunFinished`.
 pub async fn run<B: Backend>(backend: Arc<B>, request: RunRequest, emit: Emitter, cancel: CancellationToken) -> RunState {
-    let RunRequest { run_id, plan, commit, workspace, secrets, max_parallel, var_overrides, shutdown } = request;
+    let RunRequest { run_id, plan, commit, workspace, secrets, max_parallel, var_overrides, shutdown, policy, repo } = request;
     let declared = plan.vars.iter().map(|(k, default)| {
         let value = var_overrides.get(k).unwrap_or(default);
         (format!("var.{k}"), value.clone())
@@ -64,11 +68,9 @@ pub async fn run<B: Backend>(backend: Arc<B>, request: RunRequest, emit: Emitter
         emit: emit.clone(),
         cancel: cancel.clone(),
         workspace_filled: tokio::sync::OnceCell::new(),
-        approvals: plan
-            .environments
-            .iter()
-            .filter_map(|(name, env)| Some((name.clone(), env.approval.clone()?)))
-            .collect(),
+        approvals: approvals(&plan, &policy),
+        policy: Arc::new(policy),
+        repo,
     });
 
     tracing::debug!(run = %run_id, pipeline = %plan.name, stages = plan.stages.len(), "run starting");
@@ -83,6 +85,21 @@ pub async fn run<B: Backend>(backend: Arc<B>, request: RunRequest, emit: Emitter
 
     end(backend.as_ref(), &run_id, &emit, state, message).await;
     state
+}
+
+/// The approval each environment's promotions need: the stricter of the pipeline's rule
+/// and the operator's floor, so a pipeline that drops its approval changes nothing.
+fn approvals(plan: &Plan, policy: &crate::policy::RunPolicy) -> BTreeMap<String, crate::pipeline::spec::ApprovalRule> {
+    let mut names: Vec<&String> = plan.environments.keys().chain(policy.protections.keys()).collect();
+    names.sort();
+    names.dedup();
+    names
+        .into_iter()
+        .filter_map(|name| {
+            let asked = plan.environments.get(name).and_then(|e| e.approval.as_ref());
+            Some((name.clone(), crate::policy::effective_approval(asked, policy.floor(name))?))
+        })
+        .collect()
 }
 
 /// Sweeps the run's Docker objects and says the run is over. Cleanup does not listen to

@@ -54,6 +54,10 @@ pub async fn run<B: Backend>(backend: Arc<B>, run: &RunRecord, emit: Emitter) ->
         cancel: CancellationToken::new(),
         workspace_filled: tokio::sync::OnceCell::new(),
         approvals: Default::default(),
+        // The rules were checked when the approval claimed the promotion, in the same
+        // transaction as the claim.
+        policy: Default::default(),
+        repo: None,
     };
 
     emit.event(EventKind::StageStarted { stage: stage.name.clone(), attempt });

@@ -173,7 +173,7 @@ pub async fn trigger(
     let user = caller.require(Role::Developer)?;
     let body = body.map(|b| b.0).unwrap_or_default();
     let source = if body.hook { Source::Hook } else { Source::Manual };
-    let req = TriggerRequest { rev: body.rev, branch: body.branch, source, by: Some(user.name.clone()), force: body.force };
+    let req = TriggerRequest { rev: body.rev, branch: body.branch, source, by: Some(user.name.clone()), pusher: None, force: body.force };
     let triggered = s.coord.trigger(&project, req).await?;
     Ok((StatusCode::ACCEPTED, Json(json!(triggered))))
 }
@@ -206,7 +206,7 @@ pub async fn decide(s: &AppState, caller: &Caller, id: &str, kind: DecisionKind,
     // Pipelines may ask for more (admin), never less: validation refuses lower roles.
     caller.require(Role::ReleaseManager)?;
     let run = s.coord.store.find_run(id)?;
-    let record = approvals::record_decision(&s.coord.store, &run.id, &caller.0, kind, comment, chrono::Utc::now())?;
+    let record = approvals::record_decision(&s.coord.store, &s.coord.config.protections, &run.id, &caller.0, kind, comment, chrono::Utc::now())?;
     let status = if record.state == RunState::Promoting {
         super::promote_in_background(s, record.clone());
         StatusCode::ACCEPTED

@@ -54,6 +54,7 @@ pub async fn push(State(s): State<AppState>, Path(forge): Path<String>, headers:
                     branch: Some(branch.clone()),
                     source: Source::Webhook { forge: forge.name().to_string() },
                     by: push.pusher.clone(),
+                    pusher: push.pusher.clone().map(|login| crate::store::Pusher { forge: forge.name().to_string(), login }),
                     force: false,
                 };
                 json!(s.coord.trigger(&project, req).await?)

@@ -90,7 +90,7 @@ impl From<StoreError> for ApiError {
 impl From<DecideError> for ApiError {
     fn from(e: DecideError) -> Self {
         match e {
-            DecideError::Refused(r @ (Refusal::MissingRole { .. } | Refusal::OwnChange { .. })) => ApiError::Forbidden(r.to_string()),
+            DecideError::Refused(r @ (Refusal::MissingRole { .. } | Refusal::OwnChange { .. } | Refusal::Protected(_))) => ApiError::Forbidden(r.to_string()),
             DecideError::Refused(r @ Refusal::NoReason) => ApiError::BadRequest(r.to_string()),
             DecideError::Refused(r) => ApiError::Conflict(r.to_string()),
             DecideError::Store(e) => e.into(),

@@ -114,7 +114,7 @@ fn decide(s: &AppState, v: &Visitor, id: &str, kind: DecisionKind, comment: Opti
         .store
         .find_run(id)
         .map_err(crate::coordinator::approvals::DecideError::from)
-        .and_then(|run| approvals::record_decision(&s.coord.store, &run.id, &v.0, kind, comment, chrono::Utc::now()));
+        .and_then(|run| approvals::record_decision(&s.coord.store, &s.coord.config.protections, &run.id, &v.0, kind, comment, chrono::Utc::now()));
     match decided {
         Ok(record) => {
             if record.state == RunState::Promoting {

@@ -81,6 +81,9 @@ pub async fn attempt<B: Backend>(
     attempt: u32,
     deadline: Instant,
 ) -> AttemptOutcome {
+    if let Err(refused) = ctx.allowed(&stage.name, attempt, &spec.environment, crate::policy::Change::Deploy) {
+        return refused;
+    }
     let (outcome, record) = run(ctx, stage, spec, attempt, deadline).await;
     if let Some(d) = record {
         ctx.emit.event(EventKind::StageResult { stage: stage.name.clone(), result: StageResult::Deployment(d) });

@@ -46,8 +46,13 @@ pub struct RunContext<B: Backend> {
     pub cancel: CancellationToken,
     /// The workspace is filled once, into whichever stage container is created first.
     pub workspace_filled: tokio::sync::OnceCell<()>,
-    /// Environments whose promotions wait for approval, and their rules.
+    /// Environments whose promotions wait for approval, and their rules: the stricter of
+    /// the pipeline's and the operator's.
     pub approvals: BTreeMap<String, crate::pipeline::spec::ApprovalRule>,
+    /// The operator's protections and the facts of this run they are checked against.
+    pub policy: std::sync::Arc<crate::policy::RunPolicy>,
+    /// The repository the commit came from (a local path), for the authors of a change.
+    pub repo: Option<std::path::PathBuf>,
 }
 
 /// The scheduler's and executors' only way to tell the world anything. It also remembers
@@ -136,6 +141,16 @@ impl<B: Backend> RunContext<B> {
     /// A line of Gantry's own in the stage's log (what it did, where things answer).
     pub fn note(&self, stage: &str, attempt: u32, text: impl Into<String>) {
         self.emit.log(stage, attempt, Stream::Stdout, self.masker.mask(&text.into()));
+    }
+
+    /// Asks the operator's rules whether `stage` may make `change` to `environment`; a
+    /// refusal is the stage's outcome, said in its log, before the engine is touched.
+    pub fn allowed(&self, stage: &str, attempt: u32, environment: &str, change: crate::policy::Change) -> Result<(), AttemptOutcome> {
+        self.policy.check(environment, change, stage).map_err(|refusal| {
+            let message = format!("refused: {refusal}");
+            self.note(stage, attempt, message.clone());
+            AttemptOutcome::Refused { message }
+        })
     }
 }
 

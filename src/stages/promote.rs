@@ -11,7 +11,7 @@ use crate::docker::{Backend, ContainerInfo, RUN_LABEL};
 use crate::events::{AttemptOutcome, DeploymentOutcome, EventKind, StageResult, StageState};
 use crate::gate::verdict::{Check, Source, Verdict};
 use crate::gate::judge::{judge_from_histograms, JudgeConfig, Verdict as JudgeVerdict};
-use crate::gate::approval::ApprovalRequest;
+use crate::gate::approval::{ApprovalRequest, ChangeAuthor, ChangeSet};
 use crate::pipeline::spec::{DeployMode, DeploySpec, LatencyComparison, PromoteSpec, VerifySpec};
 use crate::pipeline::StagePlan;
 
@@ -22,6 +22,10 @@ pub async fn attempt<B: Backend>(
     attempt: u32,
     deadline: Instant,
 ) -> AttemptOutcome {
+    // The operator's rules first: a promotion they forbid is not judged, requested or made.
+    if let Err(refused) = ctx.allowed(&stage.name, attempt, &spec.to, crate::policy::Change::Promote) {
+        return refused;
+    }
     let verdict = judge(ctx, spec);
     for line in verdict.table().lines() {
         ctx.note(&stage.name, attempt, line);
@@ -69,6 +73,8 @@ pub async fn attempt<B: Backend>(
             timeout_secs: stage.timeout.as_secs(),
             requested_at: now,
             expires_at: rule.expires.as_ref().and_then(|d| chrono::Duration::from_std(d.0).ok()).map(|d| now + d),
+            change: change_set(ctx, spec).await,
+            branches: ctx.policy.branches.clone(),
         };
         ctx.note(
             &stage.name,
@@ -216,6 +222,37 @@ fn latency_check<B: Backend>(ctx: &RunContext<B>, cmp: &LatencyComparison) -> Ch
             passed: false,
             note: Some(format!("no latency figures from the load stage {}", if c.is_none() { &cmp.candidate } else { &cmp.baseline })),
         },
+    }
+}
+
+/// The commits this promotion brings into `spec.to`: the candidate's, less those of the
+/// version live there now, read from the run's repository. Without a repository only the
+/// head commit is known, and the set says so.
+async fn change_set<B: Backend>(ctx: &RunContext<B>, spec: &PromoteSpec) -> ChangeSet {
+    let since = match environment::describe(ctx.backend.as_ref(), &spec.to).await {
+        Ok(view) => view.versions.into_iter().find(|v| v.of == spec.app && v.serving.as_deref() == Some("live")).and_then(|v| v.commit),
+        Err(_) => None,
+    };
+    let head = ChangeAuthor {
+        email: ctx.commit.author_email.trim().to_ascii_lowercase(),
+        name: ctx.commit.author_name.clone(),
+        commit: ctx.commit.sha.clone(),
+    };
+    let only_head = |note: String| ChangeSet { since: since.clone(), commits: 1, authors: vec![head.clone()], note: Some(note) };
+    let Some(repo) = ctx.repo.clone() else {
+        return only_head("the run's repository is not at hand; only the head commit's author is known".into());
+    };
+    let (candidate, from) = (ctx.commit.sha.clone(), since.clone());
+    let walked = tokio::task::spawn_blocking(move || crate::git::change_authors(&repo, &candidate, from.as_deref())).await;
+    match walked {
+        Ok(Ok(found)) => ChangeSet {
+            since: since.clone().filter(|_| found.since_found),
+            commits: found.commits,
+            authors: found.authors.into_iter().map(|(email, name, commit)| ChangeAuthor { email, name, commit }).collect(),
+            note: None,
+        },
+        Ok(Err(e)) => only_head(format!("the change's commits could not be read ({e}); only the head commit's author is known")),
+        Err(e) => only_head(format!("reading the change's commits crashed ({e}); only the head commit's author is known")),
     }
 }
 

@@ -19,6 +19,9 @@ pub async fn attempt<B: Backend>(
     attempt: u32,
     deadline: Instant,
 ) -> AttemptOutcome {
+    if let Err(refused) = ctx.allowed(&stage.name, attempt, &spec.environment, crate::policy::Change::Provision) {
+        return refused;
+    }
     match reconcile(ctx, stage, spec, attempt, deadline).await {
         Ok(Ok(changes)) => {
             ctx.emit.event(EventKind::StageResult {

@@ -12,7 +12,7 @@ use sled::Transactional;
 
 use crate::events::{Deployment, Event, EventKind, LogLine, RunState, StageResult};
 use crate::gate::approval::ApprovalState;
-pub use record::{CommitInfo, RunRecord, StageRecord};
+pub use record::{CommitInfo, Pusher, RunRecord, StageRecord};
 
 /// Bumped whenever the layout of a tree changes; `open` migrates older stores forward.
 /// 2: events and log lines moved to a database of their own (`history/`), so that

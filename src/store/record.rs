@@ -51,6 +51,18 @@ pub struct RunRecord {
     /// A gated promotion's request, decisions and state.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval: Option<Approval>,
+    /// The forge login whose push started the run (webhooks): with `forbid_author` the
+    /// user of that login may not approve its promotion.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pushed_by: Option<Pusher>,
+}
+
+/// Who pushed a commit, as the forge's webhook named them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pusher {
+    /// `github`, `gitlab` or `gitea`.
+    pub forge: String,
+    pub login: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -115,6 +127,7 @@ impl RunRecord {
             triggered_by: None,
             project: None,
             approval: None,
+            pushed_by: None,
         }
     }
 

@@ -136,6 +136,8 @@ fn request(count: u32) -> ApprovalRequest {
         timeout_secs: 300,
         requested_at: base() + chrono::Duration::seconds(100),
         expires_at: Some(base() + chrono::Duration::days(1)),
+        change: Default::default(),
+        branches: Vec::new(),
     }
 }
 
