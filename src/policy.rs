@@ -180,6 +180,108 @@ impl RunPolicy {
     }
 }
 
+/// What `gantry validate --config` says of one environment a pipeline touches: the rules
+/// that apply, where the file asks for less than the operator, and the stages the rules
+/// would refuse.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Review {
+    pub environment: String,
+    /// Where the operator protects it (None: open).
+    pub protected_at: Option<String>,
+    pub projects: Option<Vec<String>>,
+    pub promote_only: bool,
+    pub branches: Option<Vec<String>>,
+    /// The approval its promotions need, all rules applied.
+    pub approval: Option<ApprovalRule>,
+    /// Where the pipeline file asks for less than the operator (the operator's applies).
+    pub warnings: Vec<String>,
+    /// Stages the operator's rules refuse whatever the commit, each with the sentence a
+    /// run would end with.
+    pub refusals: Vec<String>,
+    /// Rules that depend on who runs it: the project (for `gantry run`, the pipeline's
+    /// name) and the branch.
+    pub notes: Vec<String>,
+}
+
+/// Reviews every environment `plan` changes or declares against the operator's rules.
+pub fn review(plan: &crate::pipeline::Plan, protections: &BTreeMap<String, Protection>) -> Vec<Review> {
+    use crate::pipeline::spec::Action;
+    let mut changes: Vec<(&str, Change, &str)> = Vec::new();
+    for stage in &plan.stages {
+        match &stage.action {
+            Action::Deploy(d) => changes.push((&d.environment, Change::Deploy, &stage.name)),
+            Action::Provision(p) => changes.push((&p.environment, Change::Provision, &stage.name)),
+            Action::Promote(p) => changes.push((&p.to, Change::Promote, &stage.name)),
+            _ => {}
+        }
+    }
+    let mut names: Vec<&str> = changes.iter().map(|(e, _, _)| *e).chain(plan.environments.keys().map(String::as_str)).collect();
+    names.sort();
+    names.dedup();
+    let mut out = Vec::new();
+    for name in names {
+        let asked = plan.environments.get(name).and_then(|e| e.approval.as_ref());
+        let Some(p) = protections.get(name) else {
+            out.push(Review {
+                environment: name.to_string(),
+                protected_at: None,
+                projects: None,
+                promote_only: false,
+                branches: None,
+                approval: asked.cloned(),
+                warnings: Vec::new(),
+                refusals: Vec::new(),
+                notes: Vec::new(),
+            });
+            continue;
+        };
+        let floor = p.approval.as_ref().map(|a| &a.value);
+        let warnings = match floor {
+            Some(f) => looser_than_floor(asked, f)
+                .into_iter()
+                .map(|w| format!("{} {w}; the operator's rule ({}) applies", plan.source, p.approval.as_ref().map(|a| a.at.to_string()).unwrap_or_default()))
+                .collect(),
+            None => Vec::new(),
+        };
+        // Refusals that hold for every commit: the kind of change. The project and the
+        // branch depend on who runs it, so they are notes.
+        let kind_only = Protection { projects: None, branches: None, ..p.clone() };
+        let mut refusals = Vec::new();
+        for (env, change, stage) in changes.iter().filter(|(e, _, _)| *e == name) {
+            let actor = Actor { project: &plan.name, stage, commit: "", branches: &[] };
+            if let Err(r) = check(&kind_only, *change, &actor) {
+                refusals.push(format!("stage '{stage}' would be refused in {env}: {r}"));
+            }
+        }
+        let mut notes = Vec::new();
+        if let Some(projects) = &p.projects {
+            if !projects.value.contains(&plan.name) {
+                notes.push(format!(
+                    "`gantry run` of this file is pipeline {}, which {name} does not admit ({}: projects {}); a service project of that list may run it",
+                    plan.name,
+                    projects.at,
+                    projects.value.join(", ")
+                ));
+            }
+        }
+        if let Some(branches) = &p.branches {
+            notes.push(format!("only commits on {} may change it ({})", branches.value.join(", "), branches.at));
+        }
+        out.push(Review {
+            environment: name.to_string(),
+            protected_at: Some(p.at.to_string()),
+            projects: p.projects.as_ref().map(|x| x.value.clone()),
+            promote_only: p.promote_only.is_some(),
+            branches: p.branches.as_ref().map(|x| x.value.clone()),
+            approval: effective_approval(asked, floor),
+            warnings,
+            refusals,
+            notes,
+        });
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::Path;
@@ -258,6 +360,28 @@ mod tests {
         assert_eq!(effective_approval(None, None), None);
         let never = rule(Role::ReleaseManager, 1, true, None);
         assert_eq!(effective_approval(Some(&never), Some(&floor)).unwrap().expires, floor.expires);
+    }
+
+    #[test]
+    fn a_review_shows_the_effective_rules_warnings_and_what_would_be_refused() {
+        let config = "environments:\n  production:\n    projects: [storefront]\n    promote_only: true\n    approval: {count: 2}\n";
+        let protections = Config::parse(Path::new("config.yml"), config).unwrap().protections;
+        let plan = crate::pipeline::parse(
+            "gantry.yml",
+            "name: shop\nenvironments:\n  production:\n    approval: {count: 1, forbid_author: false}\nstages:\n  ship: {kind: deploy, environment: staging, image: x, port: 80}\n  hotfix: {kind: provision, environment: production, services: {db: {image: x}}}\n  release: {kind: promote, from: staging, to: production, port: 80, needs: [ship]}\n",
+        )
+        .unwrap();
+        let reviews = review(&plan, &protections);
+        let names: Vec<&str> = reviews.iter().map(|r| r.environment.as_str()).collect();
+        assert_eq!(names, ["production", "staging"]);
+        let prod = &reviews[0];
+        assert_eq!(prod.protected_at.as_deref(), Some("config.yml:2"));
+        assert_eq!(prod.approval.as_ref().map(|a| (a.count, a.forbid_author)), Some((2, true)));
+        assert_eq!(prod.warnings.len(), 2, "{:?}", prod.warnings);
+        assert!(prod.warnings[0].starts_with("gantry.yml asks for 1 approval(s), the operator for 2; the operator's rule (config.yml:5) applies"), "{:?}", prod.warnings);
+        assert_eq!(prod.refusals, vec!["stage 'hotfix' would be refused in production: config.yml:4: production is promote_only; stage 'hotfix' (kind: provision) may not change it".to_string()]);
+        assert!(prod.notes[0].contains("pipeline shop, which production does not admit"), "{:?}", prod.notes);
+        assert!(reviews[1].protected_at.is_none() && reviews[1].refusals.is_empty());
     }
 
     #[test]

@@ -47,7 +47,7 @@ fn storefront_goes_live_then_a_slow_build_is_held_back_by_its_load_thresholds() 
     assert_eq!(storefront_version(prod_port), None, "nothing reaches production before approval");
     // The example config's release manager approves, and that promotes.
     let config = root().join("config/example.yml");
-    let out = w.gantry().arg("--config").arg(&config).args(["approve", "latest", "--as", "rita"]).output().unwrap();
+    let out = w.gantry().arg("--config").arg(&config).env("GANTRY_TOKEN", "demo-rita-token").args(["approve", "latest"]).output().unwrap();
     assert!(out.status.success(), "stdout: {}\nstderr: {}", text(&out.stdout), text(&out.stderr));
     let good = w.latest();
     assert_eq!(good["state"], "succeeded");

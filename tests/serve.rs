@@ -307,7 +307,8 @@ fn the_api_refuses_self_approval_and_a_pending_approval_survives_kill_9() {
     let started = Instant::now();
     let out = Command::new(env!("CARGO_BIN_EXE_gantry"))
         .arg("--config").arg(&svc.config).arg("--data-dir").arg(&svc.data)
-        .args(["approve", &id, "--as", "rita"])
+        .env("GANTRY_TOKEN", RM)
+        .args(["approve", &id])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));

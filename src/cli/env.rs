@@ -24,11 +24,19 @@ pub enum EnvCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Remove an environment's containers and network.
-    Destroy { name: String },
+    /// Remove an environment's containers and network (a protected one needs an admin's proof).
+    Destroy {
+        name: String,
+        #[command(flatten)]
+        proof: super::identity::ProofArgs,
+    },
 }
 
-pub async fn run(command: EnvCommand, data_dir: &std::path::Path, docker_host: Option<&str>) -> Outcome {
+pub async fn run(command: EnvCommand, config: Option<&std::path::Path>, data_dir: &std::path::Path, docker_host: Option<&str>) -> Outcome {
+    // Before the engine: a refused destroy touches nothing.
+    if let EnvCommand::Destroy { name, proof } = &command {
+        may_destroy(config, name, proof)?;
+    }
     let engine = DockerEngine::connect(docker_host).await?;
     match command {
         EnvCommand::List { json } => {
@@ -90,7 +98,7 @@ pub async fn run(command: EnvCommand, data_dir: &std::path::Path, docker_host: O
                 );
             }
         }
-        EnvCommand::Destroy { name } => {
+        EnvCommand::Destroy { name, .. } => {
             let (containers, networks) = environment::destroy(&engine, &name).await?;
             if containers + networks == 0 {
                 return Err(CliError::Other(format!("there is no environment '{name}' on this engine")));
@@ -99,6 +107,19 @@ pub async fn run(command: EnvCommand, data_dir: &std::path::Path, docker_host: O
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// An environment the operator protects is destroyed only by an admin who proves it; a
+/// pipeline never destroys one.
+fn may_destroy(config: Option<&std::path::Path>, name: &str, proof: &super::identity::ProofArgs) -> Result<(), CliError> {
+    let config = crate::config::Config::load_for_cli(config)?;
+    let Some(p) = config.protections.get(name) else { return Ok(()) };
+    let refuse = |why: String| CliError::Other(format!("{}: {name} is protected; destroying it needs an admin ({why}); nothing was removed", p.at));
+    let who = super::identity::identify(&config, None, proof).map_err(|e| refuse(e.to_string()))?;
+    if !who.user.role.covers(crate::config::Role::Admin) {
+        return Err(refuse(format!("{} is {}", who.user.name, who.user.role)));
+    }
+    Ok(())
 }
 
 fn live(e: &EnvironmentView) -> String {

@@ -9,15 +9,23 @@ use super::{CliError, Outcome};
 use crate::events::StageResult;
 use crate::store::Store;
 
-pub fn validate(file: &Path, json: bool) -> Outcome {
+/// Checks a pipeline file; with the operator's config, also the rules of every
+/// environment it touches: what applies, where the file asks for less, what would be refused.
+pub fn validate(file: &Path, json: bool, config: Option<&crate::config::Config>) -> Outcome {
     match crate::pipeline::load(file) {
         Ok(plan) => {
+            let reviews = config.map(|c| crate::policy::review(&plan, &c.protections));
+            let refused = reviews.iter().flatten().any(|r| !r.refusals.is_empty());
             if json {
-                print_json(&serde_json::json!({"valid": true, "plan": plan}))?;
+                let policy = config.map(|c| serde_json::json!({"config": c.path, "environments": reviews}));
+                print_json(&serde_json::json!({"valid": !refused, "plan": plan, "policy": policy}))?;
             } else {
                 print!("{}", crate::pipeline::plan_summary(&plan));
+                if let (Some(c), Some(reviews)) = (config, &reviews) {
+                    print!("{}", policy_summary(&c.path, reviews));
+                }
             }
-            Ok(ExitCode::SUCCESS)
+            Ok(if refused { ExitCode::FAILURE } else { ExitCode::SUCCESS })
         }
         Err(crate::pipeline::PipelineError::Invalid(diagnostics)) if json => {
             let errors: Vec<_> = diagnostics
@@ -35,6 +43,46 @@ pub fn validate(file: &Path, json: bool) -> Outcome {
             Ok(ExitCode::FAILURE)
         }
     }
+}
+
+/// The effective rules of each environment, as `gantry validate --config` prints them.
+fn policy_summary(config: &Path, reviews: &[crate::policy::Review]) -> String {
+    let mut out = format!("policy ({}):\n", config.display());
+    if reviews.is_empty() {
+        out.push_str("  the pipeline changes no environment\n");
+    }
+    for r in reviews {
+        let Some(at) = &r.protected_at else {
+            let approval = r.approval.as_ref().map(|a| format!("; {}", crate::pipeline::describe_approval(a))).unwrap_or_default();
+            out.push_str(&format!("  {}: open (the operator does not protect it){approval}\n", r.environment));
+            continue;
+        };
+        let mut rules = Vec::new();
+        if let Some(p) = &r.projects {
+            rules.push(format!("projects {}", p.join(", ")));
+        }
+        if r.promote_only {
+            rules.push("promote_only".to_string());
+        }
+        if let Some(b) = &r.branches {
+            rules.push(format!("branches {}", b.join(", ")));
+        }
+        rules.push(match &r.approval {
+            Some(a) => crate::pipeline::describe_approval(a),
+            None => "no approval".to_string(),
+        });
+        out.push_str(&format!("  {}: protected ({at}): {}\n", r.environment, rules.join("; ")));
+        for w in &r.warnings {
+            out.push_str(&format!("    warning: {w}\n"));
+        }
+        for n in &r.notes {
+            out.push_str(&format!("    note: {n}\n"));
+        }
+        for e in &r.refusals {
+            out.push_str(&format!("    error: {e}\n"));
+        }
+    }
+    out
 }
 
 fn print_json(value: &impl serde::Serialize) -> Result<(), CliError> {

@@ -175,7 +175,13 @@ async fn dispatch(cli: Cli) -> Outcome {
     let docker_host = cli.docker_host.as_deref();
     let config = cli.config.clone().unwrap_or_else(crate::config::Config::default_path);
     match cli.command {
-        Command::Validate { file, json } => history::validate(&file, json),
+        Command::Validate { file, json } => {
+            // With a config (named, or the default one where it exists), the operator's
+            // rules of each environment too.
+            let config = crate::config::Config::load_for_cli(cli.config.as_deref())?;
+            let known = cli.config.is_some() || config.path.exists();
+            history::validate(&file, json, known.then_some(&config))
+        }
         Command::Run(args) => run::run(args, cli.config.as_deref(), &data_dir, docker_host).await,
         Command::Runs { json, limit } => {
             let store = open_store(&data_dir, docker_host).await?;
@@ -190,7 +196,7 @@ async fn dispatch(cli: Cli) -> Outcome {
             }
             history::show(&store, &run, json)
         }
-        Command::Env(command) => env::run(command, &data_dir, docker_host).await,
+        Command::Env(command) => env::run(command, cli.config.as_deref(), &data_dir, docker_host).await,
         Command::Report(args) => {
             let store = open_store(&data_dir, docker_host).await?;
             report::run(&store, args)

@@ -144,7 +144,7 @@ impl Renderer {
             EventKind::ApprovalRequested { request } => {
                 let rule = &request.rule;
                 self.status(format!(
-                    "gantry: [{}] the gate passed; promoting {} to {} needs {} approval(s) by a {}: gantry approve {} --as USER",
+                    "gantry: [{}] the gate passed; promoting {} to {} needs {} approval(s) by a {}: gantry approve {} (GANTRY_TOKEN=your token)",
                     request.stage, request.image, request.environment, rule.count, rule.role, record.id
                 ));
             }

@@ -125,7 +125,7 @@ fn approvers(rule: &ApprovalRule) -> String {
 
 /// The summary's line for an environment that asks for approval: "approval by 1
 /// release-manager, not the author, expires after 24h".
-pub(crate) fn describe(rule: &ApprovalRule) -> String {
+pub fn describe(rule: &ApprovalRule) -> String {
     let mut out = format!(
         "approval by {} {}{}",
         rule.count,

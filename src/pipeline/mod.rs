@@ -24,6 +24,7 @@ pub use diagnostic::{Diagnostic, PipelineError};
 pub use kind::{Kind, PLANNED_KINDS};
 pub use plan::{Plan, StagePlan, When, DEFAULT_TIMEOUT};
 pub use summary::plan_summary;
+pub use environments::describe as describe_approval;
 pub use vars::{interpolate, Vars, KNOWN_VARS};
 
 /// Reads and validates the pipeline file at `path`; messages name it as given.

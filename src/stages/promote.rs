@@ -80,7 +80,7 @@ pub async fn attempt<B: Backend>(
             &stage.name,
             attempt,
             format!(
-                "the gate passed; the promotion of {} to {} waits for {} approval(s) by a {}: gantry approve {} --as USER",
+                "the gate passed; the promotion of {} to {} waits for {} approval(s) by a {}: gantry approve {} (with your token)",
                 spec.app, spec.to, rule.count, rule.role, ctx.run_id
             ),
         );

@@ -137,6 +137,11 @@ pub fn wait_for_running_stage(stage: &str, timeout: std::time::Duration) -> Stri
 /// Writes `files` (path, content) into the work tree at `repo` and commits everything, as
 /// Ada Author <ada@example.com>, on the current branch; returns the sha.
 pub fn commit_files(repo: &Path, files: &[(&str, &str)], message: &str) -> String {
+    commit_files_as(repo, files, message, ("Ada Author", "ada@example.com"))
+}
+
+/// `commit_files`, authored and committed by `(name, email)`.
+pub fn commit_files_as(repo: &Path, files: &[(&str, &str)], message: &str, (name, email): (&str, &str)) -> String {
     let git = git2::Repository::open(repo).unwrap();
     for (path, content) in files {
         let full = repo.join(path);
@@ -147,10 +152,27 @@ pub fn commit_files(repo: &Path, files: &[(&str, &str)], message: &str) -> Strin
     index.add_all(["*"], git2::IndexAddOption::DEFAULT, None).unwrap();
     index.write().unwrap();
     let tree = git.find_tree(index.write_tree().unwrap()).unwrap();
-    let sig = git2::Signature::now("Ada Author", "ada@example.com").unwrap();
+    let sig = git2::Signature::now(name, email).unwrap();
     let parent = git.head().ok().and_then(|h| h.peel_to_commit().ok());
     let parents: Vec<&git2::Commit> = parent.iter().collect();
     git.commit(Some("HEAD"), &sig, &sig, message, &tree, &parents).unwrap().to_string()
+}
+
+/// Commits `files` (top-level paths only) onto branch `branch`, created from the current
+/// head, without touching the work tree or HEAD: a commit that the current branch does
+/// not contain. Returns the sha.
+pub fn commit_on_branch(repo: &Path, branch: &str, files: &[(&str, &str)], message: &str) -> String {
+    let git = git2::Repository::open(repo).unwrap();
+    let head = git.head().unwrap().peel_to_commit().unwrap();
+    let mut tree = git.treebuilder(Some(&head.tree().unwrap())).unwrap();
+    for (path, content) in files {
+        assert!(!path.contains('/'), "commit_on_branch takes top-level files only");
+        let blob = git.blob(content.as_bytes()).unwrap();
+        tree.insert(path, blob, 0o100644).unwrap();
+    }
+    let tree = git.find_tree(tree.write().unwrap()).unwrap();
+    let sig = git2::Signature::now("Ada Author", "ada@example.com").unwrap();
+    git.commit(Some(&format!("refs/heads/{branch}")), &sig, &sig, message, &tree, &[&head]).unwrap().to_string()
 }
 
 /// A free TCP port on the loopback (free at the time of asking).
