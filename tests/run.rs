@@ -229,7 +229,7 @@ fn secrets_never_reach_terminal_store_or_logs() {
         exit 4\n";
     w.commit(&[("leak.sh", script)], "leaky script");
     let p = w.pipeline("name: sec\nstages:\n  leak:\n    image: gantry/busybox\n    secrets: [WHOLE, SPLIT, MULTI]\n    commands: [\"sh -e leak.sh\"]\n");
-    let out = w.run(&p, &["--secrets-dir", secrets.to_str().unwrap()]);
+    let out = w.run(&p, &["--secrets-dir", secrets.to_str().unwrap(), "--secret", "WHOLE", "--secret", "SPLIT", "--secret", "MULTI"]);
     assert_eq!(out.status.code(), Some(1));
     let printed = format!("{}{}", text(&out.stdout), text(&out.stderr));
     assert!(printed.contains("whole: ***"), "{printed}");
@@ -267,9 +267,33 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 fn missing_secret_is_refused_before_the_run_starts() {
     let w = World::new(&[]);
     let p = w.pipeline("name: ms\nstages:\n  x:\n    image: gantry/busybox\n    secrets: [GANTRY_TEST_NOT_SET_ANYWHERE]\n    commands: [\"true\"]\n");
-    let out = w.run(&p, &[]);
+    let out = w.run(&p, &["--secret", "GANTRY_TEST_NOT_SET_ANYWHERE", "--secrets-from-env"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("secret 'GANTRY_TEST_NOT_SET_ANYWHERE' (used by stage 'x') is not set"), "{}", text(&out.stderr));
+    assert!(w.json(&["runs"]).as_array().unwrap().is_empty(), "nothing was recorded");
+}
+
+#[test]
+fn a_secret_is_granted_by_the_operator_and_the_environment_is_read_only_when_asked() {
+    let w = World::new(&[]);
+    let p = w.pipeline("name: grants\nstages:\n  x:\n    image: gantry/busybox\n    secrets: [GANTRY_TEST_GRANTED]\n    commands: [\"test \\\"$GANTRY_TEST_GRANTED\\\" = from-env\"]\n");
+    let run = |extra: &[&str]| w.gantry().env("GANTRY_TEST_GRANTED", "from-env").env_remove("GANTRY_CONFIG").arg("run").arg(&p).arg("--repo").arg(w.repo()).args(extra).output().unwrap();
+    // Not granted: refused before the run starts, naming the secret and the rule.
+    let out = run(&["--secrets-from-env"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("stage 'x' names the secret GANTRY_TEST_GRANTED, which pipelines.grants.secrets in"), "{}", text(&out.stderr));
+    // Granted, but the environment is not read unless asked.
+    let out = run(&["--secret", "GANTRY_TEST_GRANTED"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("is not set"), "{}", text(&out.stderr));
+    assert!(w.json(&["runs"]).as_array().unwrap().is_empty(), "refusals record nothing");
+    // Granted by the operator's config, read from the environment on request.
+    let config = w.dir.path().join("config.yml");
+    std::fs::write(&config, "pipelines:\n  grants: {secrets: [GANTRY_TEST_GRANTED]}\n").unwrap();
+    let out = run(&["--secrets-from-env", "--plain"]).status;
+    let out2 = w.gantry().env("GANTRY_TEST_GRANTED", "from-env").arg("--config").arg(&config).arg("run").arg(&p).arg("--repo").arg(w.repo()).arg("--secrets-from-env").output().unwrap();
+    assert_eq!(out.code(), Some(1), "without the config's grant it is still refused");
+    assert!(out2.status.success(), "{}", text(&out2.stderr));
 }
 
 #[test]

@@ -30,9 +30,15 @@ pub struct RunArgs {
     /// Branch name for `when` filters, when the revision does not name one.
     #[arg(long)]
     pub branch: Option<String>,
-    /// Directory of secret files (one file per secret, named after it); else the environment.
+    /// Directory of secret files (one file per secret, named after it).
     #[arg(long, env = "GANTRY_SECRETS_DIR", value_name = "DIR")]
     pub secrets_dir: Option<PathBuf>,
+    /// Grant this run the secret NAME (repeatable), besides the config's pipelines.NAME.secrets.
+    #[arg(long = "secret", value_name = "NAME")]
+    pub secret: Vec<String>,
+    /// Also read granted secrets from this process's environment (after the secrets dir).
+    #[arg(long)]
+    pub secrets_from_env: bool,
     /// How many stages may run at once.
     #[arg(long, default_value_t = 4)]
     pub parallel: usize,
@@ -87,7 +93,9 @@ pub async fn run(args: RunArgs, config: Option<&Path>, data_dir: &Path, docker_h
     let branches = crate::git::branches_containing(&args.repo, &commit.sha, &globs)?;
     let policy = crate::policy::RunPolicy { protections, project: plan.name.clone(), commit: commit.sha.clone(), branches };
     let uses = plan.stages.iter().flat_map(|s| s.secrets.iter().map(move |n| (n.as_str(), s.name.as_str())));
-    let secrets = crate::secrets::resolve(uses, args.secrets_dir.as_deref())?;
+    let grant = config.pipeline_grant(&plan.name, &args.secret);
+    let sources = crate::secrets::Sources { dir: args.secrets_dir.as_deref(), env: args.secrets_from_env };
+    let secrets = crate::secrets::resolve(uses, &grant, sources)?;
     let engine = Arc::new(DockerEngine::connect(docker_host).await?);
     let store = open_store(data_dir, docker_host).await?;
     let workspace = checkout.tar()?;

@@ -53,6 +53,16 @@ pub struct Config {
     /// Protected environments, by name; an environment not listed is open.
     pub protections: BTreeMap<String, Protection>,
     pub cli: CliSettings,
+    /// What `gantry run` grants a pipeline, by the pipeline's name.
+    pub pipelines: BTreeMap<String, PipelineGrant>,
+}
+
+/// `pipelines.NAME:` what `gantry run` of the pipeline named NAME is granted.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineGrant {
+    #[serde(default)]
+    pub secrets: Vec<String>,
 }
 
 /// `cli:`: how the command line knows who is typing.
@@ -78,6 +88,8 @@ struct File {
     environments: BTreeMap<String, protection::ProtectionText>,
     #[serde(default)]
     cli: CliSettings,
+    #[serde(default)]
+    pipelines: BTreeMap<String, PipelineGrant>,
 }
 
 /// The SHA-256 of the empty string: a token anyone can present.
@@ -160,7 +172,7 @@ impl Config {
                 (name, user)
             })
             .collect();
-        Ok(Config { path: path.to_path_buf(), users, server: file.server, projects: file.projects, protections, cli: file.cli })
+        Ok(Config { path: path.to_path_buf(), users, server: file.server, projects: file.projects, protections, cli: file.cli, pipelines: file.pipelines })
     }
 
     /// The operator's config as the command line finds it: the file named by `--config` or
@@ -185,7 +197,24 @@ impl Config {
             projects: BTreeMap::new(),
             protections: BTreeMap::new(),
             cli: CliSettings::default(),
+            pipelines: BTreeMap::new(),
         }
+    }
+
+    /// The secrets a project of the service is granted.
+    pub fn project_grant(&self, project: &str) -> crate::secrets::Grant {
+        crate::secrets::Grant {
+            names: self.projects.get(project).map(|p| p.secrets.iter().cloned().collect()).unwrap_or_default(),
+            rule: format!("projects.{project}.secrets in {}", self.path.display()),
+        }
+    }
+
+    /// The secrets `gantry run` grants the pipeline named `pipeline`: the config's
+    /// `pipelines.NAME.secrets` and the names given with `--secret`.
+    pub fn pipeline_grant(&self, pipeline: &str, given: &[String]) -> crate::secrets::Grant {
+        let mut names: std::collections::BTreeSet<String> = self.pipelines.get(pipeline).map(|p| p.secrets.iter().cloned().collect()).unwrap_or_default();
+        names.extend(given.iter().cloned());
+        crate::secrets::Grant { names, rule: format!("pipelines.{pipeline}.secrets in {} (or --secret NAME)", self.path.display()) }
     }
 
     /// Whether any user has a token: then a name alone proves nothing.

@@ -57,6 +57,9 @@ pub struct Project {
     pub poll: Option<Duration>,
     #[serde(default)]
     pub webhook: Option<Webhook>,
+    /// The secrets this project's pipelines may name (values from `server.secrets_dir`).
+    #[serde(default)]
+    pub secrets: Vec<String>,
 }
 
 /// How a forge's push webhooks are recognised and checked.

@@ -82,6 +82,7 @@ async fn execute(c: &Arc<Coordinator>, run: &RunRecord, plan: Plan) -> Result<()
     let uses: Vec<(String, String)> =
         plan.stages.iter().flat_map(|s| s.secrets.iter().map(move |n| (n.clone(), s.name.clone()))).collect();
     let secrets_dir = c.config.server.secrets_dir.clone();
+    let grant = c.config.project_grant(&project_name);
     let protections = std::sync::Arc::new(c.config.protections.clone());
     let globs = crate::policy::RunPolicy::branch_globs(&protections);
     let project_key = project_name.clone();
@@ -89,8 +90,10 @@ async fn execute(c: &Arc<Coordinator>, run: &RunRecord, plan: Plan) -> Result<()
         let path = super::repo::local_path(&data_dir, &project_name, &project, false).map_err(|e| e.to_string())?;
         let checkout = crate::git::resolve(&path, Some(&sha)).map_err(|e| e.to_string())?;
         let tar = checkout.tar().map_err(|e| e.to_string())?;
-        let secrets = crate::secrets::resolve(uses.iter().map(|(n, s)| (n.as_str(), s.as_str())), secrets_dir.as_deref())
-            .map_err(|e| e.to_string())?;
+        // Only what the operator granted the project, and never from the service's own
+        // environment (its webhook secrets, DOCKER_HOST...).
+        let sources = crate::secrets::Sources { dir: secrets_dir.as_deref(), env: false };
+        let secrets = crate::secrets::resolve(uses.iter().map(|(n, s)| (n.as_str(), s.as_str())), &grant, sources).map_err(|e| e.to_string())?;
         // Checked in the repository: the branch a trigger names is not proof.
         let branches = crate::git::branches_containing(&path, &sha, &globs).map_err(|e| e.to_string())?;
         Ok::<_, String>((tar, secrets, branches, path))

@@ -1,0 +1,65 @@
+//! What a pipeline, a trigger and a crash can reach, on the real service and engine: a
+//! pipeline gets only the secrets its project was granted, never the service's own
+//! environment.
+
+mod common;
+
+use common::service::{Service, DEV};
+use common::{commit_files, text};
+use serde_json::json;
+
+/// A repository (on `main`) whose pipeline's one stage names `secrets` and runs `command`.
+fn repo_with(dir: &std::path::Path, name: &str, secrets: &str, command: &str) -> std::path::PathBuf {
+    let path = dir.join(name);
+    std::fs::create_dir_all(&path).unwrap();
+    git2::Repository::init_opts(&path, git2::RepositoryInitOptions::new().initial_head("main")).unwrap();
+    let yaml = format!("name: {name}\nstages:\n  use:\n    image: gantry/busybox\n    secrets: [{secrets}]\n    commands: [{command:?}]\n");
+    commit_files(&path, &[("gantry.yml", &yaml)], "pipeline");
+    path
+}
+
+#[test]
+fn the_service_grants_secrets_per_project_and_never_reads_its_own_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let secrets = dir.path().join("secrets");
+    std::fs::create_dir_all(&secrets).unwrap();
+    std::fs::write(secrets.join("SITE_KEY"), "s3cr3t-value\n").unwrap();
+    let granted = repo_with(dir.path(), "granted", "SITE_KEY", "test \"$SITE_KEY\" = s3cr3t-value && echo key=$SITE_KEY");
+    // GH_SECRET is in the service's own environment (the harness sets it for webhooks).
+    let taker = repo_with(dir.path(), "taker", "GH_SECRET", "echo $GH_SECRET");
+    let granted_env = repo_with(dir.path(), "fromenv", "GH_SECRET", "echo $GH_SECRET");
+    let projects = format!(
+        "  granted: {{repo: {}, secrets: [SITE_KEY]}}\n  taker: {{repo: {}}}\n  fromenv: {{repo: {}, secrets: [GH_SECRET]}}\n",
+        granted.display(),
+        taker.display(),
+        granted_env.display()
+    );
+    let concurrency = format!("{{global: 3, per_project: 1}}\n  secrets_dir: {}", secrets.display());
+    let svc = Service::start(dir.path(), &projects, &concurrency);
+    let config = svc.config.display().to_string();
+    let run_of = |project: &str| {
+        let (status, answer) = svc.call("POST", &format!("/api/projects/{project}/trigger"), Some(DEV), Some(json!({})));
+        assert_eq!(status, 202, "{answer}");
+        let id = answer["run"].as_str().unwrap().to_string();
+        (svc.wait_for(&id, &["succeeded", "failed"]), id)
+    };
+
+    let (run, id) = run_of("granted");
+    assert_eq!(run["state"], "succeeded", "{run}");
+    let (_, logs) = svc.call("GET", &format!("/api/runs/{id}/logs"), Some(DEV), None);
+    let logs = logs.to_string();
+    assert!(logs.contains("key=***") && !logs.contains("s3cr3t-value"), "{logs}");
+
+    let (run, _) = run_of("taker");
+    assert_eq!(run["state"], "failed");
+    assert_eq!(
+        run["message"].as_str().unwrap(),
+        format!("stage 'use' names the secret GH_SECRET, which projects.taker.secrets in {config} does not grant; nothing ran")
+    );
+
+    let (run, _) = run_of("fromenv");
+    assert_eq!(run["state"], "failed");
+    let message = run["message"].as_str().unwrap();
+    assert!(message.starts_with("secret 'GH_SECRET' (used by stage 'use') is not set"), "{message}");
+    assert!(!message.contains("environment") && !text(message.as_bytes()).contains(common::service::GITHUB_SECRET), "{message}");
+}
