@@ -110,6 +110,31 @@ pub fn branches_containing(path: &Path, sha: &str, globs: &[String]) -> Result<V
     Ok(out)
 }
 
+/// Whether `name` is a branch name by git's ref-name rules (`git check-ref-format`): no
+/// `..`, spaces, `~^:?*[\\`, control characters, `@{`, leading `-` or trailing `.lock`.
+pub fn is_branch_name(name: &str) -> bool {
+    !name.is_empty() && !name.starts_with('-') && git2::Reference::is_valid_name(&format!("refs/heads/{name}"))
+}
+
+/// Whether `rev` names a revision plainly: a (possibly abbreviated) hex sha, or a branch or
+/// tag name by the ref-name rules. Revision expressions (`HEAD~1`, `:/text`, `@{...}`)
+/// are not taken from outside.
+pub fn is_plain_revision(rev: &str) -> bool {
+    let hex = (4..=40).contains(&rev.len()) && rev.chars().all(|c| c.is_ascii_hexdigit());
+    hex || is_branch_name(rev) || git2::Reference::is_valid_name(rev) && rev.starts_with("refs/")
+}
+
+/// Whether the local branch `branch` of the repository at `path` holds commit `sha` (None:
+/// there is no such branch).
+pub fn branch_contains(path: &Path, branch: &str, sha: &str) -> Result<Option<bool>, GitError> {
+    let repo = Repository::discover(path).map_err(|source| GitError::NotARepo { path: path.to_path_buf(), source })?;
+    let read = |e: git2::Error| GitError::Read { sha: sha.to_string(), message: e.message().to_string() };
+    let Ok(found) = repo.find_branch(branch, git2::BranchType::Local) else { return Ok(None) };
+    let Some(head) = found.get().target() else { return Ok(None) };
+    let commit = git2::Oid::from_str(sha).map_err(read)?;
+    Ok(Some(head == commit || repo.graph_descendant_of(head, commit).map_err(read)?))
+}
+
 /// The commits a change brings: those reachable from `candidate` and not from `since`
 /// (what the target runs now), each author once with their newest commit in it.
 #[derive(Debug, Clone, PartialEq, Default)]

@@ -63,3 +63,41 @@ fn the_service_grants_secrets_per_project_and_never_reads_its_own_environment() 
     assert!(message.starts_with("secret 'GH_SECRET' (used by stage 'use') is not set"), "{message}");
     assert!(!message.contains("environment") && !text(message.as_bytes()).contains(common::service::GITHUB_SECRET), "{message}");
 }
+
+#[test]
+fn a_trigger_names_only_real_branches_and_a_hostile_branch_name_is_echoed_never_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = repo_with(dir.path(), "inj", "", "echo branch=${commit.branch}");
+    let git = git2::Repository::open(&repo).unwrap();
+    let head = git.head().unwrap().peel_to_commit().unwrap();
+    let hostile = "release/$(env|base64>&2)";
+    git.branch(hostile, &head, false).unwrap();
+    let head = head.id().to_string();
+    let side = common::commit_on_branch(&repo, "side", &[("side.txt", "x")], "only on side");
+    let projects = format!("  inj: {{repo: {}, branches: [main, \"release/*\"]}}\n", repo.display());
+    let svc = Service::start(dir.path(), &projects, "{global: 2, per_project: 1}");
+    let trigger = |body: serde_json::Value| svc.call("POST", "/api/projects/inj/trigger", Some(DEV), Some(body));
+
+    for (body, said) in [
+        (json!({"ref": head, "branch": "nope"}), "there is no branch nope in inj's repository".to_string()),
+        (json!({"ref": side, "branch": "main"}), format!("branch main does not contain commit {}", &side[..8])),
+        (json!({"ref": "HEAD~1"}), "`HEAD~1` is not a commit sha, branch or tag name".to_string()),
+        (json!({"ref": head, "branch": "a b"}), "`a b` is not a branch name".to_string()),
+    ] {
+        let (status, answer) = trigger(body.clone());
+        assert_eq!(status, 400, "{body}: {answer}");
+        assert!(answer["error"].as_str().unwrap().contains(&said), "{body}: {answer}");
+    }
+    assert!(svc.runs().is_empty(), "a refused trigger queues nothing");
+
+    // The branch exists and holds the commit: it runs, and the shell sees its name as data.
+    let (status, answer) = trigger(json!({"ref": head, "branch": hostile}));
+    assert_eq!(status, 202, "{answer}");
+    let id = answer["run"].as_str().unwrap().to_string();
+    let run = svc.wait_for(&id, &["succeeded", "failed"]);
+    assert_eq!(run["state"], "succeeded", "{run}");
+    let (_, logs) = svc.call("GET", &format!("/api/runs/{id}/logs"), Some(DEV), None);
+    let lines: Vec<&str> = logs.as_array().unwrap().iter().filter(|l| l["stage"] == "use").map(|l| l["text"].as_str().unwrap()).collect();
+    // The shell's trace shows the quoted word; the output is the name, literally.
+    assert_eq!(lines, [format!("+ echo branch='{hostile}'"), format!("branch={hostile}")], "echoed literally, nothing else ran");
+}

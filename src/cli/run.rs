@@ -82,8 +82,11 @@ pub async fn run(args: RunArgs, config: Option<&Path>, data_dir: &Path, docker_h
     let var_overrides = var_overrides(&plan, &args.vars)?;
     let checkout = crate::git::resolve(&args.repo, args.commit.as_deref())?;
     let mut commit = checkout.info.clone();
-    if args.branch.is_some() {
-        commit.branch = args.branch.clone();
+    if let Some(branch) = &args.branch {
+        if !crate::git::is_branch_name(branch) {
+            return Err(CliError::Other(format!("--branch `{branch}` is not a branch name (git's ref-name rules)")));
+        }
+        commit.branch = Some(branch.clone());
     }
     let triggered_by = starter(&config, &args)?;
     // Which protected branches hold the commit is read from the repository, never taken

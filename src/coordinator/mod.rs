@@ -66,6 +66,9 @@ pub enum Triggered {
 pub enum TriggerError {
     #[error("no project '{0}' in the service's config")]
     UnknownProject(String),
+    /// The trigger's values do not hold (a branch that does not contain the commit...).
+    #[error("{0}")]
+    Refused(String),
     #[error(transparent)]
     Git(#[from] crate::git::GitError),
     #[error(transparent)]
@@ -166,12 +169,29 @@ impl Coordinator {
     }
 
     fn trigger_blocking(&self, name: &str, project: &crate::config::Project, req: TriggerRequest) -> Result<Triggered, TriggerError> {
+        // What a trigger carries is data: a plain revision and a branch by git's rules,
+        // and, when a person names the branch, one that really holds the commit.
+        if let Some(rev) = req.rev.as_deref().filter(|r| !crate::git::is_plain_revision(r)) {
+            return Err(TriggerError::Refused(format!("`{rev}` is not a commit sha, branch or tag name (git's ref-name rules)")));
+        }
+        if let Some(branch) = req.branch.as_deref().filter(|b| !crate::git::is_branch_name(b)) {
+            return Err(TriggerError::Refused(format!("`{branch}` is not a branch name (git's ref-name rules)")));
+        }
         let path = repo::local_path(&self.data_dir, name, project, req.source != Source::Poll)?;
         let rev = req.rev.clone().unwrap_or_else(|| repo::default_branch(project));
         let checkout = crate::git::resolve(&path, Some(&rev))?;
         let mut commit = checkout.info.clone();
-        if req.branch.is_some() {
-            commit.branch = req.branch.clone();
+        if let Some(branch) = &req.branch {
+            if matches!(req.source, Source::Manual | Source::Hook) {
+                match crate::git::branch_contains(&path, branch, &commit.sha)? {
+                    Some(true) => {}
+                    Some(false) => {
+                        return Err(TriggerError::Refused(format!("branch {branch} does not contain commit {}", commit.short)));
+                    }
+                    None => return Err(TriggerError::Refused(format!("there is no branch {branch} in {name}'s repository"))),
+                }
+            }
+            commit.branch = Some(branch.clone());
         }
         if req.source != Source::Manual {
             match &commit.branch {

@@ -25,7 +25,7 @@ pub use kind::{Kind, PLANNED_KINDS};
 pub use plan::{Plan, StagePlan, When, DEFAULT_TIMEOUT};
 pub use summary::plan_summary;
 pub use environments::describe as describe_approval;
-pub use vars::{interpolate, Vars, KNOWN_VARS};
+pub use vars::{interpolate, interpolate_for_shell, shell_quote, Vars, KNOWN_VARS};
 
 /// Reads and validates the pipeline file at `path`; messages name it as given.
 pub fn load(path: &Path) -> Result<Plan, PipelineError> {

@@ -68,6 +68,37 @@ pub fn interpolate(text: &str, vars: &Vars) -> String {
     out
 }
 
+/// `interpolate` for text a shell runs (`commands`): every value goes in as one shell
+/// word, quoted unless it is made of characters the shell gives no meaning to. A branch
+/// named `release/$(env|base64>&2)` is echoed, never run. Values may come from outside
+/// the pipeline file (branch, `--var`), so they are data.
+pub fn interpolate_for_shell(text: &str, vars: &Vars) -> String {
+    let mut out = String::with_capacity(text.len());
+    for piece in scan(text) {
+        match piece {
+            Piece::Text(t) => out.push_str(t),
+            Piece::Escaped => out.push_str("${"),
+            Piece::Var { name, raw, .. } => match vars.get(name) {
+                Some(value) => out.push_str(&shell_quote(value)),
+                None => out.push_str(raw),
+            },
+            Piece::Unclosed { raw, .. } => out.push_str(raw),
+        }
+    }
+    out
+}
+
+/// One POSIX shell word with exactly `value`'s text: left as it is when every character
+/// is plain, else in single quotes (a `'` inside written `'\''`).
+pub fn shell_quote(value: &str) -> String {
+    let plain = !value.is_empty() && value.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:@%+=,".contains(c));
+    if plain {
+        value.to_string()
+    } else {
+        format!("'{}'", value.replace('\'', "'\\''"))
+    }
+}
+
 /// A piece of text as the interpolator sees it. Byte offsets are into the scanned text.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Piece<'a> {
@@ -131,6 +162,33 @@ pub(crate) fn scan(text: &str) -> Vec<Piece<'_>> {
     pieces.push(Piece::Text(&text[plain_from..]));
     pieces.retain(|p| *p != Piece::Text(""));
     pieces
+}
+
+#[cfg(test)]
+mod shell_tests {
+    use super::*;
+
+    #[test]
+    fn values_in_commands_are_one_shell_word_whatever_they_hold() {
+        let vars = Vars::new().with("commit.branch", "release/$(env|base64>&2)").with("commit.short", "abc123").with("var.x", "it's");
+        assert_eq!(interpolate_for_shell("echo ${commit.short} on ${commit.branch}", &vars), "echo abc123 on 'release/$(env|base64>&2)'");
+        assert_eq!(interpolate_for_shell("echo ${var.x}", &vars), "echo 'it'\\''s'");
+        assert_eq!(shell_quote(""), "''");
+        assert_eq!(shell_quote("feature/a-1.2"), "feature/a-1.2");
+        // Gaps stay visible, as in interpolate.
+        assert_eq!(interpolate_for_shell("${run.id}", &Vars::new()), "${run.id}");
+    }
+
+    /// The quoting holds in a real shell: what comes out is exactly what went in.
+    #[test]
+    fn a_real_shell_prints_the_value_literally() {
+        for value in ["release/$(echo pwned)", "a'b\"c`id`", "x; rm -rf /", "$HOME", "multi\nline", "-n"] {
+            let vars = Vars::new().with("commit.branch", value);
+            let script = interpolate_for_shell("printf '%s' ${commit.branch}", &vars);
+            let out = std::process::Command::new("sh").arg("-c").arg(&script).output().unwrap();
+            assert_eq!(String::from_utf8_lossy(&out.stdout), value, "{script}");
+        }
+    }
 }
 
 #[cfg(test)]

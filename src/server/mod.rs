@@ -102,6 +102,7 @@ impl From<TriggerError> for ApiError {
     fn from(e: TriggerError) -> Self {
         match e {
             TriggerError::UnknownProject(_) => ApiError::NotFound(e.to_string()),
+            TriggerError::Refused(m) => ApiError::BadRequest(m),
             TriggerError::Git(g) => ApiError::BadRequest(g.to_string()),
             TriggerError::Store(s) => s.into(),
             TriggerError::Internal(m) => ApiError::Internal(m),

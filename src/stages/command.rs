@@ -59,7 +59,7 @@ fn container_spec<B: Backend>(ctx: &RunContext<B>, stage: &StagePlan, image: &st
     env.extend(
         stage.secrets.iter().filter_map(|name| ctx.secrets.get(name).map(|value| format!("{name}={value}"))),
     );
-    let commands: Vec<String> = stage.commands.iter().map(|c| interpolate(c, &ctx.vars)).collect();
+    let commands: Vec<String> = stage.commands.iter().map(|c| crate::pipeline::interpolate_for_shell(c, &ctx.vars)).collect();
     ContainerSpec {
         name: format!("gantry-{}-{}-{attempt}", ctx.run_id, stage.name),
         image: image.to_string(),
