@@ -101,3 +101,38 @@ fn a_trigger_names_only_real_branches_and_a_hostile_branch_name_is_echoed_never_
     // The shell's trace shows the quoted word; the output is the name, literally.
     assert_eq!(lines, [format!("+ echo branch='{hostile}'"), format!("branch={hostile}")], "echoed literally, nothing else ran");
 }
+
+/// kill -9 of the service at several moments between accepting a trigger and the run's
+/// first container: after the restart the run is either interrupted (and swept) or runs
+/// again from a clean engine; it never fails on its own leftovers.
+#[test]
+fn a_crash_between_trigger_and_first_container_never_fails_the_run_on_its_leftovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = repo_with(dir.path(), "crash", "", "sleep 1");
+    let projects = format!("  crash: {{repo: {}}}\n", repo.display());
+    let mut svc = Service::start(dir.path(), &projects, "{global: 2, per_project: 1}");
+    let mut seen = Vec::new();
+    for delay in [0u64, 50, 100, 200, 400] {
+        let (status, answer) = svc.call("POST", "/api/projects/crash/trigger", Some(DEV), Some(json!({"force": true})));
+        assert_eq!(status, 202, "{answer}");
+        let id = answer["run"].as_str().unwrap().to_string();
+        std::thread::sleep(std::time::Duration::from_millis(delay));
+        svc.kill_9();
+        svc.spawn();
+        let run = svc.wait_for(&id, &["succeeded", "failed", "interrupted", "cancelled"]);
+        let message = run["message"].as_str().unwrap_or_default();
+        assert!(
+            run["state"] == "succeeded" || run["state"] == "interrupted",
+            "kill -9 {delay} ms after the trigger: the run ended {} ({message})",
+            run["state"]
+        );
+        assert!(!message.contains("already exists") && !message.contains("ambiguous"), "{delay} ms: {message}");
+        let start = std::time::Instant::now();
+        while !common::docker_objects_of(&id).is_empty() {
+            assert!(start.elapsed() < std::time::Duration::from_secs(30), "{delay} ms: left behind {:?}", common::docker_objects_of(&id));
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        seen.push(format!("{delay}ms: {}", run["state"]));
+    }
+    eprintln!("crash window: {}", seen.join(", "));
+}

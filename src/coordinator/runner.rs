@@ -101,6 +101,13 @@ async fn execute(c: &Arc<Coordinator>, run: &RunRecord, plan: Plan) -> Result<()
     .await
     .map_err(|e| e.to_string())?;
     let (tar, secrets, branches, path) = prepared?;
+    // Whatever an earlier start of this run left on the engine (a crash between its first
+    // objects and the store's record of them) goes before this start makes its own.
+    match c.engine.sweep_run(&run.id).await {
+        Ok(r) if !r.is_empty() => tracing::info!(run = %run.id, ?r, "removed leftovers of an earlier start"),
+        Ok(_) => {}
+        Err(e) => return Err(format!("cannot clear the engine for the run: {e}")),
+    }
     let policy = crate::policy::RunPolicy { protections, project: project_key, commit: run.commit.sha.clone(), branches };
     let (tx, rx) = mpsc::unbounded_channel();
     let request = RunRequest {

@@ -242,7 +242,12 @@ impl Store {
         plan: Option<&crate::pipeline::Plan>,
         seen: Option<(&str, &str)>,
     ) -> Result<Result<(), String>, StoreError> {
-        self.create(run, plan, seen.map(|(project, sha)| seen_key(project, sha)))
+        let created = self.create(run, plan, seen.map(|(project, sha)| seen_key(project, sha)))?;
+        // A trigger is answered "queued" only once the queue has it on disk.
+        if created.is_ok() {
+            self.flush()?;
+        }
+        Ok(created)
     }
 
     fn create(
@@ -349,9 +354,14 @@ impl Store {
     }
 
     /// Takes a queued run out of the queue and marks it running, driven by this process.
+    /// Durable before it returns: the run's Docker objects are created only after the
+    /// store says it is running, so a crash leaves it `interrupted` (and swept), never
+    /// `queued` with objects of a first start lying about.
     pub fn start_queued(&self, run_id: &str) -> Result<RunRecord, StoreError> {
         let started = Event::now(EventKind::RunStarted { pid: std::process::id() });
-        self.append(run_id, &started)
+        let record = self.append(run_id, &started)?;
+        self.flush()?;
+        Ok(record)
     }
 
     /// Appends an event and folds it into the run's record, atomically.
