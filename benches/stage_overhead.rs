@@ -28,7 +28,6 @@ use bollard::volume::CreateVolumeOptions;
 use bollard::Docker;
 use bytes::Bytes;
 use futures_util::StreamExt;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use gantry::docker::{Backend, ContainerSpec, DockerEngine, RUN_LABEL, STAGE_LABEL};
@@ -221,7 +220,7 @@ impl GantrySide {
         let run_id = gantry::store::new_run_id();
         let record = RunRecord::new(run_id.clone(), &plan, "(bench)".into(), self.commit.clone());
         self.store.create_run(&record).expect("create run");
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = gantry::channel::channel(gantry::channel::OutputLimits::default());
         let request = RunRequest {
             run_id: run_id.clone(),
             plan,

@@ -2,6 +2,7 @@
 //! The binary (`main.rs`) is a thin command line over these modules.
 
 pub mod docker;
+pub mod channel;
 pub mod events;
 pub mod mask;
 pub mod pipeline;

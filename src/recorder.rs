@@ -1,8 +1,6 @@
 //! The one writer of a run's history: it takes what the scheduler emits, stores it (events
 //! in transactions, log lines in batches, in arrival order) and then lets a viewer see it.
 
-use tokio::sync::mpsc::UnboundedReceiver;
-
 use crate::events::{Emitted, Event, EventKind, LogLine};
 use crate::store::{RunRecord, Store, StoreError};
 
@@ -24,7 +22,7 @@ impl Viewer for Quiet {
 pub async fn record(
     store: &Store,
     run_id: &str,
-    mut rx: UnboundedReceiver<Emitted>,
+    mut rx: crate::channel::Receiver,
     viewer: &mut impl Viewer,
 ) -> Result<RunRecord, StoreError> {
     let mut record = store.run(run_id)?;
@@ -33,8 +31,8 @@ pub async fn record(
         let mut batch = vec![first];
         while batch.len() < 512 {
             match rx.try_recv() {
-                Ok(more) => batch.push(more),
-                Err(_) => break,
+                Some(more) => batch.push(more),
+                None => break,
             }
         }
         for item in batch {
@@ -46,10 +44,10 @@ pub async fn record(
                 Emitted::Event(event) => {
                     // Output emitted before a state change is stored before it.
                     if !lines.is_empty() {
-                        store.append_logs(run_id, &lines)?;
+                        off_worker(|| store.append_logs(run_id, &lines))?;
                         lines.clear();
                     }
-                    record = store.append(run_id, &event)?;
+                    record = off_worker(|| store.append(run_id, &event))?;
                     viewer.event(&event, &record);
                     if matches!(event.kind, EventKind::RunFinished { .. }) {
                         return Ok(record);
@@ -58,9 +56,18 @@ pub async fn record(
             }
         }
         if !lines.is_empty() {
-            store.append_logs(run_id, &lines)?;
+            off_worker(|| store.append_logs(run_id, &lines))?;
             lines.clear();
         }
     }
     Ok(record)
+}
+
+/// Runs a store write (which may flush to disk) without holding up the async workers:
+/// other runs and the service's requests go on meanwhile.
+fn off_worker<T>(write: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(write),
+        _ => write(),
+    }
 }

@@ -136,3 +136,39 @@ fn a_crash_between_trigger_and_first_container_never_fails_the_run_on_its_leftov
     }
     eprintln!("crash window: {}", seen.join(", "));
 }
+
+/// A stage printing 1 GiB: the store keeps the cap and one line saying so, and the
+/// service answers its API all the while (how fast, and its memory, are in
+/// `benches/output_flood.rs`, not here).
+#[test]
+fn a_stage_printing_a_gibibyte_is_capped_and_the_service_keeps_answering() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = repo_with(dir.path(), "flood", "", "yes $(printf %099d 0) | head -c 1073741824; echo done");
+    let projects = format!("  flood: {{repo: {}}}\nlogs: {{max_stage_output: 4MiB}}\n", repo.display());
+    let svc = Service::start(dir.path(), &projects, "{global: 2, per_project: 1}");
+    let (status, answer) = svc.call("POST", "/api/projects/flood/trigger", Some(DEV), Some(json!({})));
+    assert_eq!(status, 202, "{answer}");
+    let id = answer["run"].as_str().unwrap().to_string();
+    let (mut answered, mut polls) = (0, 0);
+    let run = loop {
+        polls += 1;
+        let (status, body) = svc.call("GET", &format!("/api/runs/{id}"), Some(DEV), None);
+        if status == 200 {
+            answered += 1;
+        }
+        if body["state"] == "succeeded" || body["state"] == "failed" {
+            break body;
+        }
+        assert!(polls < 6000, "the run did not end");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert_eq!(answered, polls, "every API call was answered while the stage printed");
+    assert_eq!(run["state"], "succeeded", "{run}");
+    let (_, logs) = svc.call("GET", &format!("/api/runs/{id}/logs?stage=use"), Some(DEV), None);
+    let lines = logs.as_array().unwrap();
+    let kept: usize = lines.iter().map(|l| l["text"].as_str().unwrap().len() + 1).sum();
+    let last = lines.last().unwrap()["text"].as_str().unwrap();
+    assert!(last.starts_with("gantry: output of stage 'use' truncated: it printed more than 4 MiB"), "{last}");
+    assert!(kept <= (4 << 20) + 1024, "kept {kept} bytes");
+    assert!(kept > (4 << 20) - 1024, "kept {kept} bytes: the cap, not less");
+}

@@ -6,7 +6,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Args;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::render::Renderer;
@@ -113,7 +112,7 @@ pub async fn run(args: RunArgs, config: Option<&Path>, data_dir: &Path, docker_h
 
     let cancel = CancellationToken::new();
     spawn_signal_handler(cancel.clone());
-    let (tx, rx) = mpsc::unbounded_channel();
+    let (tx, rx) = crate::channel::channel(config.logs.output_limits());
     let request = RunRequest {
         run_id: run_id.clone(),
         plan,

@@ -15,6 +15,7 @@ pub mod identity;
 pub mod protection;
 pub mod role;
 pub mod service;
+pub mod size;
 pub mod users;
 
 use std::collections::BTreeMap;
@@ -55,6 +56,34 @@ pub struct Config {
     pub cli: CliSettings,
     /// What `gantry run` grants a pipeline, by the pipeline's name.
     pub pipelines: BTreeMap<String, PipelineGrant>,
+    pub logs: LogSettings,
+}
+
+/// `logs:`: how much of a run's output is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    /// Output kept per stage (all attempts); beyond it one line says so and the rest is
+    /// dropped.
+    #[serde(default = "default_stage_output")]
+    pub max_stage_output: size::Size,
+}
+
+fn default_stage_output() -> size::Size {
+    size::Size(crate::channel::DEFAULT_PER_STAGE)
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        LogSettings { max_stage_output: default_stage_output() }
+    }
+}
+
+impl LogSettings {
+    /// The output limits of a run under these settings.
+    pub fn output_limits(&self) -> crate::channel::OutputLimits {
+        crate::channel::OutputLimits { per_stage: self.max_stage_output.0, ..Default::default() }
+    }
 }
 
 /// `pipelines.NAME:` what `gantry run` of the pipeline named NAME is granted.
@@ -90,6 +119,8 @@ struct File {
     cli: CliSettings,
     #[serde(default)]
     pipelines: BTreeMap<String, PipelineGrant>,
+    #[serde(default)]
+    logs: LogSettings,
 }
 
 /// The SHA-256 of the empty string: a token anyone can present.
@@ -172,7 +203,7 @@ impl Config {
                 (name, user)
             })
             .collect();
-        Ok(Config { path: path.to_path_buf(), users, server: file.server, projects: file.projects, protections, cli: file.cli, pipelines: file.pipelines })
+        Ok(Config { path: path.to_path_buf(), users, server: file.server, projects: file.projects, protections, cli: file.cli, pipelines: file.pipelines, logs: file.logs })
     }
 
     /// The operator's config as the command line finds it: the file named by `--config` or
@@ -198,6 +229,7 @@ impl Config {
             protections: BTreeMap::new(),
             cli: CliSettings::default(),
             pipelines: BTreeMap::new(),
+            logs: LogSettings::default(),
         }
     }
 

@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use tokio::sync::mpsc;
 
 use crate::config::{Protection, User};
 use crate::docker::Backend;
@@ -59,7 +58,7 @@ pub async fn promote<B: Backend + 'static>(
     record: RunRecord,
     viewer: &mut impl Viewer,
 ) -> Result<RunRecord, StoreError> {
-    let (tx, rx) = mpsc::unbounded_channel();
+    let (tx, rx) = crate::channel::channel(crate::channel::OutputLimits::default());
     let run_id = record.id.clone();
     let task = tokio::spawn(async move { crate::scheduler::promotion::run(backend, &record, Emitter::new(tx)).await });
     let recorded = crate::recorder::record(store, &run_id, rx, viewer).await;

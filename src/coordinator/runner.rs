@@ -4,7 +4,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
 
 use super::{Coordinator, Source, TriggerRequest};
 use crate::docker::{Backend, RUN_LABEL};
@@ -109,7 +108,7 @@ async fn execute(c: &Arc<Coordinator>, run: &RunRecord, plan: Plan) -> Result<()
         Err(e) => return Err(format!("cannot clear the engine for the run: {e}")),
     }
     let policy = crate::policy::RunPolicy { protections, project: project_key, commit: run.commit.sha.clone(), branches };
-    let (tx, rx) = mpsc::unbounded_channel();
+    let (tx, rx) = crate::channel::channel(c.config.logs.output_limits());
     let request = RunRequest {
         run_id: run.id.clone(),
         plan,

@@ -32,7 +32,7 @@ pub async fn attempt<B: Backend>(ctx: &RunContext<B>, stage: &StagePlan, spec: &
         ]),
     };
     let name = stage.name.clone();
-    let output = |line: &str| ctx.emit.log(&name, attempt, Stream::Stdout, ctx.masker.mask(line));
+    let output = |line: &str| ctx.emit.output_now(&name, attempt, Stream::Stdout, ctx.masker.mask(line));
     let built = tokio::select! {
         built = ctx.backend.build_image(context, &request, &output) => built,
         _ = ctx.cancel.cancelled() => return AttemptOutcome::Cancelled,

@@ -114,12 +114,12 @@ pub async fn forward_output<B: Backend>(
         match chunk {
             Ok(OutputChunk::Stdout(bytes)) => {
                 for line in stdout.push_bytes(&bytes) {
-                    ctx.emit.log(stage, attempt, Stream::Stdout, line);
+                    ctx.emit.output(stage, attempt, Stream::Stdout, line).await;
                 }
             }
             Ok(OutputChunk::Stderr(bytes)) => {
                 for line in stderr.push_bytes(&bytes) {
-                    ctx.emit.log(stage, attempt, Stream::Stderr, line);
+                    ctx.emit.output(stage, attempt, Stream::Stderr, line).await;
                 }
             }
             Err(e) => {
@@ -129,10 +129,10 @@ pub async fn forward_output<B: Backend>(
         }
     }
     if let Some(line) = stdout.finish() {
-        ctx.emit.log(stage, attempt, Stream::Stdout, line);
+        ctx.emit.output(stage, attempt, Stream::Stdout, line).await;
     }
     if let Some(line) = stderr.finish() {
-        ctx.emit.log(stage, attempt, Stream::Stderr, line);
+        ctx.emit.output(stage, attempt, Stream::Stderr, line).await;
     }
 }
 

@@ -17,11 +17,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use tokio::sync::mpsc::UnboundedSender;
 use tokio_util::sync::CancellationToken;
 
 use crate::docker::{Backend, DockerError};
-use crate::events::{AttemptOutcome, Emitted, Event, EventKind, LogLine, Stream};
+use crate::events::{AttemptOutcome, Event, EventKind, LogLine, Stream};
 use crate::pipeline::spec::Action;
 use crate::pipeline::StagePlan;
 use crate::mask::Masker;
@@ -60,7 +59,7 @@ pub struct RunContext<B: Backend> {
 /// run's own knowledge, not a read of the store.
 #[derive(Clone)]
 pub struct Emitter {
-    tx: UnboundedSender<Emitted>,
+    tx: crate::channel::Sender,
     memory: std::sync::Arc<std::sync::Mutex<BTreeMap<String, StageMemory>>>,
 }
 
@@ -74,7 +73,7 @@ pub struct StageMemory {
 }
 
 impl Emitter {
-    pub fn new(tx: UnboundedSender<Emitted>) -> Self {
+    pub fn new(tx: crate::channel::Sender) -> Self {
         Emitter { tx, memory: Default::default() }
     }
 
@@ -97,8 +96,7 @@ impl Emitter {
                 _ => {}
             }
         }
-        // The receiver lives as long as the run; if it is gone the process is exiting.
-        let _ = self.tx.send(Emitted::Event(Event::now(kind)));
+        self.tx.event(Event::now(kind));
     }
 
     /// What this run knows of `stage` so far.
@@ -106,14 +104,20 @@ impl Emitter {
         self.memory.lock().ok()?.get(stage).cloned()
     }
 
+    /// A line of Gantry's own in a stage's log.
     pub fn log(&self, stage: &str, attempt: u32, stream: Stream, text: String) {
-        let _ = self.tx.send(Emitted::Log(LogLine {
-            at: chrono::Utc::now(),
-            stage: stage.to_string(),
-            attempt,
-            stream,
-            text,
-        }));
+        self.tx.note(LogLine { at: chrono::Utc::now(), stage: stage.to_string(), attempt, stream, text });
+    }
+
+    /// A line of a container's output: waits while the recorder is behind, and counts
+    /// towards the stage's cap.
+    pub async fn output(&self, stage: &str, attempt: u32, stream: Stream, text: String) {
+        self.tx.output(LogLine { at: chrono::Utc::now(), stage: stage.to_string(), attempt, stream, text }).await;
+    }
+
+    /// `output` from a callback that cannot wait (the builder's): capped, not held back.
+    pub fn output_now(&self, stage: &str, attempt: u32, stream: Stream, text: String) {
+        self.tx.output_now(LogLine { at: chrono::Utc::now(), stage: stage.to_string(), attempt, stream, text });
     }
 }
 

@@ -114,7 +114,7 @@ impl Store {
         migrate::finish_interrupted(dir)?;
         // sled lets go of its own file lock a moment after a process that just released the
         // data dir's lock has dropped its store: wait for that moment rather than fail.
-        let mut db = open_sled(&dir.join("db"))?;
+        let mut db = open_sled(&dir.join("db"), DB_CACHE)?;
         let version = |db: &sled::Db| -> Result<Option<u32>, StoreError> {
             Ok(db.open_tree("meta")?.get("schema_version")?.map(|v| u32::from_be_bytes(v.as_ref().try_into().unwrap_or([0, 0, 0, 0]))))
         };
@@ -125,7 +125,7 @@ impl Store {
         if found.is_some_and(|f| f < 2) {
             drop(db);
             migrate::to_2(dir)?;
-            db = open_sled(&dir.join("db"))?;
+            db = open_sled(&dir.join("db"), DB_CACHE)?;
             found = version(&db)?;
         }
         let meta = db.open_tree("meta")?;
@@ -163,7 +163,7 @@ impl Store {
         if let Some(h) = self.history.get() {
             return Ok(h);
         }
-        let db = open_sled(&self.dir.join("history"))?;
+        let db = open_sled(&self.dir.join("history"), HISTORY_CACHE)?;
         let history = History { events: db.open_tree("events")?, logs: db.open_tree("logs")?, db };
         let _ = self.history.set(history);
         Ok(self.history.get().expect("just set"))
@@ -679,10 +679,16 @@ fn deployment_key(d: &Deployment) -> Vec<u8> {
 /// Opens one of the store's sled databases. sled lets go of its own file lock a moment
 /// after a process that just released the data dir's lock dropped its store: that moment
 /// is waited for (up to 2 s) rather than failed on.
-fn open_sled(path: &Path) -> Result<sled::Db, StoreError> {
+/// sled's page cache, per database (its default is 1 GiB each). The history is written
+/// far more than it is read, so its cache stays small: a stage printing its whole cap must
+/// not grow the service by the cap.
+const DB_CACHE: u64 = 128 << 20;
+const HISTORY_CACHE: u64 = 32 << 20;
+
+fn open_sled(path: &Path, cache: u64) -> Result<sled::Db, StoreError> {
     let until = std::time::Instant::now() + std::time::Duration::from_secs(2);
     loop {
-        match sled::Config::new().path(path).flush_every_ms(Some(200)).open() {
+        match sled::Config::new().path(path).cache_capacity(cache).flush_every_ms(Some(200)).open() {
             Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") && std::time::Instant::now() < until => {
                 std::thread::sleep(std::time::Duration::from_millis(20));
             }
