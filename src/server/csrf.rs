@@ -4,8 +4,9 @@
 //! dashboard's session cookie and can post forms to it. Two checks, both required:
 //!
 //! 1. **Same origin.** `Sec-Fetch-Site`, when the browser sends it, must be `same-origin`,
-//!    and `Origin` must be the dashboard's own (scheme, host and port). This stops a page
-//!    of another origin from posting through a signed-in browser. Outside a browser both
+//!    and an `Origin` must be the dashboard's own (scheme, host and port). This stops a
+//!    page of another origin from posting through a signed-in browser (a page on another
+//!    port of the same host is `same-site`, not `same-origin`). Outside a browser both
 //!    headers are forgeable, so this check alone is not enough.
 //! 2. **A CSRF token bound to the session**, in the form's `csrf` field. It is handed out
 //!    once, in the response to `POST /login`, which only someone holding the raw token can
@@ -30,7 +31,7 @@ use super::AppState;
 pub enum Refused {
     #[error("it was sent from another site or port (Sec-Fetch-Site: {0}), not from the dashboard's own page")]
     FetchSite(String),
-    #[error("it names no Origin, which a browser sends with every form it posts")]
+    #[error("it names neither Sec-Fetch-Site nor an Origin, one of which a browser sends with every form it posts")]
     NoOrigin,
     #[error("it was sent from {origin}, not from the dashboard's own origin {expected}")]
     OtherOrigin { origin: String, expected: String },
@@ -53,20 +54,25 @@ fn own_origin(parts: &Parts, secure: bool) -> Option<String> {
 }
 
 /// Check 1: the request comes from a page of `expected` (the dashboard's origin).
+///
+/// `Sec-Fetch-Site`, which a page's script cannot set, decides when the browser sends it
+/// (all current ones do). The dashboard's `Referrer-Policy: no-referrer` makes browsers
+/// send `Origin: null` with its own form posts, so a null Origin is taken only beside
+/// `Sec-Fetch-Site: same-origin`; any other Origin must be the dashboard's. A browser
+/// without fetch metadata must name the dashboard's origin itself.
 pub fn same_origin(headers: &HeaderMap, expected: Option<&str>) -> Result<(), Refused> {
-    if let Some(site) = headers.get("sec-fetch-site") {
-        let site = String::from_utf8_lossy(site.as_bytes()).into_owned();
-        if site != "same-origin" {
-            return Err(Refused::FetchSite(site));
-        }
+    let site = headers.get("sec-fetch-site").map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    if let Some(site) = site.as_deref().filter(|s| *s != "same-origin") {
+        return Err(Refused::FetchSite(site.to_string()));
     }
     let origin = headers.get(header::ORIGIN).map(|o| String::from_utf8_lossy(o.as_bytes()).to_ascii_lowercase());
-    let Some(origin) = origin.filter(|o| o != "null") else { return Err(Refused::NoOrigin) };
     let expected = expected.unwrap_or("(unknown: the request names no host)");
-    if origin != expected {
-        return Err(Refused::OtherOrigin { origin, expected: expected.to_string() });
+    match origin.filter(|o| o != "null") {
+        Some(origin) if origin != expected => Err(Refused::OtherOrigin { origin, expected: expected.to_string() }),
+        Some(_) => Ok(()),
+        None if site.is_some() => Ok(()),
+        None => Err(Refused::NoOrigin),
     }
-    Ok(())
 }
 
 fn check_origin(parts: &Parts, state: &AppState) -> Result<(), Refused> {
@@ -158,8 +164,11 @@ mod tests {
 
     #[test]
     fn a_form_of_the_dashboards_own_page_passes() {
-        let own = headers(&[("origin", "http://127.0.0.1:8787"), ("sec-fetch-site", "same-origin")]);
+        // Chromium posting a form of a page served with `Referrer-Policy: no-referrer`.
+        let own = headers(&[("origin", "null"), ("sec-fetch-site", "same-origin")]);
         assert_eq!(same_origin(&own, DASHBOARD), Ok(()));
+        let named = headers(&[("origin", "http://127.0.0.1:8787"), ("sec-fetch-site", "same-origin")]);
+        assert_eq!(same_origin(&named, DASHBOARD), Ok(()));
         let older_browser = headers(&[("origin", "http://127.0.0.1:8787")]);
         assert_eq!(same_origin(&older_browser, DASHBOARD), Ok(()), "no Sec-Fetch-Site: Origin decides");
     }
@@ -169,17 +178,19 @@ mod tests {
         // What Chromium sends for a form auto-submitted by an app on 127.0.0.1:18081.
         let app = headers(&[("origin", "http://127.0.0.1:18081"), ("sec-fetch-site", "same-site")]);
         assert_eq!(same_origin(&app, DASHBOARD), Err(Refused::FetchSite("same-site".into())));
+        let hiding_its_origin = headers(&[("origin", "null"), ("sec-fetch-site", "same-site")]);
+        assert_eq!(same_origin(&hiding_its_origin, DASHBOARD), Err(Refused::FetchSite("same-site".into())));
         let no_fetch_metadata = headers(&[("origin", "http://127.0.0.1:18081")]);
         let err = same_origin(&no_fetch_metadata, DASHBOARD).unwrap_err();
         assert_eq!(err.to_string(), "it was sent from http://127.0.0.1:18081, not from the dashboard's own origin http://127.0.0.1:8787");
-        let https = headers(&[("origin", "https://127.0.0.1:8787")]);
+        let https = headers(&[("origin", "https://127.0.0.1:8787"), ("sec-fetch-site", "same-origin")]);
         assert!(same_origin(&https, DASHBOARD).is_err(), "the scheme is part of the origin");
     }
 
     #[test]
     fn no_origin_a_null_origin_or_a_cross_site_fetch_is_refused() {
         assert_eq!(same_origin(&HeaderMap::new(), DASHBOARD), Err(Refused::NoOrigin));
-        assert_eq!(same_origin(&headers(&[("origin", "null")]), DASHBOARD), Err(Refused::NoOrigin));
+        assert_eq!(same_origin(&headers(&[("origin", "null")]), DASHBOARD), Err(Refused::NoOrigin), "null without fetch metadata");
         for site in ["cross-site", "none", "same-site"] {
             let h = headers(&[("origin", "http://127.0.0.1:8787"), ("sec-fetch-site", site)]);
             assert_eq!(same_origin(&h, DASHBOARD), Err(Refused::FetchSite(site.into())), "{site}");
