@@ -2,6 +2,9 @@
 //! (chromedriver + fantoccini) against the real `gantry serve` and the real engine. A
 //! developer signs in and is offered no decision; a release manager signs in, approves a
 //! parked promotion with one click and watches it land; production then serves the site.
+//! Every form goes through the session's checks (origin, CSRF token kept by the page's
+//! script) as a real browser passes them, under the dashboard's Content-Security-Policy;
+//! tests/dashboard_security.rs is about what does not pass them.
 //!
 //! The app is busybox's httpd serving one page (as in tests/approval.rs), so the run takes
 //! seconds and the test spends its time in the browser.
