@@ -2,6 +2,9 @@
 //! (chromedriver + fantoccini) against the real `gantry serve` and the real engine. A
 //! developer signs in and is offered no decision; a release manager signs in, approves a
 //! parked promotion with one click and watches it land; production then serves the site.
+//! Every form goes through the session's checks (origin, CSRF token kept by the page's
+//! script) as a real browser passes them, under the dashboard's Content-Security-Policy;
+//! tests/dashboard_security.rs is about what does not pass them.
 //!
 //! The app is busybox's httpd serving one page (as in tests/approval.rs), so the run takes
 //! seconds and the test spends its time in the browser.
@@ -10,14 +13,11 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::browser::Chromedriver;
+use common::browser::{path_of, text_of, wait_for_text, Chromedriver, PATIENCE};
 use common::service::{Service, DEV, RM};
 use common::{http_get, GatedSite};
 use fantoccini::{Client, Locator};
 use serde_json::json;
-
-/// How long the browser waits for a page to show what a step expects.
-const PATIENCE: Duration = Duration::from_secs(120);
 
 /// What the browser part of the test needs to know.
 struct Site {
@@ -26,45 +26,6 @@ struct Site {
     staging: String,
     prod: String,
     prod_port: u16,
-}
-
-/// The visible text of the first element matching `css`, if there is one.
-async fn text_of(b: &Client, css: &str) -> Option<String> {
-    b.find(Locator::Css(css)).await.ok()?.text().await.ok()
-}
-
-/// Waits until the element matching `css` shows `want` (reloading the page between looks
-/// when `reload`); fails with the page's source when it never does.
-async fn wait_for_text(b: &Client, css: &str, want: &str, reload: bool) {
-    let start = Instant::now();
-    loop {
-        let seen = text_of(b, css).await;
-        if seen.as_deref().is_some_and(|t| t.contains(want)) {
-            return;
-        }
-        if start.elapsed() > PATIENCE {
-            let page = b.source().await.unwrap_or_default();
-            panic!("`{css}` never showed `{want}` (last seen: {seen:?}) on {:?}:\n{page}", b.current_url().await.ok());
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        if reload {
-            let _ = b.refresh().await;
-        }
-    }
-}
-
-async fn path_of(b: &Client) -> String {
-    b.current_url().await.expect("the browser has a URL").path().to_string()
-}
-
-/// Opens the dashboard, lands on the sign-in page, and signs in with `token`.
-async fn sign_in(b: &Client, site: &Site, token: &str) {
-    b.goto(&format!("{}/", site.base)).await.unwrap();
-    assert_eq!(path_of(b).await, "/login", "a visitor without a session is sent to sign in");
-    b.find(Locator::Id("token")).await.unwrap().send_keys(token).await.unwrap();
-    b.find(Locator::Id("sign-in")).await.unwrap().click().await.unwrap();
-    wait_for_text(b, "h1", "Runs", false).await;
-    assert_eq!(path_of(b).await, "/");
 }
 
 /// The runs page lists the run, linked to its page, with its state.
@@ -82,7 +43,7 @@ async fn approve_in_the_browser(b: Client, site: Site) {
     let approve_id = format!("approve-{}", site.run);
 
     // A developer sees the pending promotion, and no button to decide on it.
-    sign_in(&b, &site, DEV).await;
+    common::browser::sign_in(&b, &site.base, DEV).await;
     assert_eq!(text_of(&b, ".who .user").await.as_deref(), Some("dev"));
     runs_page_lists(&b, &site, "awaiting approval").await;
     b.goto(&format!("{}/approvals", site.base)).await.unwrap();
@@ -98,7 +59,7 @@ async fn approve_in_the_browser(b: Client, site: Site) {
     wait_for_text(&b, "h1", "Sign in", false).await;
 
     // The release manager signs in, finds the run waiting, and approves it.
-    sign_in(&b, &site, RM).await;
+    common::browser::sign_in(&b, &site.base, RM).await;
     assert_eq!(text_of(&b, ".who .user").await.as_deref(), Some("rita"));
     assert_eq!(text_of(&b, ".who .role").await.as_deref(), Some("release-manager"));
     runs_page_lists(&b, &site, "awaiting approval").await;
@@ -183,18 +144,7 @@ fn a_release_manager_approves_in_the_browser_and_sees_the_promotion_while_a_deve
 
     let driver = Chromedriver::start(&w.dir.path().join("chromedriver.log"));
     let site = Site { base: format!("http://127.0.0.1:{}", svc.port), run: run.clone(), staging: staging.name.clone(), prod: prod.name.clone(), prod_port };
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let outcome = rt.block_on(async {
-        let browser = driver.browser().await;
-        // In a task of its own, so that a failed assertion still closes the browser.
-        let outcome = tokio::spawn(approve_in_the_browser(browser.clone(), site)).await;
-        let _ = browser.close().await;
-        outcome
-    });
-    drop(driver);
-    if let Err(e) = outcome {
-        std::panic::resume_unwind(e.into_panic());
-    }
+    common::browser::drive(driver, &[], |b| approve_in_the_browser(b, site));
 
     // The API agrees with what the browser showed.
     let done = svc.run(&run);

@@ -205,7 +205,7 @@ fn every_mutating_route_checks_the_token_and_the_role() {
         assert_eq!(svc.call("GET", path, Some(VIEWER), None).0, 200, "{path} as a viewer");
     }
     // The dashboard's pages need a session too; with one, the report page answers.
-    let cookie = format!("gantry_token={VIEWER}");
+    let cookie = common::web::sign_in(svc.port, VIEWER).cookie;
     let (status, _) = http(svc.port, "GET", "/reports", &[], None).unwrap();
     assert_eq!(status, 303, "to the sign-in page");
     let (status, page) = http(svc.port, "GET", "/reports?since=30d", &[("Cookie", &cookie)], None).unwrap();

@@ -36,6 +36,11 @@ pub async fn serve(config_path: &Path, data_dir: Option<&Path>, docker_host: Opt
     let config = Config::load(config_path)?;
     // Everything that can be wrong is found before the service takes the data dir.
     crate::server::hook_secrets(&config).map_err(|e| CliError::Other(format!("{}: {e}", config.path.display())))?;
+    let tls = match &config.server.tls {
+        Some(files) => Some(crate::server::tls::server_config(files).map_err(|e| CliError::Other(format!("{}: {e}", config.path.display())))?),
+        None => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let addr: std::net::SocketAddr = config.server.listen.parse().map_err(|e| CliError::Other(format!("server.listen: {e}")))?;
     let data_dir = data_dir
         .map(Path::to_path_buf)
@@ -48,11 +53,11 @@ pub async fn serve(config_path: &Path, data_dir: Option<&Path>, docker_host: Opt
     let users = config.users.len();
     let coord = Coordinator::new(Arc::new(store), engine, Arc::new(config), data_dir.clone());
     eprintln!(
-        "gantry serve: listening on http://{} ({projects} project(s), {users} user(s), data in {})",
+        "gantry serve: listening on {scheme}://{} ({projects} project(s), {users} user(s), data in {})",
         listener.local_addr().map(|a| a.to_string()).unwrap_or_else(|_| addr.to_string()),
         data_dir.display()
     );
-    crate::server::serve(coord, listener).await.map_err(|e| CliError::Other(format!("the service failed: {e}")))?;
+    crate::server::serve(coord, listener, tls).await.map_err(|e| CliError::Other(format!("the service failed: {e}")))?;
     eprintln!("gantry serve: stopped");
     Ok(ExitCode::SUCCESS)
 }

@@ -24,6 +24,22 @@ pub struct ServerSettings {
     /// Directory of secret files for the runs (one file per secret); else the service's environment.
     #[serde(default)]
     pub secrets_dir: Option<PathBuf>,
+    /// Serve HTTPS with this certificate and key (PEM files) instead of HTTP.
+    #[serde(default)]
+    pub tls: Option<Tls>,
+    /// How long a dashboard sign-in lasts (then the browser signs in again).
+    #[serde(default = "default_session_ttl", with = "humantime_serde")]
+    pub session_ttl: Duration,
+}
+
+/// `server.tls`: the service's certificate (chain) and private key, PEM, read at start.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tls {
+    /// The certificate, then any intermediates (`-----BEGIN CERTIFICATE-----`).
+    pub cert: PathBuf,
+    /// Its private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
@@ -84,6 +100,9 @@ fn default_listen() -> String {
 fn default_sweep() -> Duration {
     Duration::from_secs(300)
 }
+fn default_session_ttl() -> Duration {
+    Duration::from_secs(12 * 3600)
+}
 fn default_global() -> usize {
     4
 }
@@ -108,6 +127,8 @@ impl Default for ServerSettings {
             concurrency: Concurrency::default(),
             sweep_every: default_sweep(),
             secrets_dir: None,
+            tls: None,
+            session_ttl: default_session_ttl(),
         }
     }
 }
@@ -131,6 +152,16 @@ impl ServerSettings {
         }
         if self.sweep_every.is_zero() {
             return Err("server.sweep_every: must be more than 0s".into());
+        }
+        if self.session_ttl.is_zero() || self.session_ttl > Duration::from_secs(30 * 24 * 3600) {
+            return Err("server.session_ttl: must be more than 0s and at most 30 days".into());
+        }
+        if let Some(tls) = &self.tls {
+            for (field, path) in [("cert", &tls.cert), ("key", &tls.key)] {
+                if path.as_os_str().is_empty() {
+                    return Err(format!("server.tls.{field}: give the path of a PEM file"));
+                }
+            }
         }
         Ok(())
     }
@@ -229,6 +260,24 @@ mod tests {
         assert!(err.contains("must be a path inside the repository"), "{err}");
         let err = parse("projects:\n  shop: {repo: /r, webhook: {}}\n").unwrap_err();
         assert!(err.contains("give exactly one of secret_env and secret_file"), "{err}");
+    }
+
+    #[test]
+    fn tls_and_the_session_length_are_read_and_checked() {
+        let c = parse("projects: {}\n").unwrap();
+        assert_eq!((c.server.tls.clone(), c.server.session_ttl), (None, std::time::Duration::from_secs(12 * 3600)));
+        let c = parse("server:\n  session_ttl: 8h\n  tls: {cert: /etc/gantry/cert.pem, key: /etc/gantry/key.pem}\n").unwrap();
+        let tls = c.server.tls.clone().unwrap();
+        assert_eq!((tls.cert.to_str(), tls.key.to_str()), (Some("/etc/gantry/cert.pem"), Some("/etc/gantry/key.pem")));
+        assert_eq!(c.server.session_ttl, std::time::Duration::from_secs(8 * 3600));
+        let err = parse("server:\n  tls: {cert: /c.pem}\n").unwrap_err();
+        assert!(err.starts_with("gantry.yml:2:8: server.tls: missing field `key`"), "{err}");
+        let err = parse("server:\n  tls:\n    cert: /c.pem\n    key: /k.pem\n    chain: /x.pem\n").unwrap_err();
+        assert!(err.starts_with("gantry.yml:5:5: server.tls: unknown field `chain`, expected `cert` or `key`"), "{err}");
+        assert_eq!(parse("server: {tls: {cert: '', key: /k}}\n").unwrap_err(), "gantry.yml: server.tls.cert: give the path of a PEM file");
+        let err = parse("server:\n  session_ttl: forever\n").unwrap_err();
+        assert!(err.starts_with("gantry.yml:2:16:"), "{err}");
+        assert_eq!(parse("server: {session_ttl: 0s}\n").unwrap_err(), "gantry.yml: server.session_ttl: must be more than 0s and at most 30 days");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The JSON API: projects, runs (filtered, paged), a run's logs (stored, or live as
-//! Server-Sent Events), triggers, approvals, environments. Every route needs a token;
-//! mutating routes need a role: developer to trigger, release-manager to decide.
+//! Server-Sent Events), triggers, approvals, environments. Every route needs a bearer
+//! token (never the dashboard's cookie: see `auth`); mutating routes need a role:
+//! developer to trigger, release-manager to decide.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -95,9 +96,7 @@ pub async fn logs(State(s): State<AppState>, caller: Caller, Path(id): Path<Stri
     Ok(Json(json!(s.coord.store.logs(&run.id, q.stage.as_deref())?)))
 }
 
-/// The run's output as Server-Sent Events: every stored line (`log` events, JSON), then
-/// new lines as they are recorded, then an `end` event with the run's state once it is
-/// over. Reconnecting replays from the start.
+/// `GET /api/runs/{id}/logs/stream` (bearer token): the run's output live, as `log_events`.
 pub async fn logs_stream(
     State(s): State<AppState>,
     caller: Caller,
@@ -105,6 +104,13 @@ pub async fn logs_stream(
 ) -> Result<Sse<impl futures_util::Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
     caller.require(Role::Viewer)?;
     let run = s.coord.store.find_run(&id)?;
+    Ok(log_events(s, run.id))
+}
+
+/// The run's output as Server-Sent Events: every stored line (`log` events, JSON), then
+/// new lines as they are recorded, then an `end` event with the run's state once it is
+/// over. Reconnecting replays from the start. Served to the API and to the dashboard.
+pub fn log_events(s: AppState, run_id: String) -> Sse<impl futures_util::Stream<Item = Result<SseEvent, Infallible>>> {
     struct Cursor {
         s: AppState,
         id: String,
@@ -112,7 +118,7 @@ pub async fn logs_stream(
         pending: std::collections::VecDeque<SseEvent>,
         ended: bool,
     }
-    let start = Cursor { s, id: run.id, after: None, pending: Default::default(), ended: false };
+    let start = Cursor { s, id: run_id, after: None, pending: Default::default(), ended: false };
     let stream = futures_util::stream::unfold(start, |mut c| async move {
         loop {
             if let Some(event) = c.pending.pop_front() {
@@ -147,7 +153,7 @@ pub async fn logs_stream(
             }
         }
     });
-    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+    Sse::new(stream).keep_alive(KeepAlive::default())
 }
 
 #[derive(Deserialize, Default)]

@@ -3,9 +3,13 @@
 
 pub mod api;
 pub mod auth;
+pub mod csrf;
+pub mod headers;
 pub mod hooks;
+pub mod limit;
 pub mod metrics;
 pub mod pages;
+pub mod tls;
 pub mod ui;
 pub mod webhook;
 
@@ -30,6 +34,19 @@ pub struct AppState {
     pub coord: Arc<Coordinator>,
     /// Webhook secrets of the projects that take webhooks, read once at start.
     pub hook_secrets: Arc<std::collections::BTreeMap<String, String>>,
+    /// Sign-in attempts per client address.
+    pub sign_ins: Arc<limit::SignInLimit>,
+}
+
+impl AppState {
+    pub fn new(coord: Arc<Coordinator>, hook_secrets: std::collections::BTreeMap<String, String>) -> AppState {
+        AppState { coord, hook_secrets: Arc::new(hook_secrets), sign_ins: Arc::new(limit::SignInLimit::default()) }
+    }
+
+    /// Whether the service serves HTTPS (`server.tls`): the session cookie is then `Secure`.
+    pub fn secure(&self) -> bool {
+        self.coord.config.server.tls.is_some()
+    }
 }
 
 /// An API error: its status and one sentence, as `{"error": "..."}`.
@@ -136,6 +153,7 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi.yaml", get(|| async { ([("content-type", "application/yaml")], OPENAPI) }))
         .route("/healthz", get(|| async { "ok\n" }))
         .merge(ui::routes())
+        .layer(axum::middleware::from_fn(headers::secure))
         .with_state(state)
 }
 
@@ -168,12 +186,16 @@ pub fn promote_in_background(s: &AppState, record: crate::store::RunRecord) {
     });
 }
 
-/// Serves until SIGINT/SIGTERM; then stops taking work, interrupts the runs in flight
-/// (their containers removed, the runs recorded `interrupted`) and returns.
-pub async fn serve(coord: Arc<Coordinator>, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+/// How long open connections get to finish once an HTTPS service is asked to stop.
+const TLS_DRAIN: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// Serves (HTTPS with `tls`, else HTTP) until SIGINT/SIGTERM; then stops taking work,
+/// interrupts the runs in flight (their containers removed, the runs recorded
+/// `interrupted`) and returns.
+pub async fn serve(coord: Arc<Coordinator>, listener: tokio::net::TcpListener, tls: Option<Arc<rustls::ServerConfig>>) -> std::io::Result<()> {
     let hook_secrets = hook_secrets(&coord.config).map_err(std::io::Error::other)?;
     let tasks = coord.start();
-    let state = AppState { coord: coord.clone(), hook_secrets: Arc::new(hook_secrets) };
+    let state = AppState::new(coord.clone(), hook_secrets);
     let shutdown = coord.shutdown.clone();
     tokio::spawn(async move {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
@@ -185,7 +207,23 @@ pub async fn serve(coord: Arc<Coordinator>, listener: tokio::net::TcpListener) -
         shutdown.cancel();
     });
     let stop = coord.shutdown.clone();
-    axum::serve(listener, router(state)).with_graceful_shutdown(async move { stop.cancelled().await }).await?;
+    // The peer's address reaches the handlers (the sign-in rate limit is per address).
+    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    match tls {
+        None => axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await }).await?,
+        Some(config) => {
+            let handle = axum_server::Handle::<std::net::SocketAddr>::new();
+            let draining = handle.clone();
+            tokio::spawn(async move {
+                stop.cancelled().await;
+                draining.graceful_shutdown(Some(TLS_DRAIN));
+            });
+            axum_server::tls_rustls::from_tcp_rustls(listener.into_std()?, axum_server::tls_rustls::RustlsConfig::from_config(config))?
+                .handle(handle)
+                .serve(app)
+                .await?
+        }
+    }
     // Runs in flight see the shutdown token; wait for them to record their end.
     let until = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
     while !coord.running().is_empty() && tokio::time::Instant::now() < until {

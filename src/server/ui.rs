@@ -1,16 +1,21 @@
-//! The dashboard's routes: sign-in with a token (kept in an HttpOnly, SameSite=Strict
-//! cookie), the pages of `pages`, and the approve/reject forms, which decide exactly as
-//! the API and the command line do.
+//! The dashboard's routes: sign-in (a token exchanged for a server-side session, the
+//! cookie holding only its id), the pages of `pages`, the run's live log (the dashboard's
+//! own read-only stream: `EventSource` cannot send the API's bearer token), and the
+//! approve/reject forms, which decide exactly as the API and the command line do. Every
+//! POST passes `csrf`'s checks first; sign-in is rate-limited per client address.
 
-use axum::extract::{Path, Query, State};
-use axum::http::header;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
 use maud::Markup;
 use serde::Deserialize;
 
-use super::auth::{Visitor, COOKIE};
+use super::auth::{self, Visitor};
+use super::csrf::{NoFields, Posted, SameOrigin};
 use super::pages::{self, RunsFilter, Viewer};
 use super::AppState;
 use crate::coordinator::approvals;
@@ -21,6 +26,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/", get(runs))
         .route("/runs/{id}", get(run))
+        .route("/runs/{id}/logs/stream", get(logs_stream))
         .route("/runs/{id}/approve", post(approve))
         .route("/runs/{id}/reject", post(reject))
         .route("/approvals", get(approvals_page))
@@ -31,7 +37,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 fn viewer(v: &Visitor) -> Viewer {
-    Viewer { user: v.0.name.clone(), role: v.0.role }
+    Viewer { user: v.user.name.clone(), role: v.user.role }
 }
 
 fn failure(v: Option<&Viewer>, status: axum::http::StatusCode, title: &str, message: &str, back: &str) -> Response {
@@ -58,6 +64,14 @@ async fn run(State(s): State<AppState>, v: Visitor, Path(id): Path<String>) -> R
     match found {
         Ok((logs, run)) => pages::run(&viewer(&v), &run, &logs).into_response(),
         Err(e) => failure(Some(&viewer(&v)), axum::http::StatusCode::NOT_FOUND, "No such run", &e.to_string(), "/"),
+    }
+}
+
+/// The run's output live, for the run page's script; a session is enough (a viewer's).
+async fn logs_stream(State(s): State<AppState>, _v: Visitor, Path(id): Path<String>) -> Response {
+    match s.coord.store.find_run(&id) {
+        Ok(run) => super::api::log_events(s, run.id).into_response(),
+        Err(e) => super::ApiError::from(e).into_response(),
     }
 }
 
@@ -95,26 +109,26 @@ struct DecisionForm {
     reason: Option<String>,
 }
 
-async fn approve(State(s): State<AppState>, v: Visitor, Path(id): Path<String>, Form(f): Form<DecisionForm>) -> Response {
-    decide(&s, &v, &id, DecisionKind::Approve, f.comment)
+async fn approve(State(s): State<AppState>, Path(id): Path<String>, posted: Posted<DecisionForm>) -> Response {
+    decide(&s, &posted.visitor, &id, DecisionKind::Approve, posted.form.comment)
 }
 
-async fn reject(State(s): State<AppState>, v: Visitor, Path(id): Path<String>, Form(f): Form<DecisionForm>) -> Response {
-    decide(&s, &v, &id, DecisionKind::Reject, f.reason)
+async fn reject(State(s): State<AppState>, Path(id): Path<String>, posted: Posted<DecisionForm>) -> Response {
+    decide(&s, &posted.visitor, &id, DecisionKind::Reject, posted.form.reason)
 }
 
 fn decide(s: &AppState, v: &Visitor, id: &str, kind: DecisionKind, comment: Option<String>) -> Response {
     let back = format!("/runs/{id}");
-    if !v.0.role.covers(crate::config::Role::ReleaseManager) {
-        let why = format!("{} ({}) may not decide on promotions: that needs the role release-manager", v.0.name, v.0.role);
-        return failure(Some(&viewer(v)), axum::http::StatusCode::FORBIDDEN, "Not recorded", &why, &back);
+    if !v.user.role.covers(crate::config::Role::ReleaseManager) {
+        let why = format!("{} ({}) may not decide on promotions: that needs the role release-manager", v.user.name, v.user.role);
+        return failure(Some(&viewer(v)), StatusCode::FORBIDDEN, "Not recorded", &why, &back);
     }
     let decided = s
         .coord
         .store
         .find_run(id)
         .map_err(crate::coordinator::approvals::DecideError::from)
-        .and_then(|run| approvals::record_decision(&s.coord.store, &s.coord.config.protections, &run.id, &v.0, kind, comment, chrono::Utc::now()));
+        .and_then(|run| approvals::record_decision(&s.coord.store, &s.coord.config.protections, &run.id, &v.user, kind, comment, chrono::Utc::now()));
     match decided {
         Ok(record) => {
             if record.state == RunState::Promoting {
@@ -139,18 +153,50 @@ struct LoginForm {
     token: String,
 }
 
-async fn login(State(s): State<AppState>, Form(f): Form<LoginForm>) -> Response {
-    let token = f.token.trim();
-    // The token goes into a cookie as it is; one that cannot be a cookie value is no token.
-    let cookie_safe = token.chars().all(|c| c.is_ascii_graphic() && !matches!(c, ';' | ',' | '"' | '\\'));
-    if !cookie_safe || s.coord.config.user_by_token(token).is_none() {
-        return (axum::http::StatusCode::UNAUTHORIZED, pages::login(Some("That token belongs to no user."))).into_response();
+/// Signs in: same origin, within the address's rate, a token of a user. The answer opens a
+/// session (its id in the cookie) and hands its CSRF token to the page's script, once.
+async fn login(State(s): State<AppState>, _same: SameOrigin, ConnectInfo(peer): ConnectInfo<SocketAddr>, headers: header::HeaderMap, Form(f): Form<LoginForm>) -> Response {
+    if let Err(wait) = s.sign_ins.take(peer.ip(), std::time::Instant::now()) {
+        let secs = wait.as_secs().max(1);
+        let message = format!("Too many sign-in attempts from your address; try again in {secs} s.");
+        return (StatusCode::TOO_MANY_REQUESTS, [(header::RETRY_AFTER, secs.to_string())], pages::login(Some(&message))).into_response();
     }
-    let cookie = format!("{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/");
-    ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response()
+    let Some(user) = s.coord.config.user_by_token(f.token.trim()) else {
+        return (StatusCode::UNAUTHORIZED, pages::login(Some("That token belongs to no user."))).into_response();
+    };
+    let Some(binding) = auth::token_binding(user) else {
+        return (StatusCode::UNAUTHORIZED, pages::login(Some("That token belongs to no user."))).into_response();
+    };
+    let sessions = s.coord.store.sessions();
+    let now = chrono::Utc::now();
+    // The browser's previous session, if any, ends here; and expired ones nobody presents.
+    if let Some(old) = auth::cookie(&headers, auth::cookie_name(s.secure())) {
+        let _ = sessions.remove(&old);
+    }
+    if let Err(e) = sessions.remove_expired(now) {
+        tracing::warn!(error = %e, "cannot sweep expired sessions");
+    }
+    let ttl = s.coord.config.server.session_ttl;
+    let issued = match chrono::Duration::from_std(ttl).map_err(|e| e.to_string()).and_then(|ttl| sessions.create(&user.name, binding, ttl, now).map_err(|e| e.to_string())) {
+        Ok(issued) => issued,
+        Err(e) => return failure(None, StatusCode::INTERNAL_SERVER_ERROR, "Cannot sign in", &e, "/login"),
+    };
+    tracing::info!(user = %user.name, "signed in to the dashboard");
+    let cookies = [auth::session_cookie(&issued.id, s.secure(), ttl), auth::clear_legacy_cookie()];
+    let mut response = pages::signed_in(&issued.csrf).into_response();
+    for c in cookies {
+        if let Ok(v) = header::HeaderValue::from_str(&c) {
+            response.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
+    response
 }
 
-async fn logout() -> Response {
-    let cookie = format!("{COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
-    ([(header::SET_COOKIE, cookie)], Redirect::to("/login")).into_response()
+/// Signs out: the session ends in the store (its cookie no longer works anywhere), the
+/// browser drops the cookie and forgets the CSRF token.
+async fn logout(State(s): State<AppState>, posted: Posted<NoFields>) -> Response {
+    if let Err(e) = s.coord.store.sessions().remove(&posted.visitor.id) {
+        return failure(None, StatusCode::INTERNAL_SERVER_ERROR, "Cannot sign out", &e.to_string(), "/");
+    }
+    ([(header::SET_COOKIE, auth::clear_session_cookie(s.secure()))], pages::signed_out()).into_response()
 }

@@ -4,6 +4,7 @@
 mod lock;
 mod migrate;
 pub mod record;
+pub mod sessions;
 
 use std::path::{Path, PathBuf};
 
@@ -66,6 +67,8 @@ pub struct Store {
     /// Commits already taken by a project: `project \0 sha` -> run id, so the same commit
     /// is not queued twice for one pipeline.
     seen: sled::Tree,
+    /// The dashboard's sessions, by the hash of their id (`sessions`).
+    sessions: sled::Tree,
     dir: PathBuf,
     _lock: lock::DirLock,
 }
@@ -141,6 +144,7 @@ impl Store {
             approvals: db.open_tree("approvals")?,
             queue: db.open_tree("queue")?,
             seen: db.open_tree("seen")?,
+            sessions: db.open_tree("sessions")?,
             db,
             dir: dir.to_path_buf(),
             _lock: lock,
@@ -189,6 +193,11 @@ impl Store {
         let keys: Vec<Vec<u8>> = self.outbox.iter().keys().map(|k| k.map(|k| k.to_vec())).collect::<Result<_, _>>()?;
         self.deliver(&keys)?;
         self.flush()
+    }
+
+    /// The dashboard's sessions.
+    pub fn sessions(&self) -> sessions::Sessions<'_> {
+        sessions::Sessions::new(&self.sessions)
     }
 
     pub fn dir(&self) -> &Path {

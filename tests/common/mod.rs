@@ -4,6 +4,7 @@
 
 pub mod browser;
 pub mod service;
+pub mod web;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

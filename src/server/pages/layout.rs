@@ -17,7 +17,8 @@ pub(super) enum Section {
 }
 
 /// A whole document: `<title>`, the style, the nav (with the signed-in user when there is
-/// one) and the page's body.
+/// one) and the page's body; for a signed-in user, the script that adds the session's
+/// CSRF token to the page's forms.
 pub(super) fn page(title: &str, viewer: Option<&Viewer>, current: Option<Section>, body: Markup) -> Markup {
     let link = |section: Section, href: &str, text: &str| {
         html! {
@@ -59,6 +60,9 @@ pub(super) fn page(title: &str, viewer: Option<&Viewer>, current: Option<Section
                     }
                 }
                 main { (body) }
+                @if viewer.is_some() {
+                    script { (PreEscaped(super::session::FORMS)) }
+                }
             }
         }
     }

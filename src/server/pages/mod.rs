@@ -1,12 +1,15 @@
 //! The dashboard: server-rendered HTML pages, as pure functions from records to `Markup`.
-//! Handlers fetch and authorise; these only render. maud escapes every value, and the one
-//! script (live logs) is a constant that reads its URL from a data attribute.
+//! Handlers fetch and authorise; these only render. maud escapes every value, and the
+//! scripts (`SCRIPTS`: live logs, the session's handoff and forms) are constants that read
+//! what they need from data attributes, so that the Content-Security-Policy can allow
+//! them by hash and nothing else.
 
 mod approvals;
 mod environments;
 mod layout;
 mod run;
 mod runs;
+mod session;
 
 #[cfg(test)]
 mod fixtures;
@@ -20,8 +23,12 @@ pub use environments::environments;
 pub use layout::state_key;
 pub use run::run;
 pub use runs::{runs, RunsFilter};
+pub use session::{signed_in, signed_out, CSRF_KEY};
 
 use layout::page;
+
+/// Every script a page of the dashboard may run, each a constant.
+pub const SCRIPTS: [&str; 3] = [run::LIVE_LOGS, session::HANDOFF, session::FORMS];
 
 /// Who is looking: shown in the nav, and deciding which actions a page offers (the
 /// handlers still check every action).

@@ -142,14 +142,15 @@ fn log_view(run: &RunRecord, logs: &[LogLine]) -> Markup {
     }
     html! {
         @if logs.is_empty() && run.state.is_terminal() { p.muted { "No output was recorded." } }
-        pre #logs data-stream=(format!("/api/runs/{}/logs/stream", enc(&run.id))) data-width=(width) { (text) }
+        pre #logs data-stream=(format!("/runs/{}/logs/stream", enc(&run.id))) data-width=(width) { (text) }
     }
 }
 
 /// Follows a running run's output: each `log` event (`{stage, text, ...}`) becomes a line;
 /// the `end` event reloads the page to show how it ended. A constant: the URL comes from
-/// the page, as an (escaped) attribute.
-const LIVE_LOGS: &str = r#"
+/// the page, as an (escaped) attribute. The stream is the dashboard's own (authorised by
+/// the session, read-only): `EventSource` cannot send the API's bearer token.
+pub(super) const LIVE_LOGS: &str = r#"
 (function () {
   var pre = document.getElementById('logs');
   var width = parseInt(pre.dataset.width, 10) || 0;
@@ -211,10 +212,10 @@ mod tests {
     fn only_a_running_run_follows_its_logs_live() {
         let running = run(&viewer(Role::Viewer), &running_run("r2"), &[]).into_string();
         assert!(running.contains("new EventSource(pre.dataset.stream)"), "{running}");
-        assert!(running.contains(r#"data-stream="/api/runs/r2/logs/stream""#), "{running}");
+        assert!(running.contains(r#"data-stream="/runs/r2/logs/stream""#), "{running}");
         assert!(running.contains("addEventListener('end'"), "{running}");
         let done = run(&viewer(Role::Viewer), &blocked_run("r1"), &[]).into_string();
-        assert!(!done.contains("<script>"), "{done}");
+        assert!(!done.contains("EventSource"), "{done}");
         assert!(done.contains("No output was recorded."), "{done}");
     }
 
