@@ -119,9 +119,13 @@ fn the_operators_rules_hold_against_the_pushed_commit_another_project_a_trigger_
         format!("refused: {config}:{}: {} may be changed only by project site; stage 'ship' (kind: deploy) of intruder may not change it", line_of("projects: [site]"), prod.name)
     );
 
-    // 3. A trigger claiming `main` for a commit that only a feature branch holds.
+    // 3. A commit that only a feature branch holds, claimed to be on `main`, then not.
     let side = commit_on_branch(&w.repo(), "feature/x", &[("gantry.yml", &through_staging(&staging.name, &prod.name, port))], "from a side branch");
     let (status, answer) = svc.call("POST", "/api/projects/site/trigger", Some(DEV), Some(json!({"ref": side, "branch": "main"})));
+    assert_eq!(status, 400, "the claim is checked in the repository: {answer}");
+    assert!(answer["error"].as_str().unwrap().contains("branch main does not contain commit"), "{answer}");
+    // Named honestly, it runs, and the operator's branch rule refuses the promotion.
+    let (status, answer) = svc.call("POST", "/api/projects/site/trigger", Some(DEV), Some(json!({"ref": side, "branch": "feature/x"})));
     assert_eq!(status, 202, "{answer}");
     let run = svc.wait_for(answer["run"].as_str().unwrap(), &["failed", "succeeded", "awaiting_approval"]);
     let message = stage(&run, "release")["message"].as_str().unwrap().to_string();
