@@ -3,6 +3,7 @@
 
 pub mod docker;
 pub mod channel;
+pub mod control;
 pub mod events;
 pub mod mask;
 pub mod pipeline;

@@ -34,7 +34,7 @@ pub struct DecideArgs {
 }
 
 /// Lists the promotions waiting for approval (with `all`, every run's approval).
-pub fn list(store: &Store, all: bool, limit: usize, json: bool) -> Outcome {
+pub fn list(store: &dyn crate::store::read::ReadHistory, all: bool, limit: usize, json: bool) -> Outcome {
     let runs: Vec<RunRecord> = if all {
         store.list_runs(limit)?.into_iter().filter(|r| r.approval.is_some()).collect()
     } else {

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::Subcommand;
 
 use super::render::format_duration;
-use super::{open_store, CliError, Outcome};
+use super::{CliError, Outcome};
 use crate::docker::DockerEngine;
 use crate::events::DeploymentOutcome;
 use crate::stages::environment::{self, EnvironmentView};
@@ -54,7 +54,7 @@ pub async fn run(command: EnvCommand, config: Option<&std::path::Path>, data_dir
         }
         EnvCommand::Show { name, json } => {
             let view = environment::describe(&engine, &name).await?;
-            let store = open_store(data_dir, docker_host).await?;
+            let store = super::open_reader(data_dir, docker_host).await?;
             let history = store.deployments(Some(&name))?;
             if view.services.is_empty() && view.routers.is_empty() && view.versions.is_empty() && history.is_empty() {
                 return Err(CliError::Other(format!("there is no environment '{name}' (see `gantry env list`)")));

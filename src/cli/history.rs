@@ -7,7 +7,7 @@ use crate::words::result_line;
 use super::render::{format_duration, format_log_line, stage_width, state_word, state_word_run};
 use super::{CliError, Outcome};
 use crate::events::StageResult;
-use crate::store::Store;
+use crate::store::read::ReadHistory;
 
 /// Checks a pipeline file; with the operator's config, also the rules of every
 /// environment it touches: what applies, where the file asks for less, what would be refused.
@@ -91,7 +91,7 @@ fn print_json(value: &impl serde::Serialize) -> Result<(), CliError> {
     Ok(())
 }
 
-pub fn runs(store: &Store, limit: usize, json: bool) -> Outcome {
+pub fn runs(store: &dyn ReadHistory, limit: usize, json: bool) -> Outcome {
     let runs = store.list_runs(limit)?;
     if json {
         print_json(&runs)?;
@@ -117,7 +117,7 @@ pub fn runs(store: &Store, limit: usize, json: bool) -> Outcome {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn show(store: &Store, query: &str, json: bool) -> Outcome {
+pub fn show(store: &dyn ReadHistory, query: &str, json: bool) -> Outcome {
     let run = store.find_run(query)?;
     if json {
         print_json(&run)?;
@@ -192,7 +192,7 @@ fn print_approval(a: &crate::gate::approval::Approval) {
     }
 }
 
-pub fn logs(store: &Store, query: &str, stage: Option<&str>, json: bool) -> Outcome {
+pub fn logs(store: &dyn ReadHistory, query: &str, stage: Option<&str>, json: bool) -> Outcome {
     let run = store.find_run(query)?;
     if let Some(stage) = stage {
         if !run.stages.iter().any(|s| s.name == stage) {
@@ -202,17 +202,66 @@ pub fn logs(store: &Store, query: &str, stage: Option<&str>, json: bool) -> Outc
     }
     let width = stage_width(&run);
     for line in store.logs(&run.id, stage)? {
-        if json {
-            println!("{}", serde_json::to_string(&line).map_err(|e| CliError::Other(e.to_string()))?);
-        } else {
-            println!("{}", format_log_line(width, &line));
-        }
+        print_log_line(&line, width, json)?;
     }
     Ok(ExitCode::SUCCESS)
 }
 
+/// One stored line as `gantry logs` prints it.
+pub fn print_log_line(line: &crate::events::LogLine, width: usize, json: bool) -> Result<(), CliError> {
+    if json {
+        println!("{}", serde_json::to_string(line).map_err(|e| CliError::Other(e.to_string()))?);
+    } else {
+        println!("{}", format_log_line(width, line));
+    }
+    Ok(())
+}
+
+/// `gantry logs --follow`: what is stored, then what comes, until the run ends. The
+/// reader may go away under it (the process holding the data dir finished the run and
+/// exited): `reopen` gives the next one, and the cursor carries on, the same in both.
+pub fn follow(
+    mut reader: Box<dyn std::ops::Deref<Target = dyn ReadHistory>>,
+    reopen: &dyn Fn() -> Result<Box<dyn std::ops::Deref<Target = dyn ReadHistory>>, CliError>,
+    query: &str,
+    stage: Option<&str>,
+    json: bool,
+) -> Outcome {
+    let run = reader.find_run(query)?;
+    let width = stage_width(&run);
+    let mut cursor: Option<Vec<u8>> = None;
+    let mut failures = 0;
+    loop {
+        let step = (|| -> Result<bool, crate::store::StoreError> {
+            let ended = reader.find_run(&run.id)?.state.is_terminal();
+            let (lines, next) = reader.logs_after(&run.id, cursor.as_deref())?;
+            for line in lines.iter().filter(|l| stage.is_none_or(|s| s == l.stage)) {
+                let _ = print_log_line(line, width, json);
+            }
+            if next.is_some() {
+                cursor = next;
+            }
+            Ok(ended)
+        })();
+        match step {
+            Ok(true) => return Ok(ExitCode::SUCCESS),
+            Ok(false) => failures = 0,
+            Err(e) if failures >= 20 => return Err(e.into()),
+            Err(_) => {
+                failures += 1;
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                if let Ok(next) = reopen() {
+                    reader = next;
+                }
+                continue;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+}
+
 /// JUnit XML of the run's smoke stages: one report per smoke stage, merged as suites.
-pub fn junit(store: &Store, query: &str) -> Outcome {
+pub fn junit(store: &dyn ReadHistory, query: &str) -> Outcome {
     let run = store.find_run(query)?;
     let reports: Vec<(&str, &crate::smoke::SmokeReport)> = run
         .stages

@@ -116,6 +116,9 @@ pub enum Command {
         /// Print the lines as JSON objects (stage, attempt, stream, time, text).
         #[arg(long)]
         json: bool,
+        /// Go on printing lines as the run prints them, until it ends.
+        #[arg(long, short)]
+        follow: bool,
     },
 }
 
@@ -184,28 +187,28 @@ async fn dispatch(cli: Cli) -> Outcome {
         }
         Command::Run(args) => run::run(args, cli.config.as_deref(), &data_dir, docker_host).await,
         Command::Runs { json, limit } => {
-            let store = open_store(&data_dir, docker_host).await?;
-            let outcome = history::runs(&store, limit, json);
-            leave(store)?;
+            let store = open_reader(&data_dir, docker_host).await?;
+            let outcome = history::runs(&*store, limit, json);
+            store.leave()?;
             outcome
         }
         Command::Show { run, json, junit } => {
-            let store = open_store(&data_dir, docker_host).await?;
+            let store = open_reader(&data_dir, docker_host).await?;
             if junit {
-                return history::junit(&store, &run);
+                return history::junit(&*store, &run);
             }
-            history::show(&store, &run, json)
+            history::show(&*store, &run, json)
         }
         Command::Env(command) => env::run(command, cli.config.as_deref(), &data_dir, docker_host).await,
         Command::Report(args) => {
-            let store = open_store(&data_dir, docker_host).await?;
-            report::run(&store, args)
+            let store = open_reader(&data_dir, docker_host).await?;
+            report::run(&*store, &data_dir, args)
         }
         Command::Serve => serve::serve(&config, cli.data_dir.as_deref(), docker_host).await,
         Command::Trigger(args) => serve::trigger(args, &config).await,
         Command::Approvals { json, all, limit } => {
-            let store = open_store(&data_dir, docker_host).await?;
-            approval::list(&store, all, limit, json)
+            let store = open_reader(&data_dir, docker_host).await?;
+            approval::list(&*store, all, limit, json)
         }
         Command::Approve { args, comment } => {
             approval::decide(args, DecisionKind::Approve, comment, &config, &data_dir, docker_host).await
@@ -213,9 +216,18 @@ async fn dispatch(cli: Cli) -> Outcome {
         Command::Reject { args, reason } => {
             approval::decide(args, DecisionKind::Reject, Some(reason), &config, &data_dir, docker_host).await
         }
-        Command::Logs { run, stage, json } => {
-            let store = open_store(&data_dir, docker_host).await?;
-            history::logs(&store, &run, stage.as_deref(), json)
+        Command::Logs { run, stage, json, follow: false } => {
+            let store = open_reader(&data_dir, docker_host).await?;
+            history::logs(&*store, &run, stage.as_deref(), json)
+        }
+        Command::Logs { run, stage, json, follow: true } => {
+            let first: Box<dyn std::ops::Deref<Target = dyn crate::store::read::ReadHistory>> = Box::new(open_reader(&data_dir, docker_host).await?);
+            let handle = tokio::runtime::Handle::current();
+            let reopen = || -> Result<Box<dyn std::ops::Deref<Target = dyn crate::store::read::ReadHistory>>, CliError> {
+                let reader = tokio::task::block_in_place(|| handle.block_on(open_reader(&data_dir, docker_host)))?;
+                Ok(Box::new(reader))
+            };
+            tokio::task::block_in_place(|| history::follow(first, &reopen, &run, stage.as_deref(), json))
         }
     }
 }
@@ -227,6 +239,45 @@ pub(crate) fn leave(store: Store) -> Result<(), CliError> {
     store.flush()?;
     std::mem::forget(store);
     Ok(())
+}
+
+/// History to read: the store itself, or, while another gantry process holds the data
+/// dir, that process through its control socket.
+pub(crate) enum Reader {
+    Local(Store),
+    Remote(crate::control::Remote),
+}
+
+impl std::ops::Deref for Reader {
+    type Target = dyn crate::store::read::ReadHistory;
+    fn deref(&self) -> &Self::Target {
+        match self {
+            Reader::Local(s) => s,
+            Reader::Remote(r) => r,
+        }
+    }
+}
+
+impl Reader {
+    /// As `leave` for a local store; nothing to do for a remote one.
+    pub(crate) fn leave(self) -> Result<(), CliError> {
+        match self {
+            Reader::Local(s) => leave(s),
+            Reader::Remote(_) => Ok(()),
+        }
+    }
+}
+
+/// Opens the store to read it, or asks the process that holds it.
+pub(crate) async fn open_reader(data_dir: &std::path::Path, docker_host: Option<&str>) -> Result<Reader, CliError> {
+    match open_store(data_dir, docker_host).await {
+        Ok(store) => Ok(Reader::Local(store)),
+        Err(CliError::Store(e @ StoreError::InUse { .. })) => match crate::control::Remote::connect(data_dir) {
+            Some(remote) => Ok(Reader::Remote(remote)),
+            None => Err(CliError::Store(e)),
+        },
+        Err(e) => Err(e),
+    }
 }
 
 /// Opens the store and finishes the cleanup of runs whose process died. Docker being

@@ -7,7 +7,7 @@ use clap::Args;
 
 use super::{CliError, Outcome};
 use crate::report::{self, compute::Window, render};
-use crate::store::Store;
+use crate::store::read::ReadHistory;
 
 #[derive(Args, Debug)]
 pub struct ReportArgs {
@@ -32,7 +32,7 @@ pub struct ReportArgs {
     pub html: Option<PathBuf>,
 }
 
-pub fn run(store: &Store, args: ReportArgs) -> Outcome {
+pub fn run(store: &dyn ReadHistory, data_dir: &std::path::Path, args: ReportArgs) -> Outcome {
     let now = chrono::Utc::now();
     let until = match &args.until {
         Some(text) => report::parse_since(text, now).map_err(|e| CliError::Other(format!("--until: {e}")))?,
@@ -42,7 +42,7 @@ pub fn run(store: &Store, args: ReportArgs) -> Outcome {
     if since >= until {
         return Err(CliError::Other(format!("--since ({}) must be before --until ({})", since.date_naive(), until.date_naive())));
     }
-    let report = report::from_store(store, &args.environment, args.pipeline.as_deref(), Window { since, until })?;
+    let report = report::from_history(store, data_dir, &args.environment, args.pipeline.as_deref(), Window { since, until })?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report).map_err(|e| CliError::Other(e.to_string()))?);
     } else if args.csv {

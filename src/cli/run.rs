@@ -9,7 +9,7 @@ use clap::Args;
 use tokio_util::sync::CancellationToken;
 
 use super::render::Renderer;
-use super::{open_store, CliError, Outcome};
+use super::{CliError, Outcome};
 use crate::docker::{Backend, DockerEngine};
 use crate::events::RunState;
 use crate::scheduler::{self, RunRequest};
@@ -99,7 +99,13 @@ pub async fn run(args: RunArgs, config: Option<&Path>, data_dir: &Path, docker_h
     let sources = crate::secrets::Sources { dir: args.secrets_dir.as_deref(), env: args.secrets_from_env };
     let secrets = crate::secrets::resolve(uses, &grant, sources)?;
     let engine = Arc::new(DockerEngine::connect(docker_host).await?);
-    let store = open_store(data_dir, docker_host).await?;
+    // A read command of another terminal holds the data dir for a moment: wait it out
+    // rather than refuse the run.
+    let store = std::sync::Arc::new(super::open_store_waiting(data_dir, docker_host, std::time::Duration::from_secs(10)).await?);
+    // Other gantry commands on this data dir read through this process while it runs.
+    let _answering = crate::control::listen(store.clone(), data_dir)
+        .map_err(|e| tracing::warn!(error = %e, "cannot answer other gantry commands on the data dir's socket"))
+        .ok();
     let workspace = checkout.tar()?;
 
     let run_id = crate::store::new_run_id();

@@ -51,7 +51,10 @@ pub async fn serve(config_path: &Path, data_dir: Option<&Path>, docker_host: Opt
     let store = super::open_store(&data_dir, docker_host).await?;
     let projects = config.projects.len();
     let users = config.users.len();
-    let coord = Coordinator::new(Arc::new(store), engine, Arc::new(config), data_dir.clone());
+    let store = Arc::new(store);
+    // The command line reads through this process while it holds the data dir.
+    let _answering = crate::control::listen(store.clone(), &data_dir).map_err(|e| CliError::Other(format!("cannot answer on {}: {e}", crate::control::socket_path(&data_dir).display())))?;
+    let coord = Coordinator::new(store, engine, Arc::new(config), data_dir.clone());
     eprintln!(
         "gantry serve: listening on {scheme}://{} ({projects} project(s), {users} user(s), data in {})",
         listener.local_addr().map(|a| a.to_string()).unwrap_or_else(|_| addr.to_string()),

@@ -18,10 +18,22 @@ use crate::store::{Store, StoreError};
 /// records; commits are read from each run's repository (a service project's mirror for a
 /// repository reached by URL).
 pub fn from_store(store: &Store, environment: &str, pipeline: Option<&str>, window: compute::Window) -> Result<Report, StoreError> {
+    from_history(store, store.dir(), environment, pipeline, window)
+}
+
+/// `from_store` over any reader of history (the store, or the process holding it);
+/// `data_dir` is where mirrors of remote repositories are kept.
+pub fn from_history(
+    store: &dyn crate::store::read::ReadHistory,
+    data_dir: &std::path::Path,
+    environment: &str,
+    pipeline: Option<&str>,
+    window: compute::Window,
+) -> Result<Report, StoreError> {
     let all = store.deployments(Some(environment))?;
-    let data_dir = store.dir().to_path_buf();
+    let data_dir = data_dir.to_path_buf();
     let repo_of = |run_id: &str| -> Option<PathBuf> {
-        let run = store.run(run_id).ok()?;
+        let run = store.find_run(run_id).ok()?;
         if run.repo.contains("://") || run.repo.starts_with("git@") {
             return Some(data_dir.join("repos").join(format!("{}.git", run.project?)));
         }

@@ -3,6 +3,7 @@
 
 mod lock;
 mod migrate;
+pub mod read;
 pub mod record;
 pub mod sessions;
 

@@ -1,0 +1,214 @@
+//! Reading a data dir that another gantry process holds. sled lets one process open a
+//! store; that process (`gantry run`, `gantry serve`) answers the others' read commands on
+//! a local socket in the data dir (`control.sock`, owner-only), so `gantry runs`, `show`,
+//! `logs --follow`, `approvals`, `report` and `env show` work in a second terminal while a
+//! run goes on. Plain HTTP/1.0 and JSON over a Unix socket; the records are the store's own.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use axum::extract::{Path as UrlPath, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::events::{Deployment, LogLine};
+use crate::store::read::{Cursor, ReadHistory};
+use crate::store::{RunRecord, Store, StoreError};
+
+/// The socket of the process holding `data_dir`.
+pub fn socket_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("control.sock")
+}
+
+/// Answers read requests on the data dir's socket until dropped; then the socket is gone.
+pub struct Listening {
+    path: PathBuf,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Listening {
+    fn drop(&mut self) {
+        self.task.abort();
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Starts answering on `data_dir`'s socket for `store` (which this process holds).
+pub fn listen(store: Arc<Store>, data_dir: &Path) -> std::io::Result<Listening> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = socket_path(data_dir);
+    // A socket left by a process that died: this process holds the store's lock, so no
+    // other process answers on it.
+    let _ = std::fs::remove_file(&path);
+    let listener = tokio::net::UnixListener::bind(&path)?;
+    // Only the data dir's owner reads through it, as only they can open the store.
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    let app = Router::new()
+        .route("/runs", get(runs))
+        .route("/runs/{query}", get(run))
+        .route("/runs/{id}/logs", get(logs))
+        .route("/approvals", get(approvals))
+        .route("/deployments", get(deployments))
+        .with_state(store);
+    let task = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::warn!(error = %e, "the control socket stopped answering");
+        }
+    });
+    Ok(Listening { path, task })
+}
+
+struct Failure(StoreError);
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        let status = match self.0 {
+            StoreError::NoSuchRun(_) => StatusCode::NOT_FOUND,
+            StoreError::Ambiguous { .. } => StatusCode::CONFLICT,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        (status, Json(json!({"error": self.0.to_string()}))).into_response()
+    }
+}
+
+type Answer<T> = Result<Json<T>, Failure>;
+
+/// Store reads are blocking; they run off the async workers.
+async fn read<T: Send + 'static>(store: Arc<Store>, f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static) -> Result<T, Failure> {
+    tokio::task::spawn_blocking(move || f(&store))
+        .await
+        .map_err(|e| Failure(StoreError::Io { path: PathBuf::from("control.sock"), source: std::io::Error::other(e.to_string()) }))?
+        .map_err(Failure)
+}
+
+#[derive(Deserialize)]
+struct Limit {
+    limit: Option<usize>,
+}
+
+async fn runs(State(s): State<Arc<Store>>, Query(q): Query<Limit>) -> Answer<Vec<RunRecord>> {
+    let limit = q.limit.unwrap_or(20).min(100_000);
+    read(s, move |s| s.list_runs(limit)).await.map(Json)
+}
+
+async fn run(State(s): State<Arc<Store>>, UrlPath(query): UrlPath<String>) -> Answer<RunRecord> {
+    read(s, move |s| s.find_run(&query)).await.map(Json)
+}
+
+#[derive(Deserialize)]
+struct LogQuery {
+    stage: Option<String>,
+    /// The cursor of `next`, hex.
+    after: Option<String>,
+}
+
+async fn logs(State(s): State<Arc<Store>>, UrlPath(id): UrlPath<String>, Query(q): Query<LogQuery>) -> Response {
+    if let Some(stage) = q.stage {
+        return read(s, move |s| s.logs(&id, Some(&stage))).await.map(|l| Json(json!({"lines": l}))).into_response();
+    }
+    let after = match q.after.as_deref().map(hex::decode).transpose() {
+        Ok(a) => a,
+        Err(_) => return (StatusCode::BAD_REQUEST, Json(json!({"error": "`after` is a cursor from `next`"}))).into_response(),
+    };
+    read(s, move |s| s.logs_after(&id, after.as_deref()))
+        .await
+        .map(|(lines, next)| Json(json!({"lines": lines, "next": next.map(hex::encode)})))
+        .into_response()
+}
+
+async fn approvals(State(s): State<Arc<Store>>) -> Answer<Vec<RunRecord>> {
+    read(s, |s| s.pending_approvals()).await.map(Json)
+}
+
+#[derive(Deserialize)]
+struct EnvQuery {
+    env: Option<String>,
+}
+
+async fn deployments(State(s): State<Arc<Store>>, Query(q): Query<EnvQuery>) -> Answer<Vec<Deployment>> {
+    read(s, move |s| s.deployments(q.env.as_deref())).await.map(Json)
+}
+
+/// The read side of a data dir another process holds, through its socket.
+pub struct Remote {
+    path: PathBuf,
+}
+
+impl Remote {
+    /// The holder's socket, if it answers.
+    pub fn connect(data_dir: &Path) -> Option<Remote> {
+        let path = socket_path(data_dir);
+        UnixStream::connect(&path).ok()?;
+        Some(Remote { path })
+    }
+
+    fn get<T: serde::de::DeserializeOwned>(&self, target: &str) -> Result<T, StoreError> {
+        let io = |e: std::io::Error| StoreError::Io { path: self.path.clone(), source: e };
+        let mut stream = UnixStream::connect(&self.path).map_err(io)?;
+        write!(stream, "GET {target} HTTP/1.0\r\nHost: gantry\r\n\r\n").map_err(io)?;
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).map_err(io)?;
+        let text = String::from_utf8_lossy(&raw);
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        let status: u16 = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+        let corrupt = |source| StoreError::Corrupt { key: format!("control.sock {target}"), source };
+        if status != 200 {
+            let message = serde_json::from_str::<serde_json::Value>(body).ok().and_then(|v| v["error"].as_str().map(str::to_string));
+            let message = message.unwrap_or_else(|| format!("status {status}"));
+            return Err(match status {
+                404 => StoreError::NoSuchRun(target.rsplit('/').next().unwrap_or(target).to_string()),
+                _ => StoreError::Io { path: self.path.clone(), source: std::io::Error::other(message) },
+            });
+        }
+        serde_json::from_str(body).map_err(corrupt)
+    }
+}
+
+/// A path segment or query value, percent-encoded.
+fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { char::from(b).to_string() } else { format!("%{b:02X}") })
+        .collect()
+}
+
+impl ReadHistory for Remote {
+    fn list_runs(&self, limit: usize) -> Result<Vec<RunRecord>, StoreError> {
+        self.get(&format!("/runs?limit={limit}"))
+    }
+    fn find_run(&self, query: &str) -> Result<RunRecord, StoreError> {
+        self.get(&format!("/runs/{}", enc(query)))
+    }
+    fn logs(&self, run_id: &str, stage: Option<&str>) -> Result<Vec<LogLine>, StoreError> {
+        let target = match stage {
+            Some(s) => format!("/runs/{}/logs?stage={}", enc(run_id), enc(s)),
+            None => format!("/runs/{}/logs", enc(run_id)),
+        };
+        let page: serde_json::Value = self.get(&target)?;
+        serde_json::from_value(page["lines"].clone()).map_err(|source| StoreError::Corrupt { key: target, source })
+    }
+    fn logs_after(&self, run_id: &str, after: Option<&[u8]>) -> Result<(Vec<LogLine>, Option<Cursor>), StoreError> {
+        let mut target = format!("/runs/{}/logs", enc(run_id));
+        if let Some(a) = after {
+            target.push_str(&format!("?after={}", hex::encode(a)));
+        }
+        let page: serde_json::Value = self.get(&target)?;
+        let lines = serde_json::from_value(page["lines"].clone()).map_err(|source| StoreError::Corrupt { key: target.clone(), source })?;
+        let next = page["next"].as_str().and_then(|n| hex::decode(n).ok());
+        Ok((lines, next))
+    }
+    fn pending_approvals(&self) -> Result<Vec<RunRecord>, StoreError> {
+        self.get("/approvals")
+    }
+    fn deployments(&self, environment: Option<&str>) -> Result<Vec<Deployment>, StoreError> {
+        match environment {
+            Some(e) => self.get(&format!("/deployments?env={}", enc(e))),
+            None => self.get("/deployments"),
+        }
+    }
+}
