@@ -21,6 +21,9 @@ pub enum RunState {
     /// Approved: the promotion is under way, in the approver's process. If that process
     /// dies, the next gantry command finishes it.
     Promoting,
+    /// Its promotion waited for approval until a newer version went live in the target:
+    /// promoting it now would roll that back. Not pending, not failed.
+    Superseded,
 }
 
 impl RunState {
@@ -40,6 +43,7 @@ impl RunState {
             RunState::Interrupted => "interrupted",
             RunState::AwaitingApproval => "awaiting approval",
             RunState::Promoting => "promoting",
+            RunState::Superseded => "superseded",
         }
     }
 }
@@ -178,6 +182,8 @@ pub enum EventKind {
     PromotionClaimed { by: String, pid: u32 },
     /// Nobody decided before the request's expiry.
     ApprovalExpired,
+    /// A newer version went live in the target; this promotion would roll it back.
+    ApprovalSuperseded { reason: String },
     /// Docker objects of the run were removed (after the run, or by a later sweep).
     Swept { containers: u32, networks: u32, volumes: u32 },
 }

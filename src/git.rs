@@ -135,6 +135,16 @@ pub fn branch_contains(path: &Path, branch: &str, sha: &str) -> Result<Option<bo
     Ok(Some(head == commit || repo.graph_descendant_of(head, commit).map_err(read)?))
 }
 
+/// Whether commit `ancestor` is an ancestor of (or the same as) `descendant` in the
+/// repository at `path`; None when the repository does not know one of them.
+pub fn is_ancestor(path: &Path, ancestor: &str, descendant: &str) -> Option<bool> {
+    let repo = Repository::discover(path).ok()?;
+    let (a, d) = (git2::Oid::from_str(ancestor).ok()?, git2::Oid::from_str(descendant).ok()?);
+    repo.find_commit(a).ok()?;
+    repo.find_commit(d).ok()?;
+    Some(a == d || repo.graph_descendant_of(d, a).ok()?)
+}
+
 /// The commits a change brings: those reachable from `candidate` and not from `since`
 /// (what the target runs now), each author once with their newest commit in it.
 #[derive(Debug, Clone, PartialEq, Default)]

@@ -107,6 +107,9 @@ pub async fn decide(
     }
     let store = super::open_store_waiting(data_dir, docker_host, args.wait).await?;
     let run = store.find_run(&args.run)?;
+    if let (DecisionKind::Approve, Some(engine)) = (kind, &engine) {
+        approvals::refuse_if_outdated(&store, engine.as_ref(), &run).await.map_err(|e| CliError::Other(e.to_string()))?;
+    }
     let now = Utc::now();
     let record = approvals::record_decision(&store, &config.protections, &run.id, &user, kind, comment, now).map_err(|e| CliError::Other(e.to_string()))?;
     let Some(a) = &record.approval else { return Ok(ExitCode::FAILURE) };

@@ -165,7 +165,8 @@ impl Renderer {
             | EventKind::StageResult { .. }
             | EventKind::GateJudged { .. }
             | EventKind::Verified { .. }
-            | EventKind::ApprovalExpired => {}
+            | EventKind::ApprovalExpired
+            | EventKind::ApprovalSuperseded { .. } => {}
         }
     }
 

@@ -131,10 +131,14 @@ pub async fn run(args: RunArgs, config: Option<&Path>, data_dir: &Path, docker_h
         policy,
         repo: Some(args.repo.canonicalize().unwrap_or(args.repo.clone())),
     };
-    let scheduler = tokio::spawn(scheduler::run(engine, request, Emitter::new(tx), cancel));
+    let scheduler = tokio::spawn(scheduler::run(engine.clone(), request, Emitter::new(tx), cancel));
     let recorded = crate::recorder::record(&store, &run_id, rx, &mut renderer).await;
     let state = scheduler.await.map_err(|e| CliError::Other(format!("the scheduler crashed: {e}")))?;
     let final_record = recorded?;
+    // What this run put live may make promotions waiting elsewhere outdated.
+    if let Err(e) = crate::coordinator::approvals::supersede_outdated(&store, engine.as_ref()).await {
+        tracing::warn!(error = %e, "could not look for outdated approvals");
+    }
     renderer.finished(&final_record);
     Ok(match state {
         RunState::Succeeded => ExitCode::SUCCESS,

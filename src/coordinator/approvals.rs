@@ -60,12 +60,78 @@ pub async fn promote<B: Backend + 'static>(
 ) -> Result<RunRecord, StoreError> {
     let (tx, rx) = crate::channel::channel(crate::channel::OutputLimits::default());
     let run_id = record.id.clone();
+    let backend_after = backend.clone();
     let task = tokio::spawn(async move { crate::scheduler::promotion::run(backend, &record, Emitter::new(tx)).await });
     let recorded = crate::recorder::record(store, &run_id, rx, viewer).await;
     if let Err(e) = task.await {
         tracing::error!(run = %run_id, error = %e, "the promotion task crashed");
     }
+    if recorded.as_ref().is_ok_and(|r| r.state == crate::events::RunState::Succeeded) {
+        supersede_outdated(store, backend_after.as_ref()).await?;
+    }
     recorded
+}
+
+/// Refuses an approval that would roll its target back, marking the run superseded: the
+/// check `record_decision` cannot make in its transaction (it needs the engine and git).
+pub async fn refuse_if_outdated<B: Backend>(store: &Store, backend: &B, run: &RunRecord) -> Result<(), DecideError> {
+    let pending = run.approval.as_ref().is_some_and(|a| a.state == approval::ApprovalState::Pending);
+    let Some(reason) = outdated(backend, run, store.dir()).await.filter(|_| pending) else { return Ok(()) };
+    store.supersede(&run.id, &reason)?;
+    Err(Refusal::Outdated { run: run.id.clone(), reason }.into())
+}
+
+/// Why promoting `run` now would roll its target back, if it would: the version live
+/// there contains the run's commit (git), or, when the repository cannot tell, was
+/// committed later. An explicit rollback is `gantry env rollback`, not an approval.
+pub async fn outdated<B: Backend>(backend: &B, run: &RunRecord, data_dir: &std::path::Path) -> Option<String> {
+    use crate::stages::environment::{self, Role, APP_LABEL, COMMIT_LABEL, COMMIT_TIME_LABEL};
+    let request = &run.approval.as_ref()?.request;
+    let view = environment::describe(backend, &request.environment).await.ok()?;
+    let live = view.versions.iter().find(|v| v.of == request.app && v.serving.as_deref() == Some("live"))?;
+    let live_sha = live.commit.clone()?;
+    let candidate = &run.commit.sha;
+    if &live_sha == candidate {
+        return None;
+    }
+    let short = |s: &str| s[..s.len().min(8)].to_string();
+    let says = |why: &str| {
+        format!(
+            "{} runs {} {} ({why}), newer than this run's {}; approving would roll it back (use `gantry env rollback` for that)",
+            request.environment,
+            request.app,
+            short(&live_sha),
+            short(candidate)
+        )
+    };
+    let repo = run.local_repo(data_dir);
+    match repo.as_deref().and_then(|r| crate::git::is_ancestor(r, candidate, &live_sha)) {
+        Some(true) => return Some(says(&format!("it contains {}", short(candidate)))),
+        Some(false) if repo.as_deref().and_then(|r| crate::git::is_ancestor(r, &live_sha, candidate)) == Some(true) => return None,
+        _ => {}
+    }
+    // Unrelated histories, or a repository that cannot tell: by commit time.
+    let containers = environment::containers(backend, &request.environment, Role::App).await.ok()?;
+    let live_time = containers
+        .iter()
+        .find(|c| c.labels.get(APP_LABEL) == Some(&request.app) && c.labels.get(COMMIT_LABEL) == Some(&live_sha))
+        .and_then(|c| chrono::DateTime::parse_from_rfc3339(c.labels.get(COMMIT_TIME_LABEL)?).ok())?;
+    (live_time > run.commit.time).then(|| says(&format!("committed {}", live_time.with_timezone(&Utc).format("%Y-%m-%d %H:%M UTC"))))
+}
+
+/// Marks superseded every pending approval that what now runs in its target has made
+/// outdated; returns the runs marked. Called whenever a promotion may have gone live.
+pub async fn supersede_outdated<B: Backend>(store: &Store, backend: &B) -> Result<Vec<String>, StoreError> {
+    let mut marked = Vec::new();
+    for run in store.pending_approvals()? {
+        if let Some(reason) = outdated(backend, &run, store.dir()).await {
+            if store.supersede(&run.id, &reason)? {
+                tracing::info!(run = %run.id, %reason, "approval superseded");
+                marked.push(run.id);
+            }
+        }
+    }
+    Ok(marked)
 }
 
 /// A run's approval as listings show it (`gantry approvals --json`, the API).

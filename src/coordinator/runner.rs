@@ -52,6 +52,10 @@ fn start_what_fits(c: &Arc<Coordinator>) -> Result<(), crate::store::StoreError>
 async fn drive(c: Arc<Coordinator>, run: RunRecord, plan: Plan) {
     let id = run.id.clone();
     let outcome = execute(&c, &run, plan).await;
+    // What this run put live may make promotions waiting elsewhere outdated.
+    if let Err(e) = crate::coordinator::approvals::supersede_outdated(&c.store, c.engine.as_ref()).await {
+        tracing::warn!(error = %e, "could not look for outdated approvals");
+    }
     if let Err(message) = outcome {
         let finished = Event::now(EventKind::RunFinished { state: RunState::Failed, message: Some(message) });
         if let Err(e) = c.store.append(&id, &finished) {

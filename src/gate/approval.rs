@@ -102,6 +102,8 @@ pub enum ApprovalState {
     Expired,
     /// The run failed elsewhere, so there is nothing to approve.
     Withdrawn,
+    /// A newer version went live in the target while it waited.
+    Superseded,
 }
 
 impl ApprovalState {
@@ -114,6 +116,7 @@ impl ApprovalState {
             ApprovalState::Rejected => "rejected",
             ApprovalState::Expired => "expired",
             ApprovalState::Withdrawn => "withdrawn",
+            ApprovalState::Superseded => "superseded",
         }
     }
 }
@@ -193,6 +196,9 @@ pub enum Refusal {
     /// the decision: they may have changed since the request).
     #[error("{0}")]
     Protected(String),
+    /// What the target runs is newer than this promotion's commit.
+    #[error("run {run} is outdated: {reason}")]
+    Outdated { run: String, reason: String },
 }
 
 /// What a decision does, once allowed: the events to record (in one transaction with the
@@ -242,6 +248,9 @@ pub fn decide(
         }
         ApprovalState::Withdrawn => {
             return Err(Refusal::Withdrawn { run: id, state: format!("{:?}", run.state).to_lowercase() });
+        }
+        ApprovalState::Superseded => {
+            return Err(Refusal::Outdated { run: id, reason: run.message.clone().unwrap_or_default() });
         }
     }
     if run.state != RunState::AwaitingApproval {

@@ -33,11 +33,7 @@ pub fn from_history(
     let all = store.deployments(Some(environment))?;
     let data_dir = data_dir.to_path_buf();
     let repo_of = |run_id: &str| -> Option<PathBuf> {
-        let run = store.find_run(run_id).ok()?;
-        if run.repo.contains("://") || run.repo.starts_with("git@") {
-            return Some(data_dir.join("repos").join(format!("{}.git", run.project?)));
-        }
-        Some(PathBuf::from(run.repo))
+        store.find_run(run_id).ok()?.local_repo(&data_dir)
     };
     let commits = compute::GitCommits::new(repo_of);
     Ok(compute::compute(environment, pipeline, &all, window, &commits))

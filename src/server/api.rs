@@ -212,6 +212,9 @@ pub async fn decide(s: &AppState, caller: &Caller, id: &str, kind: DecisionKind,
     // Pipelines may ask for more (admin), never less: validation refuses lower roles.
     caller.require(Role::ReleaseManager)?;
     let run = s.coord.store.find_run(id)?;
+    if kind == DecisionKind::Approve {
+        approvals::refuse_if_outdated(&s.coord.store, s.coord.engine.as_ref(), &run).await?;
+    }
     let record = approvals::record_decision(&s.coord.store, &s.coord.config.protections, &run.id, &caller.0, kind, comment, chrono::Utc::now())?;
     let status = if record.state == RunState::Promoting {
         super::promote_in_background(s, record.clone());

@@ -110,24 +110,26 @@ struct DecisionForm {
 }
 
 async fn approve(State(s): State<AppState>, Path(id): Path<String>, posted: Posted<DecisionForm>) -> Response {
-    decide(&s, &posted.visitor, &id, DecisionKind::Approve, posted.form.comment)
+    decide(&s, &posted.visitor, &id, DecisionKind::Approve, posted.form.comment).await
 }
 
 async fn reject(State(s): State<AppState>, Path(id): Path<String>, posted: Posted<DecisionForm>) -> Response {
-    decide(&s, &posted.visitor, &id, DecisionKind::Reject, posted.form.reason)
+    decide(&s, &posted.visitor, &id, DecisionKind::Reject, posted.form.reason).await
 }
 
-fn decide(s: &AppState, v: &Visitor, id: &str, kind: DecisionKind, comment: Option<String>) -> Response {
+async fn decide(s: &AppState, v: &Visitor, id: &str, kind: DecisionKind, comment: Option<String>) -> Response {
     let back = format!("/runs/{id}");
     if !v.user.role.covers(crate::config::Role::ReleaseManager) {
         let why = format!("{} ({}) may not decide on promotions: that needs the role release-manager", v.user.name, v.user.role);
         return failure(Some(&viewer(v)), StatusCode::FORBIDDEN, "Not recorded", &why, &back);
     }
-    let decided = s
-        .coord
-        .store
-        .find_run(id)
-        .map_err(crate::coordinator::approvals::DecideError::from)
+    let found = s.coord.store.find_run(id).map_err(crate::coordinator::approvals::DecideError::from);
+    let checked = match (&found, kind) {
+        (Ok(run), DecisionKind::Approve) => approvals::refuse_if_outdated(&s.coord.store, s.coord.engine.as_ref(), run).await,
+        _ => Ok(()),
+    };
+    let decided = checked
+        .and(found)
         .and_then(|run| approvals::record_decision(&s.coord.store, &s.coord.config.protections, &run.id, &v.user, kind, comment, chrono::Utc::now()));
     match decided {
         Ok(record) => {

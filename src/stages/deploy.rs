@@ -24,7 +24,7 @@ use crate::pipeline::{interpolate, StagePlan};
 pub const ROUTER_IMAGE: &str = "gantry/router";
 /// How long the old version may finish its requests once the new one is live.
 const RETIRE_GRACE: Duration = Duration::from_secs(5);
-const COMMIT_TIME_LABEL: &str = "io.gantry.commit-time";
+use super::environment::COMMIT_TIME_LABEL;
 const AUTHOR_LABEL: &str = "io.gantry.author";
 
 pub fn preview_alias(app: &str) -> String {

@@ -11,6 +11,8 @@ pub const SERVICE_LABEL: &str = "io.gantry.service";
 pub const APP_LABEL: &str = "io.gantry.app";
 pub const SPEC_LABEL: &str = "io.gantry.spec";
 pub const COMMIT_LABEL: &str = "io.gantry.commit";
+/// The deployed commit's time (RFC 3339), for lead time and for telling which of two versions is newer.
+pub const COMMIT_TIME_LABEL: &str = "io.gantry.commit-time";
 pub const PORT_LABEL: &str = "io.gantry.port";
 pub const PUBLISHED_LABEL: &str = "io.gantry.published";
 /// The image reference a version was deployed as (the engine's listing shows a bare id

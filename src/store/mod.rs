@@ -501,6 +501,22 @@ impl Store {
         Ok(expired)
     }
 
+    /// Marks a pending approval superseded and ends its run so, if it is still pending.
+    /// Returns whether it was.
+    pub fn supersede(&self, run_id: &str, reason: &str) -> Result<bool, StoreError> {
+        let outcome = self.append_checked(run_id, |r| match &r.approval {
+            Some(a) if a.state == crate::gate::approval::ApprovalState::Pending && r.state == RunState::AwaitingApproval => Ok(vec![
+                Event::now(EventKind::ApprovalSuperseded { reason: reason.to_string() }),
+                Event::now(EventKind::RunFinished { state: RunState::Superseded, message: Some(format!("superseded: {reason}")) }),
+            ]),
+            _ => Err(()),
+        })?;
+        if outcome.is_ok() {
+            self.flush()?;
+        }
+        Ok(outcome.is_ok())
+    }
+
     /// Appends log lines of a run; one atomic batch.
     pub fn append_logs(&self, run_id: &str, lines: &[LogLine]) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();

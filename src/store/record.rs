@@ -131,6 +131,15 @@ impl RunRecord {
         }
     }
 
+    /// The local repository the run's commit can be read from: its path, or for a service
+    /// project following a URL, the mirror under the data dir.
+    pub fn local_repo(&self, data_dir: &std::path::Path) -> Option<std::path::PathBuf> {
+        if self.repo.contains("://") || self.repo.starts_with("git@") {
+            return Some(data_dir.join("repos").join(format!("{}.git", self.project.as_deref()?)));
+        }
+        Some(std::path::PathBuf::from(&self.repo))
+    }
+
     pub fn stage_mut(&mut self, name: &str) -> Option<&mut StageRecord> {
         self.stages.iter_mut().find(|s| s.name == name)
     }
@@ -261,6 +270,12 @@ impl RunRecord {
                 self.state = RunState::Promoting;
                 self.finished_at = None;
                 self.message = None;
+            }
+            EventKind::ApprovalSuperseded { reason } => {
+                let Some(a) = self.approval.as_mut() else { return };
+                a.state = ApprovalState::Superseded;
+                let stage = a.request.stage.clone();
+                self.finish_stage(&stage, StageState::Skipped, format!("superseded: {reason}"), event.at);
             }
             EventKind::ApprovalExpired => {
                 let Some(a) = self.approval.as_mut() else { return };

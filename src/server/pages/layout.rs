@@ -122,7 +122,7 @@ pub fn state_key(state: RunState) -> String {
 
 /// Every run state, in the order the filter offers them (`state_key`'s match is the one
 /// that must grow with `RunState`).
-pub(super) const RUN_STATES: [RunState; 8] = [
+pub(super) const RUN_STATES: [RunState; 9] = [
     RunState::Queued,
     RunState::Running,
     RunState::AwaitingApproval,
@@ -131,6 +131,7 @@ pub(super) const RUN_STATES: [RunState; 8] = [
     RunState::Failed,
     RunState::Cancelled,
     RunState::Interrupted,
+    RunState::Superseded,
 ];
 
 /// A CSS class for a state word: `st-awaiting-approval`; `stopped (kept for rollback)`
