@@ -39,8 +39,22 @@ impl Drop for Listening {
     }
 }
 
+/// What the holding process does to its runs when asked (cancel), and the config that
+/// says who may ask: the same identity rules as the command line and the API.
+#[derive(Clone)]
+pub struct Steering {
+    pub config: Arc<crate::config::Config>,
+    /// Stops run `id` on behalf of user `by`; the sentence to answer with, or why not.
+    pub cancel: Arc<dyn Fn(&str, &str) -> Result<String, String> + Send + Sync>,
+}
+
+#[derive(Clone)]
+struct Holder {
+    steering: Option<Steering>,
+}
+
 /// Starts answering on `data_dir`'s socket for `store` (which this process holds).
-pub fn listen(store: Arc<Store>, data_dir: &Path) -> std::io::Result<Listening> {
+pub fn listen(store: Arc<Store>, data_dir: &Path, steering: Option<Steering>) -> std::io::Result<Listening> {
     use std::os::unix::fs::PermissionsExt;
     let path = socket_path(data_dir);
     // A socket left by a process that died: this process holds the store's lock, so no
@@ -55,7 +69,8 @@ pub fn listen(store: Arc<Store>, data_dir: &Path) -> std::io::Result<Listening> 
         .route("/runs/{id}/logs", get(logs))
         .route("/approvals", get(approvals))
         .route("/deployments", get(deployments))
-        .with_state(store);
+        .with_state(store)
+        .merge(Router::new().route("/runs/{id}/cancel", axum::routing::post(cancel)).with_state(Holder { steering }));
     let task = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             tracing::warn!(error = %e, "the control socket stopped answering");
@@ -135,6 +150,37 @@ async fn deployments(State(s): State<Arc<Store>>, Query(q): Query<EnvQuery>) -> 
     read(s, move |s| s.deployments(q.env.as_deref())).await.map(Json)
 }
 
+/// Who asks, as the command line proves it: a token, or a name where the config allows.
+#[derive(Deserialize, serde::Serialize, Default)]
+pub struct Asker {
+    #[serde(default)]
+    pub claimed: Option<String>,
+    #[serde(default)]
+    pub token: Option<String>,
+}
+
+async fn cancel(State(h): State<Holder>, UrlPath(id): UrlPath<String>, Json(who): Json<Asker>) -> Response {
+    let refuse = |status: StatusCode, e: String| (status, Json(json!({"error": e}))).into_response();
+    let Some(steering) = h.steering else {
+        return refuse(StatusCode::CONFLICT, "this process drives no runs".into());
+    };
+    // The socket is its owner's only, so the asker is this OS user.
+    let login = crate::config::identity::os_login();
+    let user = match steering.config.identify_steerer(who.claimed.as_deref(), who.token.as_deref(), login.as_deref()) {
+        Ok(id) => id.user,
+        Err(e) => return refuse(StatusCode::UNAUTHORIZED, e.to_string()),
+    };
+    if !user.role.covers(crate::config::Role::Developer) {
+        return refuse(StatusCode::FORBIDDEN, format!("{} ({}) may not cancel runs: that needs the role developer", user.name, user.role));
+    }
+    let cancel = steering.cancel.clone();
+    match tokio::task::spawn_blocking(move || cancel(&id, &user.name)).await {
+        Ok(Ok(said)) => (StatusCode::ACCEPTED, Json(json!({"message": said}))).into_response(),
+        Ok(Err(why)) => refuse(StatusCode::CONFLICT, why),
+        Err(e) => refuse(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
 /// The read side of a data dir another process holds, through its socket.
 pub struct Remote {
     path: PathBuf,
@@ -146,6 +192,33 @@ impl Remote {
         let path = socket_path(data_dir);
         UnixStream::connect(&path).ok()?;
         Some(Remote { path })
+    }
+
+    /// Asks the holder to cancel run `query` (id, prefix or `latest`) as `who`: its
+    /// answer, or why not.
+    pub fn cancel(&self, query: &str, who: &Asker) -> Result<String, String> {
+        let body = serde_json::to_string(who).unwrap_or_default();
+        let (status, answer) = self.request("POST", &format!("/runs/{}/cancel", enc(query)), &body).map_err(|e| e.to_string())?;
+        let value: serde_json::Value = serde_json::from_str(&answer).unwrap_or_default();
+        match status {
+            202 => Ok(value["message"].as_str().unwrap_or("cancelling").to_string()),
+            _ => Err(value["error"].as_str().map(str::to_string).unwrap_or_else(|| format!("status {status}"))),
+        }
+    }
+
+    fn request(&self, method: &str, target: &str, body: &str) -> std::io::Result<(u16, String)> {
+        let mut stream = UnixStream::connect(&self.path)?;
+        write!(
+            stream,
+            "{method} {target} HTTP/1.0\r\nHost: gantry\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )?;
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw)?;
+        let text = String::from_utf8_lossy(&raw).into_owned();
+        let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        let status = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+        Ok((status, rest.to_string()))
     }
 
     fn get<T: serde::de::DeserializeOwned>(&self, target: &str) -> Result<T, StoreError> {

@@ -184,6 +184,8 @@ pub enum EventKind {
     ApprovalExpired,
     /// A newer version went live in the target; this promotion would roll it back.
     ApprovalSuperseded { reason: String },
+    /// Someone asked for the run to stop (`gantry cancel`, the API, the dashboard).
+    CancelRequested { by: String },
     /// Docker objects of the run were removed (after the run, or by a later sweep).
     Swept { containers: u32, networks: u32, volumes: u32 },
 }

@@ -77,3 +77,59 @@ fn an_outdated_promotion_is_refused_and_waiting_ones_a_newer_release_overtook_ar
     assert_eq!(show(&site, &other, &elsewhere)["state"], "superseded");
     assert_eq!(site.serving().as_deref(), Some("version 3"));
 }
+
+fn docker_gone(run: &str) {
+    let start = std::time::Instant::now();
+    while !common::docker_objects_of(run).is_empty() {
+        assert!(start.elapsed() < std::time::Duration::from_secs(30), "left behind: {:?}", common::docker_objects_of(run));
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn a_queued_and_a_running_run_of_the_service_are_cancelled_with_who_and_nothing_left() {
+    use common::service::{Repo, Service, DEV, VIEWER};
+    use serde_json::json;
+    let dir = tempfile::tempdir().unwrap();
+    let repo = Repo::new(dir.path(), "long", &["sleep 60"]);
+    let svc = Service::start(dir.path(), &format!("  long: {{repo: {}}}\n", repo.path.display()), "{global: 2, per_project: 1}");
+    let trigger = || svc.call("POST", "/api/projects/long/trigger", Some(DEV), Some(json!({"force": true}))).1["run"].as_str().unwrap().to_string();
+    let (running, queued) = (trigger(), trigger());
+    svc.wait_for(&running, &["running"]);
+    assert_eq!(svc.run(&queued)["state"], "queued");
+
+    assert_eq!(svc.call("POST", &format!("/api/runs/{queued}/cancel"), Some(VIEWER), None).0, 403);
+    let (status, answer) = svc.call("POST", &format!("/api/runs/{queued}/cancel"), Some(DEV), None);
+    assert_eq!((status, answer["outcome"].as_str()), (202, Some("dequeued")), "{answer}");
+    let done = svc.run(&queued);
+    assert_eq!((done["state"].as_str(), done["message"].as_str()), (Some("cancelled"), Some("cancelled by dev")));
+
+    // The running one, from the command line, through the service holding the data dir.
+    let token = dir.path().join("dev.token");
+    std::fs::write(&token, DEV).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gantry"))
+        .arg("--data-dir").arg(&svc.data).arg("--config").arg(&svc.config)
+        .args(["cancel", &running, "--token-file", token.to_str().unwrap()])
+        .output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("is stopping"), "{}", text(&out.stdout));
+    let done = svc.wait_for(&running, &["cancelled", "failed", "succeeded"]);
+    assert_eq!((done["state"].as_str(), done["message"].as_str()), (Some("cancelled"), Some("cancelled by dev")), "{done}");
+    docker_gone(&running);
+    let (status, answer) = svc.call("POST", &format!("/api/runs/{running}/cancel"), Some(DEV), None);
+    assert_eq!(status, 409, "{answer}");
+}
+
+#[test]
+fn gantry_cancel_stops_a_gantry_run_of_another_terminal_as_ctrl_c_does() {
+    let w = common::World::new(&[]);
+    let p = w.pipeline("name: long\nstages:\n  wait:\n    image: gantry/busybox\n    commands: [\"sleep 60\"]\n");
+    let mut run = w.gantry().env_remove("GANTRY_CONFIG").arg("run").arg(&p).arg("--repo").arg(w.repo()).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let id = common::wait_for_running_stage("wait", std::time::Duration::from_secs(60));
+    let out = w.gantry().env_remove("GANTRY_CONFIG").args(["cancel", "latest", "--as", "ada"]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(run.wait().unwrap().code(), Some(130), "gantry run ends as after Ctrl-C");
+    let shown = w.show(&id);
+    assert_eq!((shown["state"].as_str(), shown["message"].as_str()), (Some("cancelled"), Some("cancelled by ada")), "{shown}");
+    docker_gone(&id);
+}

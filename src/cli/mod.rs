@@ -109,6 +109,16 @@ pub enum Command {
     Serve,
     /// Ask the service to run a project's pipeline for a commit.
     Trigger(serve::TriggerArgs),
+    /// Stop a queued or running run (it cleans up as after Ctrl-C and ends cancelled).
+    Cancel {
+        /// Run id, a unique prefix of it, or `latest`.
+        run: String,
+        /// Who cancels (needs the role developer; proved as for approvals).
+        #[arg(long = "as", value_name = "USER")]
+        user: Option<String>,
+        #[command(flatten)]
+        proof: identity::ProofArgs,
+    },
     /// Print the stored output of a run (or of one of its stages).
     Logs {
         run: String,
@@ -216,6 +226,7 @@ async fn dispatch(cli: Cli) -> Outcome {
         Command::Reject { args, reason } => {
             approval::decide(args, DecisionKind::Reject, Some(reason), &config, &data_dir, docker_host).await
         }
+        Command::Cancel { run, user, proof } => cancel(&run, user.as_deref(), &proof, cli.config.as_deref(), &data_dir, docker_host).await,
         Command::Logs { run, stage, json, follow: false } => {
             let store = open_reader(&data_dir, docker_host).await?;
             history::logs(&*store, &run, stage.as_deref(), json)
@@ -239,6 +250,42 @@ pub(crate) fn leave(store: Store) -> Result<(), CliError> {
     store.flush()?;
     std::mem::forget(store);
     Ok(())
+}
+
+/// `gantry cancel`: through the process that drives the run (which holds the data dir),
+/// or, for a run still queued in a service's store nobody holds, in the store itself.
+async fn cancel(query: &str, claimed: Option<&str>, proof: &identity::ProofArgs, config: Option<&std::path::Path>, data_dir: &std::path::Path, docker_host: Option<&str>) -> Outcome {
+    let config = crate::config::Config::load_for_cli(config)?;
+    match open_store(data_dir, docker_host).await {
+        Ok(store) => {
+            let token = identity::presented_token(proof.token_file.as_deref(), config.needs_proof())?;
+            let login = crate::config::identity::os_login();
+            let user = config.identify_steerer(claimed, token.as_deref(), login.as_deref()).map_err(|e| CliError::Other(e.to_string()))?.user;
+            if !user.role.covers(crate::config::Role::Developer) {
+                return Err(CliError::Other(format!("{} ({}) may not cancel runs: that needs the role developer", user.name, user.role)));
+            }
+            let run = store.find_run(query)?;
+            match store.cancel(&run.id, &user.name)? {
+                Ok(r) if r.state == crate::events::RunState::Cancelled => {
+                    println!("run {} was queued: it is cancelled", r.id);
+                    Ok(ExitCode::SUCCESS)
+                }
+                // Running, yet nobody holds the store: its process is gone (the open
+                // above recorded that), so there is nothing to stop.
+                Ok(r) => Err(CliError::Other(format!("run {} is driven by no gantry process", r.id))),
+                Err(state) => Err(CliError::Other(format!("run {} is {}; only a queued or running run can be cancelled", run.id, state.name()))),
+            }
+        }
+        Err(CliError::Store(e @ StoreError::InUse { .. })) => {
+            let Some(remote) = crate::control::Remote::connect(data_dir) else { return Err(CliError::Store(e)) };
+            let token = identity::presented_token(proof.token_file.as_deref(), config.needs_proof())?;
+            let who = crate::control::Asker { claimed: claimed.map(str::to_string), token };
+            let said = remote.cancel(query, &who).map_err(CliError::Other)?;
+            println!("{said}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// History to read: the store itself, or, while another gantry process holds the data

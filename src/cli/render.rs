@@ -166,7 +166,8 @@ impl Renderer {
             | EventKind::GateJudged { .. }
             | EventKind::Verified { .. }
             | EventKind::ApprovalExpired
-            | EventKind::ApprovalSuperseded { .. } => {}
+            | EventKind::ApprovalSuperseded { .. }
+            | EventKind::CancelRequested { .. } => {}
         }
     }
 

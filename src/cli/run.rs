@@ -102,10 +102,6 @@ pub async fn run(args: RunArgs, config: Option<&Path>, data_dir: &Path, docker_h
     // A read command of another terminal holds the data dir for a moment: wait it out
     // rather than refuse the run.
     let store = std::sync::Arc::new(super::open_store_waiting(data_dir, docker_host, std::time::Duration::from_secs(10)).await?);
-    // Other gantry commands on this data dir read through this process while it runs.
-    let _answering = crate::control::listen(store.clone(), data_dir)
-        .map_err(|e| tracing::warn!(error = %e, "cannot answer other gantry commands on the data dir's socket"))
-        .ok();
     let workspace = checkout.tar()?;
 
     let run_id = crate::store::new_run_id();
@@ -118,6 +114,12 @@ pub async fn run(args: RunArgs, config: Option<&Path>, data_dir: &Path, docker_h
 
     let cancel = CancellationToken::new();
     spawn_signal_handler(cancel.clone());
+    // Other gantry commands on this data dir read through this process while it runs, and
+    // may cancel the run (`gantry cancel`), as Ctrl-C does.
+    let steering = crate::control::Steering { config: Arc::new(config.clone()), cancel: cancel_this(store.clone(), run_id.clone(), cancel.clone()) };
+    let _answering = crate::control::listen(store.clone(), data_dir, Some(steering))
+        .map_err(|e| tracing::warn!(error = %e, "cannot answer other gantry commands on the data dir's socket"))
+        .ok();
     let (tx, rx) = crate::channel::channel(config.logs.output_limits());
     let request = RunRequest {
         run_id: run_id.clone(),
@@ -146,6 +148,24 @@ pub async fn run(args: RunArgs, config: Option<&Path>, data_dir: &Path, docker_h
         // Not a failure, not yet a success: scripts can tell the difference.
         RunState::AwaitingApproval => ExitCode::from(3),
         _ => ExitCode::FAILURE,
+    })
+}
+
+/// `gantry cancel` of this process's run, through the control socket: recorded with who
+/// asked, then stopped as Ctrl-C stops it.
+fn cancel_this(store: Arc<crate::store::Store>, run_id: String, cancel: CancellationToken) -> Arc<dyn Fn(&str, &str) -> Result<String, String> + Send + Sync> {
+    Arc::new(move |query: &str, by: &str| {
+        let run = store.find_run(query).map_err(|e| e.to_string())?;
+        if run.id != run_id {
+            return Err(format!("run {} is not the one this gantry run drives ({run_id})", run.id));
+        }
+        match store.cancel(&run.id, by).map_err(|e| e.to_string())? {
+            Ok(_) => {
+                cancel.cancel();
+                Ok(format!("run {} is stopping: its containers are removed and it ends cancelled", run.id))
+            }
+            Err(state) => Err(format!("run {} is {}; only a running run can be cancelled", run.id, state.name())),
+        }
     })
 }
 

@@ -52,9 +52,18 @@ pub async fn serve(config_path: &Path, data_dir: Option<&Path>, docker_host: Opt
     let projects = config.projects.len();
     let users = config.users.len();
     let store = Arc::new(store);
-    // The command line reads through this process while it holds the data dir.
-    let _answering = crate::control::listen(store.clone(), &data_dir).map_err(|e| CliError::Other(format!("cannot answer on {}: {e}", crate::control::socket_path(&data_dir).display())))?;
-    let coord = Coordinator::new(store, engine, Arc::new(config), data_dir.clone());
+    let config = Arc::new(config);
+    let coord = Coordinator::new(store.clone(), engine, config.clone(), data_dir.clone());
+    // The command line reads through this process while it holds the data dir, and
+    // cancels through it.
+    let steer = coord.clone();
+    let cancel = Arc::new(move |run: &str, by: &str| match steer.cancel(run, by) {
+        Ok(crate::coordinator::Cancelled::Dequeued { run }) => Ok(format!("run {run} was queued: it is cancelled")),
+        Ok(crate::coordinator::Cancelled::Stopping { run }) => Ok(format!("run {run} is stopping: its containers are removed and it ends cancelled")),
+        Err(e) => Err(e.to_string()),
+    });
+    let steering = crate::control::Steering { config, cancel };
+    let _answering = crate::control::listen(store, &data_dir, Some(steering)).map_err(|e| CliError::Other(format!("cannot answer on {}: {e}", crate::control::socket_path(&data_dir).display())))?;
     eprintln!(
         "gantry serve: listening on {scheme}://{} ({projects} project(s), {users} user(s), data in {})",
         listener.local_addr().map(|a| a.to_string()).unwrap_or_else(|_| addr.to_string()),

@@ -69,6 +69,9 @@ pub enum TriggerError {
     /// The trigger's values do not hold (a branch that does not contain the commit...).
     #[error("{0}")]
     Refused(String),
+    /// The run is not in a state the request can change.
+    #[error("{0}")]
+    Conflict(String),
     #[error(transparent)]
     Git(#[from] crate::git::GitError),
     #[error(transparent)]
@@ -110,13 +113,30 @@ impl Histogram {
     }
 }
 
+/// A run this process drives: its project (for the per-project limit) and the token that
+/// stops it.
+struct Driven {
+    project: String,
+    cancel: CancellationToken,
+}
+
+/// What a cancel did.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(rename_all = "snake_case", tag = "outcome")]
+pub enum Cancelled {
+    /// It was waiting in the queue: it is over.
+    Dequeued { run: String },
+    /// It is running: it stops now and cleans up, and ends `cancelled`.
+    Stopping { run: String },
+}
+
 pub struct Coordinator {
     pub store: Arc<Store>,
     pub engine: Arc<DockerEngine>,
     pub config: Arc<Config>,
     pub data_dir: PathBuf,
     /// Runs this process is driving, by run id -> project.
-    running: Mutex<HashMap<String, String>>,
+    running: Mutex<HashMap<String, Driven>>,
     wake: Notify,
     pub shutdown: CancellationToken,
     pub counters: Mutex<Counters>,
@@ -145,6 +165,26 @@ impl Coordinator {
             }
         }
         tasks
+    }
+
+    /// Stops a queued or running run on behalf of `by`. A run that is over, or that is
+    /// running in no process (interrupted at the next start), is refused with its state.
+    pub fn cancel(&self, run_id: &str, by: &str) -> Result<Cancelled, TriggerError> {
+        let run = self.store.find_run(run_id)?;
+        match self.store.cancel(&run.id, by)? {
+            Ok(r) if r.state == RunState::Cancelled => Ok(Cancelled::Dequeued { run: r.id }),
+            Ok(r) => {
+                let driven = self.running.lock().expect("running runs");
+                match driven.get(&r.id) {
+                    Some(d) => {
+                        d.cancel.cancel();
+                        Ok(Cancelled::Stopping { run: r.id })
+                    }
+                    None => Err(TriggerError::Refused(format!("run {} is not driven by this service", r.id))),
+                }
+            }
+            Err(state) => Err(TriggerError::Conflict(format!("run {} is {}; only a queued or running run can be cancelled", run.id, state.name()))),
+        }
     }
 
     /// Ids of the runs this process drives now.

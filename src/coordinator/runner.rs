@@ -37,12 +37,23 @@ fn start_what_fits(c: &Arc<Coordinator>) -> Result<(), crate::store::StoreError>
             if running.len() >= limits.global {
                 return Ok(());
             }
-            if running.values().filter(|p| **p == project).count() >= limits.per_project {
+            if running.values().filter(|d| d.project == project).count() >= limits.per_project {
                 continue;
             }
-            running.insert(run.id.clone(), project);
+            running.insert(run.id.clone(), super::Driven { project, cancel: c.shutdown.child_token() });
         }
-        let record = c.store.start_queued(&run.id)?;
+        let record = match c.store.start_queued(&run.id) {
+            Ok(Some(r)) => r,
+            // Cancelled between the listing and now.
+            Ok(None) => {
+                c.running.lock().expect("running runs").remove(&run.id);
+                continue;
+            }
+            Err(e) => {
+                c.running.lock().expect("running runs").remove(&run.id);
+                return Err(e);
+            }
+        };
         tokio::spawn(drive(c.clone(), record, plan));
     }
     Ok(())
@@ -125,7 +136,8 @@ async fn execute(c: &Arc<Coordinator>, run: &RunRecord, plan: Plan) -> Result<()
         policy,
         repo: Some(path),
     };
-    let scheduler = tokio::spawn(scheduler::run(c.engine.clone(), request, Emitter::new(tx), c.shutdown.child_token()));
+    let cancel = c.running.lock().expect("running runs").get(&run.id).map(|d| d.cancel.clone()).unwrap_or_else(|| c.shutdown.child_token());
+    let scheduler = tokio::spawn(scheduler::run(c.engine.clone(), request, Emitter::new(tx), cancel));
     let recorded = crate::recorder::record(&c.store, &run.id, rx, &mut crate::recorder::Quiet).await;
     let _ = scheduler.await;
     recorded.map(|_| ()).map_err(|e| format!("recording the run failed: {e}"))

@@ -225,6 +225,13 @@ pub async fn decide(s: &AppState, caller: &Caller, id: &str, kind: DecisionKind,
     Ok((status, Json(approvals::summary(&record))))
 }
 
+/// Stops a queued or running run (developer).
+pub async fn cancel(State(s): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let user = caller.require(Role::Developer)?;
+    let cancelled = s.coord.cancel(&id, &user.name)?;
+    Ok((StatusCode::ACCEPTED, Json(json!(cancelled))))
+}
+
 pub async fn environments(State(s): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
     caller.require(Role::Viewer)?;
     let envs = crate::stages::environment::list(s.coord.engine.as_ref()).await?;

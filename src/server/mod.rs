@@ -120,6 +120,7 @@ impl From<TriggerError> for ApiError {
         match e {
             TriggerError::UnknownProject(_) => ApiError::NotFound(e.to_string()),
             TriggerError::Refused(m) => ApiError::BadRequest(m),
+            TriggerError::Conflict(m) => ApiError::Conflict(m),
             TriggerError::Git(g) => ApiError::BadRequest(g.to_string()),
             TriggerError::Store(s) => s.into(),
             TriggerError::Internal(m) => ApiError::Internal(m),
@@ -144,6 +145,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/runs/{id}/logs/stream", get(api::logs_stream))
         .route("/api/runs/{id}/approve", post(api::approve))
         .route("/api/runs/{id}/reject", post(api::reject))
+        .route("/api/runs/{id}/cancel", post(api::cancel))
         .route("/api/approvals", get(api::approvals_list))
         .route("/api/environments", get(api::environments))
         .route("/api/environments/{name}", get(api::environment))

@@ -29,6 +29,7 @@ pub fn routes() -> Router<AppState> {
         .route("/runs/{id}/logs/stream", get(logs_stream))
         .route("/runs/{id}/approve", post(approve))
         .route("/runs/{id}/reject", post(reject))
+        .route("/runs/{id}/cancel", post(cancel))
         .route("/approvals", get(approvals_page))
         .route("/environments", get(environments))
         .route("/reports", get(reports))
@@ -142,6 +143,23 @@ async fn decide(s: &AppState, v: &Visitor, id: &str, kind: DecisionKind, comment
         Err(e) => {
             let e = super::ApiError::from(e);
             failure(Some(&viewer(v)), e.status(), "Not recorded", &e.to_string(), &back)
+        }
+    }
+}
+
+/// The run page's cancel button: a developer stops a queued or running run.
+async fn cancel(State(s): State<AppState>, Path(id): Path<String>, posted: Posted<NoFields>) -> Response {
+    let v = &posted.visitor;
+    let back = format!("/runs/{id}");
+    if !v.user.role.covers(crate::config::Role::Developer) {
+        let why = format!("{} ({}) may not cancel runs: that needs the role developer", v.user.name, v.user.role);
+        return failure(Some(&viewer(v)), StatusCode::FORBIDDEN, "Not cancelled", &why, &back);
+    }
+    match s.coord.cancel(&id, &v.user.name) {
+        Ok(_) => Redirect::to(&back).into_response(),
+        Err(e) => {
+            let e = super::ApiError::from(e);
+            failure(Some(&viewer(v)), e.status(), "Not cancelled", &e.to_string(), &back)
         }
     }
 }

@@ -367,11 +367,12 @@ impl Store {
     /// Durable before it returns: the run's Docker objects are created only after the
     /// store says it is running, so a crash leaves it `interrupted` (and swept), never
     /// `queued` with objects of a first start lying about.
-    pub fn start_queued(&self, run_id: &str) -> Result<RunRecord, StoreError> {
+    /// None when the run left the queue meanwhile (cancelled).
+    pub fn start_queued(&self, run_id: &str) -> Result<Option<RunRecord>, StoreError> {
         let started = Event::now(EventKind::RunStarted { pid: std::process::id() });
-        let record = self.append(run_id, &started)?;
+        let record = self.append_checked(run_id, |r| if r.state == RunState::Queued { Ok(vec![started.clone()]) } else { Err(()) })?;
         self.flush()?;
-        Ok(record)
+        Ok(record.ok())
     }
 
     /// Appends an event and folds it into the run's record, atomically.
@@ -499,6 +500,22 @@ impl Store {
             self.flush()?;
         }
         Ok(expired)
+    }
+
+    /// Asks a queued or running run to stop on behalf of `by`: a queued one ends here and
+    /// now (`cancelled by ...`); for a running one the request is recorded and the process
+    /// driving it stops it. `Err(state)` when it is neither.
+    pub fn cancel(&self, run_id: &str, by: &str) -> Result<Result<RunRecord, RunState>, StoreError> {
+        let outcome = self.append_checked(run_id, |r| match r.state {
+            RunState::Queued => Ok(vec![
+                Event::now(EventKind::CancelRequested { by: by.to_string() }),
+                Event::now(EventKind::RunFinished { state: RunState::Cancelled, message: None }),
+            ]),
+            RunState::Running => Ok(vec![Event::now(EventKind::CancelRequested { by: by.to_string() })]),
+            other => Err(other),
+        })?;
+        self.flush()?;
+        Ok(outcome)
     }
 
     /// Marks a pending approval superseded and ends its run so, if it is still pending.

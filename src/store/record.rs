@@ -55,6 +55,9 @@ pub struct RunRecord {
     /// user of that login may not approve its promotion.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pushed_by: Option<Pusher>,
+    /// Who asked for the run to stop, if anyone did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cancelled_by: Option<String>,
 }
 
 /// Who pushed a commit, as the forge's webhook named them.
@@ -128,6 +131,7 @@ impl RunRecord {
             project: None,
             approval: None,
             pushed_by: None,
+            cancelled_by: None,
         }
     }
 
@@ -216,7 +220,10 @@ impl RunRecord {
                     }
                 }
                 self.state = *state;
-                self.message = message.clone();
+                self.message = match (&self.cancelled_by, state) {
+                    (Some(by), RunState::Cancelled) => Some(format!("cancelled by {by}")),
+                    _ => message.clone(),
+                };
                 self.finished_at = Some(event.at);
                 // A run that ends leaves no stage claiming to be alive.
                 let leftover = match state {
@@ -270,6 +277,9 @@ impl RunRecord {
                 self.state = RunState::Promoting;
                 self.finished_at = None;
                 self.message = None;
+            }
+            EventKind::CancelRequested { by } => {
+                self.cancelled_by = Some(by.clone());
             }
             EventKind::ApprovalSuperseded { reason } => {
                 let Some(a) = self.approval.as_mut() else { return };

@@ -17,6 +17,11 @@ pub fn run(viewer: &Viewer, run: &RunRecord, logs: &[LogLine]) -> Markup {
     let body = html! {
         h1 { "Run " span.mono { (run.id) } " " (badge(run.state.name())) }
         @if let Some(m) = &run.message { p.notice { (m) } }
+        @if matches!(run.state, crate::events::RunState::Queued | crate::events::RunState::Running) && viewer.role.covers(crate::config::Role::Developer) {
+            form.decide method="post" action=(format!("/runs/{}/cancel", enc(&run.id))) {
+                button.reject #cancel type="submit" { "Cancel run" }
+            }
+        }
         (facts(run))
         h2 { "Stages" }
         (timeline(run))
