@@ -143,7 +143,7 @@ pub fn looser_than_floor(pipeline: Option<&ApprovalRule>, floor: &ApprovalRule) 
 
 /// The rules a run works under: the operator's protections, and the facts about the run
 /// they are checked against.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct RunPolicy {
     pub protections: Arc<BTreeMap<String, Protection>>,
     /// The run's project (for `gantry run`: the pipeline's name).
@@ -152,6 +152,8 @@ pub struct RunPolicy {
     pub commit: String,
     /// Branches of the repository that contain the commit, among those any protection names.
     pub branches: Vec<String>,
+    /// How long a stage waits for an environment another run holds (`locks.wait`).
+    pub lock_wait: std::time::Duration,
 }
 
 impl RunPolicy {
@@ -159,6 +161,18 @@ impl RunPolicy {
     pub fn open() -> RunPolicy {
         RunPolicy::default()
     }
+}
+
+/// How long a stage waits for an environment by default: 30 minutes.
+pub const DEFAULT_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+
+impl Default for RunPolicy {
+    fn default() -> Self {
+        RunPolicy { protections: Default::default(), project: String::new(), commit: String::new(), branches: Vec::new(), lock_wait: DEFAULT_LOCK_WAIT }
+    }
+}
+
+impl RunPolicy {
 
     /// Whether `stage` may make `change` to `environment`.
     pub fn check(&self, environment: &str, change: Change, stage: &str) -> Result<(), Refusal> {

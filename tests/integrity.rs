@@ -133,3 +133,122 @@ fn gantry_cancel_stops_a_gantry_run_of_another_terminal_as_ctrl_c_does() {
     assert_eq!((shown["state"].as_str(), shown["message"].as_str()), (Some("cancelled"), Some("cancelled by ada")), "{shown}");
     docker_gone(&id);
 }
+
+/// A site whose pipeline previews a version in `env`, pauses `${var.pause}` seconds while
+/// holding it, then puts the preview live, published on `port`.
+fn locking_site(env: &str, port: u16) -> (common::World, std::path::PathBuf) {
+    let w = common::World::new(&[
+        ("site/Dockerfile", "FROM gantry/busybox\nCOPY index.html /www/index.html\nCMD [\"busybox\", \"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n"),
+        ("site/index.html", "version 1\n"),
+    ]);
+    let yaml = format!(
+        r#"name: locking
+vars: {{pause: "3"}}
+stages:
+  image: {{kind: build, context: site, tag: "gantry-test/lock-site:${{commit.short}}"}}
+  preview: {{kind: deploy, mode: preview, environment: {env}, app: site, image: "gantry-test/lock-site:${{commit.short}}", port: 8080, publish: {port}, health: {{http: /index.html}}}}
+  pause: {{image: gantry/busybox, commands: ["sleep ${{var.pause}}"]}}
+  live: {{kind: deploy, mode: promote, environment: {env}, app: site}}
+"#
+    );
+    let p = w.pipeline(&yaml);
+    (w, p)
+}
+
+fn run_in(w: &common::World, data: &Path, p: &Path, extra: &[&str]) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_gantry"))
+        .arg("--data-dir").arg(data)
+        .args(["run", p.to_str().unwrap(), "--repo", w.repo().to_str().unwrap(), "--plain"])
+        .args(extra)
+        .env_remove("GANTRY_CONFIG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+fn latest_in(data: &Path) -> Value {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gantry")).arg("--data-dir").arg(data).args(["show", "latest", "--json"]).output().unwrap();
+    serde_json::from_slice(&out.stdout).unwrap_or_default()
+}
+
+fn logs_of(data: &Path, run: &str) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gantry")).arg("--data-dir").arg(data).args(["logs", run]).output().unwrap();
+    text(&out.stdout)
+}
+
+#[test]
+fn two_runs_take_turns_in_one_environment_and_a_third_gives_up_after_its_wait() {
+    let port = common::free_port();
+    let probe = common::World::new(&[]);
+    let env = common::Env::new(&probe, "lck");
+    let (w, p) = locking_site(&env.name, port);
+    let (da, db, dc) = (w.dir.path().join("a"), w.dir.path().join("b"), w.dir.path().join("c"));
+    let first = w.commit(&[("site/index.html", "version 1\n")], "v1");
+    let mut a = run_in(&w, &da, &p, &["--commit", &first, "--var", "pause=4"]);
+    common::wait_for_running_stage("pause", std::time::Duration::from_secs(60));
+    w.commit(&[("site/index.html", "version 2\n")], "v2");
+    let mut b = run_in(&w, &db, &p, &[]);
+    // A third that waits 1 s at most.
+    let config = w.dir.path().join("impatient.yml");
+    std::fs::write(&config, "locks: {wait: 1s}\n").unwrap();
+    let c = std::process::Command::new(env!("CARGO_BIN_EXE_gantry"))
+        .arg("--data-dir").arg(&dc).arg("--config").arg(&config)
+        .args(["run", p.to_str().unwrap(), "--repo", w.repo().to_str().unwrap(), "--plain"])
+        .output().unwrap();
+    assert_eq!(c.status.code(), Some(1));
+    let c_run = latest_in(&dc);
+    let said = c_run["message"].as_str().unwrap_or_default().to_string();
+    assert!(said.contains(&format!("waiting for environment {} (held by run", env.name)) && said.contains("for 1s; gave up"), "{said}");
+    assert_eq!(serving(port).as_deref(), Some("version 1"), "the holder's preview answers, nothing of the others");
+
+    assert!(a.wait().unwrap().success());
+    assert!(b.wait().unwrap().success(), "the second run waited its turn, then went through");
+    let (ra, rb) = (latest_in(&da), latest_in(&db));
+    let b_logs = logs_of(&db, rb["id"].as_str().unwrap());
+    assert!(b_logs.contains(&format!("waiting for environment {} (held by run {})", env.name, ra["id"].as_str().unwrap())), "{b_logs}");
+    // Nothing interleaved: the second run's preview began after the first went live.
+    let a_live_end = stage_time(&ra, "live", "finished_at");
+    let b_holding = b_logs.lines().find(|l| l.contains("holding environment")).unwrap_or_default().to_string();
+    assert!(!b_holding.is_empty(), "{b_logs}");
+    assert!(stage_time(&rb, "preview", "finished_at") > a_live_end, "b's preview ended after a went live");
+    assert_eq!(serving(port).as_deref(), Some("version 2"));
+}
+
+#[test]
+fn the_lock_of_a_holder_killed_with_kill_9_is_released_by_the_recovery_and_the_waiter_goes_on() {
+    let port = common::free_port();
+    let probe = common::World::new(&[]);
+    let env = common::Env::new(&probe, "lk9");
+    let (w, p) = locking_site(&env.name, port);
+    let (da, db) = (w.dir.path().join("a"), w.dir.path().join("b"));
+    let mut a = run_in(&w, &da, &p, &["--var", "pause=60"]);
+    let holder = common::wait_for_running_stage("pause", std::time::Duration::from_secs(60));
+    let mut b = run_in(&w, &db, &p, &["--var", "pause=0"]);
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert!(b.try_wait().unwrap().is_none(), "b waits for a");
+    a.kill().unwrap();
+    a.wait().unwrap();
+    // The next gantry command on a's data dir records a interrupted and sweeps its objects,
+    // its lock among them.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gantry")).arg("--data-dir").arg(&da).arg("runs").output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(latest_in(&da)["state"], "interrupted");
+    assert!(b.wait().unwrap().success(), "b went on once a's lock was gone");
+    let filter = format!("label=io.gantry.lock={}", env.name);
+    let locks = std::process::Command::new("docker").args(["ps", "-aq", "--filter", &filter]).output().unwrap();
+    assert!(text(&locks.stdout).trim().is_empty(), "no lock is left once b is done");
+    // What a run owns goes; the environment it deployed into lives on by design.
+    let net = std::process::Command::new("docker").args(["network", "inspect", &format!("gantry-{holder}")]).output().unwrap();
+    let vol = std::process::Command::new("docker").args(["volume", "inspect", &format!("gantry-{holder}-workspace")]).output().unwrap();
+    assert!(!net.status.success() && !vol.status.success(), "a's network and workspace are swept");
+}
+
+fn stage_time(run: &Value, stage: &str, field: &str) -> chrono::DateTime<chrono::Utc> {
+    let s = common::stage(run, stage);
+    s[field].as_str().and_then(|t| t.parse().ok()).unwrap_or_else(|| panic!("no {field} for {stage}: {run}"))
+}
+
+fn serving(port: u16) -> Option<String> {
+    common::http_get(port, "/index.html").map(|(_, b)| b.trim().to_string())
+}

@@ -59,12 +59,15 @@ fn kill_9_mid_run_shows_interrupted_and_the_engine_holds_nothing_of_it() {
 }
 
 #[test]
-fn second_process_on_the_same_data_dir_is_refused_clearly() {
+fn a_second_run_on_the_same_data_dir_is_refused_clearly_while_reads_go_through_the_holder() {
     let w = World::new(&[]);
     let p = long_pipeline(&w, "lock-sleeper");
     let child = spawn_run(&w, &p, true);
     let run_id = wait_for_running_stage("lock-sleeper", Duration::from_secs(60));
     let out = w.gantry().arg("runs").output().unwrap();
+    assert!(out.status.success() && text(&out.stdout).contains(&run_id), "a read goes through the holder: {}", text(&out.stderr));
+    // A second writer waits a moment for the data dir (10 s), then is refused.
+    let out = w.run(&p, &[]);
     assert_eq!(out.status.code(), Some(1));
     let stderr = text(&out.stderr);
     assert!(stderr.contains("is in use by another gantry process (pid "), "{stderr}");

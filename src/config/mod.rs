@@ -57,6 +57,26 @@ pub struct Config {
     /// What `gantry run` grants a pipeline, by the pipeline's name.
     pub pipelines: BTreeMap<String, PipelineGrant>,
     pub logs: LogSettings,
+    pub locks: LockSettings,
+}
+
+/// `locks:`: environment locks (one run changes an environment at a time).
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LockSettings {
+    /// How long a stage waits for an environment another run holds, then fails.
+    #[serde(default = "default_lock_wait", with = "humantime_serde")]
+    pub wait: std::time::Duration,
+}
+
+fn default_lock_wait() -> std::time::Duration {
+    crate::policy::DEFAULT_LOCK_WAIT
+}
+
+impl Default for LockSettings {
+    fn default() -> Self {
+        LockSettings { wait: default_lock_wait() }
+    }
 }
 
 /// `logs:`: how much of a run's output is kept.
@@ -121,6 +141,8 @@ struct File {
     pipelines: BTreeMap<String, PipelineGrant>,
     #[serde(default)]
     logs: LogSettings,
+    #[serde(default)]
+    locks: LockSettings,
 }
 
 /// The SHA-256 of the empty string: a token anyone can present.
@@ -203,7 +225,7 @@ impl Config {
                 (name, user)
             })
             .collect();
-        Ok(Config { path: path.to_path_buf(), users, server: file.server, projects: file.projects, protections, cli: file.cli, pipelines: file.pipelines, logs: file.logs })
+        Ok(Config { path: path.to_path_buf(), users, server: file.server, projects: file.projects, protections, cli: file.cli, pipelines: file.pipelines, logs: file.logs, locks: file.locks })
     }
 
     /// The operator's config as the command line finds it: the file named by `--config` or
@@ -230,6 +252,7 @@ impl Config {
             cli: CliSettings::default(),
             pipelines: BTreeMap::new(),
             logs: LogSettings::default(),
+            locks: LockSettings::default(),
         }
     }
 

@@ -122,7 +122,7 @@ async fn execute(c: &Arc<Coordinator>, run: &RunRecord, plan: Plan) -> Result<()
         Ok(_) => {}
         Err(e) => return Err(format!("cannot clear the engine for the run: {e}")),
     }
-    let policy = crate::policy::RunPolicy { protections, project: project_key, commit: run.commit.sha.clone(), branches };
+    let policy = crate::policy::RunPolicy { protections, project: project_key, commit: run.commit.sha.clone(), branches, lock_wait: c.config.locks.wait };
     let (tx, rx) = crate::channel::channel(c.config.logs.output_limits());
     let request = RunRequest {
         run_id: run.id.clone(),

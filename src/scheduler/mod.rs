@@ -71,6 +71,7 @@ pub async fn run<B: Backend>(backend: Arc<B>, request: RunRequest, emit: Emitter
         approvals: approvals(&plan, &policy),
         policy: Arc::new(policy),
         repo,
+        held: Default::default(),
     });
 
     tracing::debug!(run = %run_id, pipeline = %plan.name, stages = plan.stages.len(), "run starting");

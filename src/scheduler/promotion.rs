@@ -58,11 +58,18 @@ pub async fn run<B: Backend>(backend: Arc<B>, run: &RunRecord, emit: Emitter) ->
         // transaction as the claim.
         policy: Default::default(),
         repo: None,
+        held: Default::default(),
     };
 
     emit.event(EventKind::StageStarted { stage: stage.name.clone(), attempt });
     let deadline = tokio::time::Instant::now() + timeout;
-    let work = crate::stages::promote::perform(&ctx, &stage, &request.deploy, request.verify.as_ref(), attempt, deadline);
+    let work = async {
+        // One change at a time in the target, as for a run's own stages.
+        if let Err(waited) = crate::stages::lock::hold(&ctx, &stage.name, attempt, &request.deploy.environment).await {
+            return waited;
+        }
+        crate::stages::promote::perform(&ctx, &stage, &request.deploy, request.verify.as_ref(), attempt, deadline).await
+    };
     let outcome = tokio::select! {
         outcome = work => outcome,
         _ = tokio::time::sleep_until(deadline + Duration::from_secs(5)) => AttemptOutcome::TimedOut { after_secs: timeout.as_secs() },

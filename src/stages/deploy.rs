@@ -81,7 +81,7 @@ pub async fn attempt<B: Backend>(
     attempt: u32,
     deadline: Instant,
 ) -> AttemptOutcome {
-    if let Err(refused) = ctx.allowed(&stage.name, attempt, &spec.environment, crate::policy::Change::Deploy) {
+    if let Err(refused) = ctx.may_change(&stage.name, attempt, &spec.environment, crate::policy::Change::Deploy).await {
         return refused;
     }
     let (outcome, record) = run(ctx, stage, spec, attempt, deadline).await;

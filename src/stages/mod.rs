@@ -9,6 +9,7 @@ pub mod deploy;
 pub mod environment;
 pub mod health;
 pub mod load;
+pub mod lock;
 pub mod promote;
 pub mod provision;
 pub mod smoke;
@@ -52,6 +53,8 @@ pub struct RunContext<B: Backend> {
     pub policy: std::sync::Arc<crate::policy::RunPolicy>,
     /// The repository the commit came from (a local path), for the authors of a change.
     pub repo: Option<std::path::PathBuf>,
+    /// Environments this run holds the lock of (`lock::hold`), until it ends.
+    pub held: std::sync::Mutex<std::collections::BTreeSet<String>>,
 }
 
 /// The scheduler's and executors' only way to tell the world anything. It also remembers
@@ -155,6 +158,13 @@ impl<B: Backend> RunContext<B> {
             self.note(stage, attempt, message.clone());
             AttemptOutcome::Refused { message }
         })
+    }
+
+    /// `allowed`, then the environment's lock for the rest of the run: what a stage asks
+    /// before it changes an environment.
+    pub async fn may_change(&self, stage: &str, attempt: u32, environment: &str, change: crate::policy::Change) -> Result<(), AttemptOutcome> {
+        self.allowed(stage, attempt, environment, change)?;
+        lock::hold(self, stage, attempt, environment).await
     }
 }
 

@@ -87,6 +87,9 @@ pub async fn attempt<B: Backend>(
         ctx.emit.event(EventKind::ApprovalRequested { request });
         return AttemptOutcome::AwaitingApproval { environment: spec.to.clone() };
     }
+    if let Err(waited) = super::lock::hold(ctx, &stage.name, attempt, &spec.to).await {
+        return waited;
+    }
     perform(ctx, stage, &deploy, spec.verify.as_ref(), attempt, deadline).await
 }
 

@@ -19,7 +19,7 @@ pub async fn attempt<B: Backend>(
     attempt: u32,
     deadline: Instant,
 ) -> AttemptOutcome {
-    if let Err(refused) = ctx.allowed(&stage.name, attempt, &spec.environment, crate::policy::Change::Provision) {
+    if let Err(refused) = ctx.may_change(&stage.name, attempt, &spec.environment, crate::policy::Change::Provision).await {
         return refused;
     }
     match reconcile(ctx, stage, spec, attempt, deadline).await {
