@@ -252,3 +252,37 @@ fn stage_time(run: &Value, stage: &str, field: &str) -> chrono::DateTime<chrono:
 fn serving(port: u16) -> Option<String> {
     common::http_get(port, "/index.html").map(|(_, b)| b.trim().to_string())
 }
+
+#[test]
+fn env_rollback_puts_the_kept_version_back_and_the_report_counts_the_restore() {
+    let port = common::free_port();
+    let w = common::World::new(&[
+        ("site/Dockerfile", "FROM gantry/busybox\nCOPY index.html /www/index.html\nCMD [\"busybox\", \"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n"),
+        ("site/index.html", "version 1\n"),
+    ]);
+    let env = common::Env::new(&w, "rbk");
+    let p = w.pipeline(&format!(
+        "name: rb\nstages:\n  image: {{kind: build, context: site, tag: \"gantry-test/rb-site:${{commit.short}}\"}}\n  ship: {{kind: deploy, environment: {}, app: site, image: \"gantry-test/rb-site:${{commit.short}}\", port: 8080, publish: {port}, health: {{http: /index.html}}}}\n",
+        env.name
+    ));
+    assert!(w.run(&p, &[]).status.success());
+    let first = w.latest()["commit"]["sha"].as_str().unwrap().to_string();
+    w.commit(&[("site/index.html", "version 2\n")], "v2");
+    assert!(w.run(&p, &[]).status.success());
+    assert_eq!(serving(port).as_deref(), Some("version 2"));
+
+    let out = w.gantry().env_remove("GANTRY_CONFIG").args(["env", "rollback", &env.name, "--to", "nosuch"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("keeps only"), "{}", text(&out.stderr));
+    let out = w.gantry().env_remove("GANTRY_CONFIG").args(["env", "rollback", &env.name, "--to", &first[..8]]).output().unwrap();
+    assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
+    assert_eq!(serving(port).as_deref(), Some("version 1"), "the kept version answers again");
+    let rollback = w.latest();
+    assert_eq!((rollback["pipeline"].as_str(), rollback["state"].as_str()), (Some("rollback"), Some("succeeded")));
+
+    let report = w.json(&["report", "--env", &env.name]);
+    let cfr = &report["change_failure"];
+    assert_eq!((cfr["failed"].as_u64(), cfr["total"].as_u64()), (Some(1), Some(3)), "{report}");
+    assert_eq!(cfr["failures"][0]["reason"], "rolled_back", "version 2 counts as the failed change");
+    assert_eq!(report["time_to_restore"]["restored"], 1, "{report}");
+}

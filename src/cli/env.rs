@@ -24,6 +24,21 @@ pub enum EnvCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Put the version kept at the last go-live back live (health-checked), recorded as a deployment.
+    Rollback {
+        name: String,
+        /// The app (default: the environment's only one).
+        #[arg(long)]
+        app: Option<String>,
+        /// The version to go back to, by commit (prefix) or image: it must be the kept one.
+        #[arg(long, value_name = "VERSION")]
+        to: Option<String>,
+        /// Who rolls back (a protected environment needs a release manager's proof).
+        #[arg(long = "as", value_name = "USER")]
+        user: Option<String>,
+        #[command(flatten)]
+        proof: super::identity::ProofArgs,
+    },
     /// Remove an environment's containers and network (a protected one needs an admin's proof).
     Destroy {
         name: String,
@@ -36,6 +51,25 @@ pub async fn run(command: EnvCommand, config: Option<&std::path::Path>, data_dir
     // Before the engine: a refused destroy touches nothing.
     if let EnvCommand::Destroy { name, proof } = &command {
         may_destroy(config, name, proof)?;
+    }
+    if let EnvCommand::Rollback { name, app, to, user, proof } = &command {
+        let by = may_roll_back(config, name, user.as_deref(), proof)?;
+        let engine = std::sync::Arc::new(DockerEngine::connect(docker_host).await?);
+        let store = super::open_store_waiting(data_dir, docker_host, std::time::Duration::from_secs(10)).await?;
+        let mut quiet = crate::recorder::Quiet;
+        let done = crate::coordinator::rollback::roll_back(&store, engine, name, app.as_deref(), to.as_deref(), &by, &mut quiet)
+            .await
+            .map_err(|e| CliError::Other(e.to_string()))?;
+        for line in store.logs(&done.id, None)? {
+            println!("{}", line.text);
+        }
+        return match done.state {
+            crate::events::RunState::Succeeded => {
+                println!("rolled back {name} (run {})", done.id);
+                Ok(ExitCode::SUCCESS)
+            }
+            _ => Err(CliError::Other(done.message.unwrap_or_else(|| format!("the rollback of {name} failed")))),
+        };
     }
     let engine = DockerEngine::connect(docker_host).await?;
     match command {
@@ -98,6 +132,7 @@ pub async fn run(command: EnvCommand, config: Option<&std::path::Path>, data_dir
                 );
             }
         }
+        EnvCommand::Rollback { .. } => unreachable!("handled above"),
         EnvCommand::Destroy { name, .. } => {
             let (containers, networks) = environment::destroy(&engine, &name).await?;
             if containers + networks == 0 {
@@ -120,6 +155,22 @@ fn may_destroy(config: Option<&std::path::Path>, name: &str, proof: &super::iden
         return Err(refuse(format!("{} is {}", who.user.name, who.user.role)));
     }
     Ok(())
+}
+
+/// Who rolls back: in an environment the operator protects, a release manager who proves
+/// it; elsewhere whoever runs the command (named, or their login).
+fn may_roll_back(config: Option<&std::path::Path>, name: &str, claimed: Option<&str>, proof: &super::identity::ProofArgs) -> Result<String, CliError> {
+    let config = crate::config::Config::load_for_cli(config)?;
+    let Some(p) = config.protections.get(name) else {
+        let login = crate::config::identity::os_login();
+        return Ok(claimed.map(str::to_string).or(login).unwrap_or_else(|| "someone".into()));
+    };
+    let refuse = |why: String| CliError::Other(format!("{}: {name} is protected; rolling it back needs a release manager ({why}); nothing changed", p.at));
+    let who = super::identity::identify(&config, claimed, proof).map_err(|e| refuse(e.to_string()))?;
+    if !who.user.role.covers(crate::config::Role::ReleaseManager) {
+        return Err(refuse(format!("{} is {}", who.user.name, who.user.role)));
+    }
+    Ok(who.user.name)
 }
 
 fn live(e: &EnvironmentView) -> String {

@@ -4,6 +4,7 @@
 //! nothing: queued runs stay queued, runs in flight are marked interrupted.
 
 pub mod approvals;
+pub mod rollback;
 pub mod repo;
 mod runner;
 

@@ -17,6 +17,7 @@ use crate::stages::{Emitter, RunContext};
 use crate::store::CommitInfo;
 
 pub mod promotion;
+pub mod rollback;
 
 /// Everything a run needs besides the engine.
 pub struct RunRequest {

@@ -26,6 +26,7 @@ pub const ROUTER_IMAGE: &str = "gantry/router";
 const RETIRE_GRACE: Duration = Duration::from_secs(5);
 use super::environment::COMMIT_TIME_LABEL;
 const AUTHOR_LABEL: &str = "io.gantry.author";
+const HEALTH_LABEL: &str = "io.gantry.health";
 
 pub fn preview_alias(app: &str) -> String {
     format!("{app}-preview")
@@ -208,6 +209,76 @@ pub async fn rollback<B: Backend>(
     Ok(restored.image)
 }
 
+/// `gantry env rollback`: the version kept at the last go-live of `app` in `environment`
+/// (the one named `to`, by commit or image, if given) goes live again, health-checked,
+/// and the one serving is removed. Recorded as a deployment of the restored version, which
+/// the reports count as the restore of the change it undoes.
+pub async fn roll_back_by_hand<B: Backend>(
+    ctx: &RunContext<B>,
+    stage: &StagePlan,
+    environment: &str,
+    app: &str,
+    to: Option<&str>,
+    attempt: u32,
+    deadline: Instant,
+) -> (AttemptOutcome, Option<Deployment>) {
+    let started_at = Utc::now();
+    let mut spec = DeploySpec {
+        environment: environment.to_string(),
+        mode: DeployMode::Replace,
+        image: None,
+        app: app.to_string(),
+        port: None,
+        publish: None,
+        env: Default::default(),
+        command: None,
+        health: None,
+    };
+    let versions = match app_versions(ctx, &spec).await {
+        Ok(v) => v,
+        Err(e) => return (ctx.error(e), None),
+    };
+    let Some(kept) = versions.iter().find(|c| !c.running) else {
+        let message = format!("there is no previous version of {app} in {environment} to roll back to (each go-live keeps one)");
+        return (AttemptOutcome::Error { message }, None);
+    };
+    let kept_version = Version::of(kept, ctx.commit.time);
+    if let Some(to) = to.filter(|t| !kept_version.commit.starts_with(*t) && kept_version.image != *t && kept_version.image_id != *t) {
+        let message = format!(
+            "{app} in {environment} keeps only {} ({}) to roll back to, not {to}",
+            kept_version.image,
+            &kept_version.commit[..kept_version.commit.len().min(8)]
+        );
+        return (AttemptOutcome::Error { message }, None);
+    }
+    spec.port = kept.labels.get(PORT_LABEL).and_then(|p| p.parse().ok());
+    spec.health = kept.labels.get(HEALTH_LABEL).and_then(|h| serde_json::from_str(h).ok());
+    let replaced: Vec<String> = versions.iter().filter(|c| c.running).map(|c| Version::of(c, ctx.commit.time).image).collect();
+    match rollback(ctx, stage, &spec, attempt, deadline).await {
+        Ok(_) => {
+            let url = published_url(ctx, &spec).await;
+            let d = Deployment {
+                environment: environment.to_string(),
+                app: app.to_string(),
+                image: kept_version.image,
+                image_id: kept_version.image_id,
+                commit: kept_version.commit,
+                commit_time: kept_version.commit_time,
+                author: kept_version.author,
+                run_id: ctx.run_id.clone(),
+                pipeline: ctx.pipeline.clone(),
+                started_at,
+                finished_at: Utc::now(),
+                outcome: DeploymentOutcome::Succeeded,
+                url,
+                replaced,
+            };
+            (AttemptOutcome::Succeeded, Some(d))
+        }
+        Err(message) => (AttemptOutcome::Error { message }, None),
+    }
+}
+
 async fn published_url<B: Backend>(ctx: &RunContext<B>, spec: &DeploySpec) -> Option<String> {
     let routers = router_of(ctx, spec).await.ok()?;
     let port = routers.iter().find(|r| r.running)?.labels.get(PUBLISHED_LABEL)?.clone();
@@ -260,6 +331,10 @@ async fn start_checked<B: Backend>(
     labels.insert(AUTHOR_LABEL.into(), ctx.commit.author_name.clone());
     labels.insert(PORT_LABEL.into(), port.to_string());
     labels.insert(environment::IMAGE_LABEL.into(), image.clone());
+    // How to tell it is healthy again, should it be put back by hand (`gantry env rollback`).
+    if let Some(h) = &spec.health {
+        labels.insert(HEALTH_LABEL.into(), serde_json::to_string(h).unwrap_or_default());
+    }
     let new = ContainerSpec {
         name: name.clone(),
         image: image.clone(),
