@@ -232,6 +232,7 @@ impl GantrySide {
             shutdown: CancellationToken::new(),
             policy: gantry::policy::RunPolicy::open(),
             repo: None,
+            takeover: Default::default(),
         };
         let scheduler =
             tokio::spawn(scheduler::run(self.engine.clone(), request, Emitter::new(tx), CancellationToken::new()));

@@ -46,7 +46,20 @@ pub struct Steering {
     pub config: Arc<crate::config::Config>,
     /// Stops run `id` on behalf of user `by`; the sentence to answer with, or why not.
     pub cancel: Arc<dyn Fn(&str, &str) -> Result<String, String> + Send + Sync>,
+    /// Records a decision on a promotion (the service): the sentence to answer with, or
+    /// the status and why not. `None`: this process takes no decisions.
+    pub decide: Option<Decider>,
 }
+
+/// A decision asked for over the socket, by a user the holder identified.
+pub struct Decision {
+    pub run: String,
+    pub user: crate::config::User,
+    pub kind: crate::gate::approval::DecisionKind,
+    pub comment: Option<String>,
+}
+
+pub type Decider = Arc<dyn Fn(Decision) -> futures_util::future::BoxFuture<'static, Result<String, (u16, String)>> + Send + Sync>;
 
 #[derive(Clone)]
 struct Holder {
@@ -70,7 +83,12 @@ pub fn listen(store: Arc<Store>, data_dir: &Path, steering: Option<Steering>) ->
         .route("/approvals", get(approvals))
         .route("/deployments", get(deployments))
         .with_state(store)
-        .merge(Router::new().route("/runs/{id}/cancel", axum::routing::post(cancel)).with_state(Holder { steering }));
+        .merge(
+            Router::new()
+                .route("/runs/{id}/cancel", axum::routing::post(cancel))
+                .route("/runs/{id}/decide", axum::routing::post(decide))
+                .with_state(Holder { steering }),
+        );
     let task = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             tracing::warn!(error = %e, "the control socket stopped answering");
@@ -181,6 +199,34 @@ async fn cancel(State(h): State<Holder>, UrlPath(id): UrlPath<String>, Json(who)
     }
 }
 
+/// What `gantry approve/reject` sends: who (as for the API: the holder's config judges the
+/// token), which decision, and its comment or reason.
+#[derive(serde::Serialize, Deserialize)]
+pub struct DecisionAsk {
+    #[serde(flatten)]
+    pub who: Asker,
+    pub kind: crate::gate::approval::DecisionKind,
+    #[serde(default)]
+    pub comment: Option<String>,
+}
+
+async fn decide(State(h): State<Holder>, UrlPath(id): UrlPath<String>, Json(ask): Json<DecisionAsk>) -> Response {
+    let refuse = |status: StatusCode, e: String| (status, Json(json!({"error": e}))).into_response();
+    let Some((steering, decider)) = h.steering.as_ref().and_then(|s| s.decide.clone().map(|d| (s, d))) else {
+        return refuse(StatusCode::CONFLICT, "this process takes no decisions".into());
+    };
+    // The same rules as `gantry approve` on its own: a token where the config has them.
+    let login = crate::config::identity::os_login();
+    let user = match steering.config.identify(ask.who.claimed.as_deref(), ask.who.token.as_deref(), login.as_deref()) {
+        Ok(id) => id.user,
+        Err(e) => return refuse(StatusCode::UNAUTHORIZED, e.to_string()),
+    };
+    match decider(Decision { run: id, user, kind: ask.kind, comment: ask.comment }).await {
+        Ok(said) => (StatusCode::OK, Json(json!({"message": said}))).into_response(),
+        Err((status, why)) => refuse(StatusCode::from_u16(status).unwrap_or(StatusCode::CONFLICT), why),
+    }
+}
+
 /// The read side of a data dir another process holds, through its socket.
 pub struct Remote {
     path: PathBuf,
@@ -202,6 +248,18 @@ impl Remote {
         let value: serde_json::Value = serde_json::from_str(&answer).unwrap_or_default();
         match status {
             202 => Ok(value["message"].as_str().unwrap_or("cancelling").to_string()),
+            _ => Err(value["error"].as_str().map(str::to_string).unwrap_or_else(|| format!("status {status}"))),
+        }
+    }
+
+    /// Asks the holder to record a decision on run `query`'s promotion: its answer, or why
+    /// not.
+    pub fn decide(&self, query: &str, ask: &DecisionAsk) -> Result<String, String> {
+        let body = serde_json::to_string(ask).unwrap_or_default();
+        let (status, answer) = self.request("POST", &format!("/runs/{}/decide", enc(query)), &body).map_err(|e| e.to_string())?;
+        let value: serde_json::Value = serde_json::from_str(&answer).unwrap_or_default();
+        match status {
+            200 => Ok(value["message"].as_str().unwrap_or("recorded").to_string()),
             _ => Err(value["error"].as_str().map(str::to_string).unwrap_or_else(|| format!("status {status}"))),
         }
     }

@@ -154,6 +154,8 @@ pub struct RunPolicy {
     pub branches: Vec<String>,
     /// How long a stage waits for an environment another run holds (`locks.wait`).
     pub lock_wait: std::time::Duration,
+    /// `locks.newest_cancels_waiting` of the operator's config.
+    pub newest_cancels_waiting: bool,
 }
 
 impl RunPolicy {
@@ -168,7 +170,7 @@ pub const DEFAULT_LOCK_WAIT: std::time::Duration = std::time::Duration::from_sec
 
 impl Default for RunPolicy {
     fn default() -> Self {
-        RunPolicy { protections: Default::default(), project: String::new(), commit: String::new(), branches: Vec::new(), lock_wait: DEFAULT_LOCK_WAIT }
+        RunPolicy { protections: Default::default(), project: String::new(), commit: String::new(), branches: Vec::new(), lock_wait: DEFAULT_LOCK_WAIT, newest_cancels_waiting: false }
     }
 }
 

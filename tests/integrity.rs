@@ -155,16 +155,16 @@ stages:
     (w, p)
 }
 
-fn run_in(w: &common::World, data: &Path, p: &Path, extra: &[&str]) -> std::process::Child {
-    std::process::Command::new(env!("CARGO_BIN_EXE_gantry"))
+fn run_in(w: &common::World, data: &Path, p: &Path, extra: &[&str]) -> common::Reaped {
+    common::Reaped(std::process::Command::new(env!("CARGO_BIN_EXE_gantry"))
         .arg("--data-dir").arg(data)
         .args(["run", p.to_str().unwrap(), "--repo", w.repo().to_str().unwrap(), "--plain"])
         .args(extra)
         .env_remove("GANTRY_CONFIG")
-        .stdout(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
-        .unwrap()
+        .unwrap())
 }
 
 fn latest_in(data: &Path) -> Value {
@@ -185,7 +185,9 @@ fn two_runs_take_turns_in_one_environment_and_a_third_gives_up_after_its_wait() 
     let (w, p) = locking_site(&env.name, port);
     let (da, db, dc) = (w.dir.path().join("a"), w.dir.path().join("b"), w.dir.path().join("c"));
     let first = w.commit(&[("site/index.html", "version 1\n")], "v1");
-    let mut a = run_in(&w, &da, &p, &["--commit", &first, "--var", "pause=4"]);
+    // Long enough for the third run below to build, wait its 1 s and give up while the first
+    // still holds the environment, on a slow machine too (checked below, not assumed).
+    let mut a = run_in(&w, &da, &p, &["--commit", &first, "--var", "pause=20"]);
     common::wait_for_running_stage("pause", std::time::Duration::from_secs(60));
     w.commit(&[("site/index.html", "version 2\n")], "v2");
     let mut b = run_in(&w, &db, &p, &[]);
@@ -196,11 +198,12 @@ fn two_runs_take_turns_in_one_environment_and_a_third_gives_up_after_its_wait() 
         .arg("--data-dir").arg(&dc).arg("--config").arg(&config)
         .args(["run", p.to_str().unwrap(), "--repo", w.repo().to_str().unwrap(), "--plain"])
         .output().unwrap();
-    assert_eq!(c.status.code(), Some(1));
+    assert!(a.try_wait().unwrap().is_none(), "the first run still holds the environment while the third gives up");
+    assert_eq!(c.status.code(), Some(1), "{}", text(&c.stderr));
     let c_run = latest_in(&dc);
     let said = c_run["message"].as_str().unwrap_or_default().to_string();
     assert!(said.contains(&format!("waiting for environment {} (held by run", env.name)) && said.contains("for 1s; gave up"), "{said}");
-    assert_eq!(serving(port).as_deref(), Some("version 1"), "the holder's preview answers, nothing of the others");
+    assert_ne!(serving(port).as_deref(), Some("version 2"), "nothing of the waiting runs went live");
 
     assert!(a.wait().unwrap().success());
     assert!(b.wait().unwrap().success(), "the second run waited its turn, then went through");
@@ -285,4 +288,177 @@ fn env_rollback_puts_the_kept_version_back_and_the_report_counts_the_restore() {
     assert_eq!((cfr["failed"].as_u64(), cfr["total"].as_u64()), (Some(1), Some(3)), "{report}");
     assert_eq!(cfr["failures"][0]["reason"], "rolled_back", "version 2 counts as the failed change");
     assert_eq!(report["time_to_restore"]["restored"], 1, "{report}");
+}
+
+#[test]
+fn rerun_runs_the_same_commit_again_and_rerun_failed_runs_only_what_failed_and_what_it_needs() {
+    let w = common::World::new(&[("site/Dockerfile", "FROM gantry/busybox\nCMD [\"true\"]\n")]);
+    let p = w.pipeline(
+        "name: rr\nstages:\n  prepare: {image: gantry/busybox, commands: [\"echo prepared > made.txt\"]}\n  image: {kind: build, context: site, tag: \"gantry-test/rr:${commit.short}\", needs: []}\n  check: {image: gantry/busybox, secrets: [FLAG], needs: [prepare, image], commands: [\"test -f made.txt\", \"test \\\"$FLAG\\\" = go\"]}\n  after: {image: gantry/busybox, needs: [check], commands: [\"echo after ran\"]}\n",
+    );
+    let secrets = w.dir.path().join("secrets");
+    std::fs::create_dir_all(&secrets).unwrap();
+    std::fs::write(secrets.join("FLAG"), "no").unwrap();
+    let opts = ["--secrets-dir", secrets.to_str().unwrap(), "--secret", "FLAG"];
+    let out = w.run(&p, &opts);
+    assert_eq!(out.status.code(), Some(1));
+    let first = w.latest();
+    assert_eq!(common::stage(&first, "after")["state"], "skipped");
+    let first_id = first["id"].as_str().unwrap().to_string();
+    // An unchanged world fails the same way, every stage run again.
+    let rerun = |extra: &[&str]| w.gantry().env_remove("GANTRY_CONFIG").args(["rerun", &first_id]).args(opts).args(extra).output().unwrap();
+    let out = rerun(&[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("stage'check'") || text(&out.stderr).contains("check"), "{}", text(&out.stderr));
+    let again = w.latest();
+    assert_eq!((again["rerun_of"].as_str(), again["commit"]["sha"].as_str()), (Some(first_id.as_str()), first["commit"]["sha"].as_str()));
+    let again_logs = text(&w.gantry().args(["logs", again["id"].as_str().unwrap()]).output().unwrap().stdout);
+    assert!(!again_logs.contains("taken over"), "a plain rerun runs everything: {again_logs}");
+
+    std::fs::write(secrets.join("FLAG"), "go").unwrap();
+    // The plain rerun built the tag again (a new image: it carries its run's label), so the
+    // first run's image is no longer what the tag names: taking it over would test one
+    // image and ship another.
+    let out = rerun(&["--failed"]);
+    assert_eq!(out.status.code(), Some(1));
+    let refused = w.latest();
+    assert!(common::stage(&refused, "image")["message"].as_str().unwrap_or_default().contains("is no longer on the engine as it was"), "{refused}");
+    let again_id = again["id"].as_str().unwrap();
+    let out = w.gantry().env_remove("GANTRY_CONFIG").args(["rerun", again_id, "--failed"]).args(opts).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let fixed = w.latest();
+    assert_eq!(fixed["state"], "succeeded");
+    let logs = common::text(&w.gantry().args(["logs", fixed["id"].as_str().unwrap()]).output().unwrap().stdout);
+    assert!(logs.lines().any(|l| l.starts_with("image ") && l.contains(&format!("| taken over from run {again_id}"))), "the image is taken over: {logs}");
+    assert!(!logs.lines().any(|l| l.starts_with("prepare ") && l.contains("| taken over")), "the workspace's maker runs again: {logs}");
+    assert!(logs.lines().any(|l| l.starts_with("after ") && l.ends_with("| after ran")), "{logs}");
+    let out = w.gantry().args(["rerun", fixed["id"].as_str().unwrap(), "--failed"]).output().unwrap();
+    assert!(text(&out.stderr).contains("nothing failed to run again"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn a_service_run_is_run_again_from_the_api_and_only_what_failed_runs_again() {
+    use common::service::{Repo, Service, DEV, VIEWER};
+    use serde_json::json;
+    let dir = tempfile::tempdir().unwrap();
+    let repo = Repo::new(dir.path(), "again", &["true"]);
+    let yaml = "name: again\nstages:\n  first: {image: gantry/busybox, commands: [\"echo first ran\"]}\n  second: {image: gantry/busybox, needs: [], commands: [\"echo second ran\", \"exit 3\"]}\n";
+    common::commit_files(&repo.path, &[("gantry.yml", yaml)], "two stages");
+    let svc = Service::start(dir.path(), &format!("  again: {{repo: {}}}\n", repo.path.display()), "{global: 1, per_project: 1}");
+    let old = svc.trigger("again", json!({}))["run"].as_str().unwrap().to_string();
+    assert_eq!(svc.wait_for(&old, &["failed", "succeeded"])["state"], "failed");
+
+    assert_eq!(svc.call("POST", &format!("/api/runs/{old}/rerun"), Some(VIEWER), None).0, 403);
+    let (status, answer) = svc.call("POST", &format!("/api/runs/{old}/rerun?failed=true"), Some(DEV), None);
+    assert_eq!((status, answer["rerun_of"].as_str()), (202, Some(old.as_str())), "{answer}");
+    let again = answer["run"].as_str().unwrap().to_string();
+    let done = svc.wait_for(&again, &["failed", "succeeded"]);
+    assert_eq!((done["rerun_of"].as_str(), done["rerun_failed"].as_bool(), done["triggered_by"].as_str()), (Some(old.as_str()), Some(true), Some("dev")), "{done}");
+    assert_eq!(done["commit"]["sha"], svc.run(&old)["commit"]["sha"]);
+    let (_, logs) = svc.call("GET", &format!("/api/runs/{again}/logs"), Some(DEV), None);
+    let lines: Vec<String> = logs.as_array().or(logs["lines"].as_array()).map(|a| a.iter().map(|l| format!("{} {}", l["stage"].as_str().unwrap_or_default(), l["text"].as_str().unwrap_or_default())).collect()).unwrap_or_default();
+    assert!(lines.iter().any(|l| l.starts_with("first") && l.contains(&format!("taken over from run {old}"))), "{lines:?}");
+    assert!(!lines.iter().any(|l| l == "first first ran"), "the stage that passed did not run again: {lines:?}");
+    assert!(lines.iter().any(|l| l == "second second ran"), "the one that failed did: {lines:?}");
+
+    // All of it again, from the dashboard's form path as from the API: everything runs.
+    let (status, answer) = svc.call("POST", &format!("/api/runs/{old}/rerun"), Some(DEV), None);
+    assert_eq!(status, 202, "{answer}");
+    let all = answer["run"].as_str().unwrap().to_string();
+    svc.wait_for(&all, &["failed", "succeeded"]);
+    let (_, logs) = svc.call("GET", &format!("/api/runs/{all}/logs"), Some(DEV), None);
+    assert!(logs.to_string().contains("first ran"), "{logs}");
+
+    // A run that is not over cannot be run again.
+    let yaml = "name: again\nstages:\n  long: {image: gantry/busybox, commands: [\"sleep 30\"]}\n";
+    common::commit_files(&repo.path, &[("gantry.yml", yaml)], "long");
+    let long = svc.trigger("again", json!({}))["run"].as_str().unwrap().to_string();
+    svc.wait_for(&long, &["running"]);
+    let (status, answer) = svc.call("POST", &format!("/api/runs/{long}/rerun"), Some(DEV), None);
+    assert_eq!(status, 409, "{answer}");
+    assert!(answer.to_string().contains("once it is over"), "{answer}");
+    svc.call("POST", &format!("/api/runs/{long}/cancel"), Some(DEV), None);
+}
+
+#[test]
+fn an_environment_is_rolled_back_through_the_api_with_the_role_it_needs() {
+    use common::service::{Repo, Service, DEV, VIEWER};
+    use serde_json::json;
+    let port = common::free_port();
+    let probe = common::World::new(&[]);
+    let env = common::Env::new(&probe, "srb");
+    let dir = tempfile::tempdir().unwrap();
+    let repo = Repo::new(dir.path(), "site", &["true"]);
+    let yaml = format!(
+        "name: site\nstages:\n  image: {{kind: build, context: site, tag: \"gantry-test/srb-site:${{commit.short}}\"}}\n  ship: {{kind: deploy, environment: {}, app: site, image: \"gantry-test/srb-site:${{commit.short}}\", port: 8080, publish: {port}, health: {{http: /index.html}}}}\n",
+        env.name
+    );
+    let dockerfile = "FROM gantry/busybox\nCOPY index.html /www/index.html\nCMD [\"busybox\", \"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n";
+    common::commit_files(&repo.path, &[("gantry.yml", &yaml), ("site/Dockerfile", dockerfile), ("site/index.html", "version 1\n")], "v1");
+    let svc = Service::start(dir.path(), &format!("  site: {{repo: {}}}\n", repo.path.display()), "{global: 1, per_project: 1}");
+    let v1 = svc.trigger("site", json!({}))["run"].as_str().unwrap().to_string();
+    assert_eq!(svc.wait_for(&v1, &["failed", "succeeded"])["state"], "succeeded");
+    common::commit_files(&repo.path, &[("site/index.html", "version 2\n")], "v2");
+    let v2 = svc.trigger("site", json!({}))["run"].as_str().unwrap().to_string();
+    assert_eq!(svc.wait_for(&v2, &["failed", "succeeded"])["state"], "succeeded");
+    assert_eq!(serving(port).as_deref(), Some("version 2"));
+
+    let path = format!("/api/environments/{}/rollback", env.name);
+    assert_eq!(svc.call("POST", &path, Some(VIEWER), None).0, 403);
+    assert_eq!(serving(port).as_deref(), Some("version 2"), "a refused rollback changes nothing");
+    let (status, answer) = svc.call("POST", "/api/environments/nosuch-env/rollback", Some(DEV), None);
+    assert_eq!(status, 409, "{answer}");
+    let (status, answer) = svc.call("POST", &path, Some(DEV), None);
+    assert_eq!(status, 202, "{answer}");
+    let run = answer["run"].as_str().unwrap().to_string();
+    let done = svc.wait_for(&run, &["failed", "succeeded"]);
+    assert_eq!((done["pipeline"].as_str(), done["state"].as_str(), done["triggered_by"].as_str()), (Some("rollback"), Some("succeeded"), Some("dev")), "{done}");
+    assert_eq!(serving(port).as_deref(), Some("version 1"), "the kept version answers again");
+}
+
+#[test]
+fn with_newest_cancels_waiting_a_newer_run_cancels_the_older_one_waiting_and_goes_live_after_the_holder() {
+    let port = common::free_port();
+    let probe = common::World::new(&[]);
+    let env = common::Env::new(&probe, "nwt");
+    let (w, p) = locking_site(&env.name, port);
+    let config = w.dir.path().join("newest.yml");
+    std::fs::write(&config, "locks: {wait: 5m, newest_cancels_waiting: true}\n").unwrap();
+    let (da, db, dc) = (w.dir.path().join("a"), w.dir.path().join("b"), w.dir.path().join("c"));
+    let with_config = |data: &Path, extra: &[&str]| {
+        common::Reaped(std::process::Command::new(env!("CARGO_BIN_EXE_gantry"))
+            .arg("--data-dir").arg(data).arg("--config").arg(&config)
+            .args(["run", p.to_str().unwrap(), "--repo", w.repo().to_str().unwrap(), "--plain"])
+            .args(extra)
+            .env_remove("GANTRY_CONFIG")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap())
+    };
+    w.commit(&[("site/index.html", "version 1\n")], "v1");
+    let mut a = with_config(&da, &["--var", "pause=25"]);
+    common::wait_for_running_stage("pause", std::time::Duration::from_secs(60));
+    w.commit(&[("site/index.html", "version 2\n")], "v2");
+    let mut b = with_config(&db, &["--var", "pause=0"]);
+    // b waits for a (its preview stage says so) before c comes.
+    let start = std::time::Instant::now();
+    while !logs_of(&db, "latest").contains("waiting for environment") {
+        assert!(start.elapsed() < std::time::Duration::from_secs(60), "b never waited");
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    w.commit(&[("site/index.html", "version 3\n")], "v3");
+    let mut c = with_config(&dc, &["--var", "pause=0"]);
+    assert_eq!(b.wait().unwrap().code(), Some(130), "b is cancelled once c waits too");
+    assert!(a.try_wait().unwrap().is_none(), "while a still holds the environment");
+    let (rb, rc_id) = (latest_in(&db), latest_in(&dc)["id"].as_str().unwrap_or_default().to_string());
+    assert_eq!(rb["state"], "cancelled", "{rb}");
+    let said = rb["message"].as_str().unwrap_or_default();
+    assert!(said.contains(&format!("run {rc_id}, newer, waits for environment {}", env.name)), "{said}");
+    assert!(a.wait().unwrap().success());
+    assert!(c.wait().unwrap().success(), "the newest went through after the holder");
+    assert_eq!(serving(port).as_deref(), Some("version 3"), "version 2 never went live");
+    let filter = format!("label=io.gantry.waiting={}", env.name);
+    let tickets = std::process::Command::new("docker").args(["ps", "-aq", "--filter", &filter]).output().unwrap();
+    assert!(text(&tickets.stdout).trim().is_empty(), "no waiting ticket is left");
 }

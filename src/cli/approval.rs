@@ -89,6 +89,19 @@ pub async fn decide(
     docker_host: Option<&str>,
 ) -> Outcome {
     let config = Config::load(config)?;
+    // The service holding the data dir records the decision (and promotes) itself.
+    if let Some(owner) = Store::holder(data_dir) {
+        if owner.contains(" serve") {
+            let remote = crate::control::Remote::connect(data_dir).ok_or_else(|| {
+                CliError::Other(format!("the data dir is held by a running `gantry serve` ({owner}) that does not answer on its control socket; decide through its dashboard or API"))
+            })?;
+            let token = super::identity::presented_token(args.proof.token_file.as_deref(), config.needs_proof())?;
+            let ask = crate::control::DecisionAsk { who: crate::control::Asker { claimed: args.user.clone(), token }, kind, comment };
+            let said = remote.decide(&args.run, &ask).map_err(CliError::Other)?;
+            println!("{said}");
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
     // Proof before anything else: a refusal here records nothing and touches nothing.
     let user = super::identity::identify(&config, args.user.as_deref(), &args.proof)?.user;
     // An approval may have to promote: know that Docker answers before deciding anything.
@@ -96,15 +109,6 @@ pub async fn decide(
         DecisionKind::Approve => Some(Arc::new(DockerEngine::connect(docker_host).await?)),
         DecisionKind::Reject => None,
     };
-    // A service owns its data dir for as long as it runs: waiting would only time out.
-    if let Some(owner) = Store::holder(data_dir) {
-        if owner.contains(" serve") {
-            return Err(CliError::Other(format!(
-                "the data dir is held by a running `gantry serve` ({owner}); decide through it: the dashboard's Approvals page, or POST /api/runs/{}/approve",
-                args.run
-            )));
-        }
-    }
     let store = super::open_store_waiting(data_dir, docker_host, args.wait).await?;
     let run = store.find_run(&args.run)?;
     if let (DecisionKind::Approve, Some(engine)) = (kind, &engine) {

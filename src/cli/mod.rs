@@ -55,6 +55,8 @@ pub enum Command {
     },
     /// Run a pipeline for a commit of a git repository.
     Run(run::RunArgs),
+    /// Run a run again: the same plan, commit and variables (--failed: only what failed).
+    Rerun(run::RerunArgs),
     /// List runs, newest first.
     Runs {
         #[arg(long)]
@@ -196,6 +198,7 @@ async fn dispatch(cli: Cli) -> Outcome {
             history::validate(&file, json, known.then_some(&config))
         }
         Command::Run(args) => run::run(args, cli.config.as_deref(), &data_dir, docker_host).await,
+        Command::Rerun(args) => run::rerun(args, cli.config.as_deref(), &data_dir, docker_host).await,
         Command::Runs { json, limit } => {
             let store = open_reader(&data_dir, docker_host).await?;
             let outcome = history::runs(&*store, limit, json);

@@ -29,6 +29,16 @@ pub struct RunArgs {
     /// Branch name for `when` filters, when the revision does not name one.
     #[arg(long)]
     pub branch: Option<String>,
+    /// Value for a variable the pipeline declares under `vars:` (repeatable): NAME=VALUE.
+    #[arg(long = "var", value_name = "NAME=VALUE")]
+    pub vars: Vec<String>,
+    #[command(flatten)]
+    pub opts: RunOptions,
+}
+
+/// How a run runs, for `gantry run` and `gantry rerun` alike.
+#[derive(Args, Debug, Clone)]
+pub struct RunOptions {
     /// Directory of secret files (one file per secret, named after it).
     #[arg(long, env = "GANTRY_SECRETS_DIR", value_name = "DIR")]
     pub secrets_dir: Option<PathBuf>,
@@ -50,9 +60,30 @@ pub struct RunArgs {
     pub user: Option<String>,
     #[command(flatten)]
     pub proof: super::identity::ProofArgs,
-    /// Value for a variable the pipeline declares under `vars:` (repeatable): NAME=VALUE.
-    #[arg(long = "var", value_name = "NAME=VALUE")]
-    pub vars: Vec<String>,
+}
+
+/// `gantry rerun`.
+#[derive(Args, Debug)]
+pub struct RerunArgs {
+    /// Run id, a unique prefix of it, or `latest`.
+    pub run: String,
+    /// Run again only the stages that failed, those skipped because of them, and what
+    /// they need that cannot be taken over; take over the rest.
+    #[arg(long)]
+    pub failed: bool,
+    #[command(flatten)]
+    pub opts: RunOptions,
+}
+
+/// What to run: a plan for a commit of a repository, with variable values.
+struct Source {
+    plan: crate::pipeline::Plan,
+    repo: PathBuf,
+    rev: Option<String>,
+    branch: Option<String>,
+    vars: std::collections::BTreeMap<String, String>,
+    takeover: std::collections::BTreeMap<String, crate::scheduler::rerun::TakenOver>,
+    rerun_of: Option<String>,
 }
 
 /// `--var NAME=VALUE` pairs, each naming a variable the pipeline declares.
@@ -75,25 +106,64 @@ fn var_overrides(plan: &crate::pipeline::Plan, given: &[String]) -> Result<std::
 }
 
 pub async fn run(args: RunArgs, config: Option<&Path>, data_dir: &Path, docker_host: Option<&str>) -> Outcome {
+    let plan = crate::pipeline::load(&args.file)?;
+    let vars = var_overrides(&plan, &args.vars)?;
+    let source = Source { plan, repo: args.repo.clone(), rev: args.commit.clone(), branch: args.branch.clone(), vars, takeover: Default::default(), rerun_of: None };
+    start(source, &args.opts, config, data_dir, docker_host).await
+}
+
+/// `gantry rerun`: the same plan, commit and variable values as run `args.run`, as a new
+/// run; with `--failed`, taking over what it can of it.
+pub async fn rerun(args: RerunArgs, config: Option<&Path>, data_dir: &Path, docker_host: Option<&str>) -> Outcome {
+    let (old, plan) = {
+        let store = super::open_store_waiting(data_dir, docker_host, std::time::Duration::from_secs(10)).await?;
+        let old = store.find_run(&args.run)?;
+        let plan = store.plan(&old.id)?;
+        // Dropped, not left: this process opens it again to run.
+        drop(store);
+        (old, plan)
+    };
+    if old.project.is_some() {
+        return Err(CliError::Other(format!(
+            "run {} belongs to the service's project {}: rerun it through the service (POST /api/runs/{}/rerun, or the dashboard)",
+            old.id,
+            old.project.as_deref().unwrap_or_default(),
+            old.id
+        )));
+    }
+    let plan = crate::scheduler::rerun::check(&old, plan, args.failed).map_err(|e| CliError::Other(e.to_string()))?;
+    let takeover = if args.failed { crate::scheduler::rerun::take_over(&plan, &old) } else { Default::default() };
+    let source = Source {
+        plan,
+        repo: PathBuf::from(&old.repo),
+        rev: Some(old.commit.sha.clone()),
+        branch: old.commit.branch.clone(),
+        vars: old.vars.clone(),
+        takeover,
+        rerun_of: Some(old.id.clone()),
+    };
+    start(source, &args.opts, config, data_dir, docker_host).await
+}
+
+async fn start(source: Source, args: &RunOptions, config: Option<&Path>, data_dir: &Path, docker_host: Option<&str>) -> Outcome {
     // Everything that can be wrong with the input is found before the run exists.
     let config = crate::config::Config::load_for_cli(config)?;
-    let plan = crate::pipeline::load(&args.file)?;
-    let var_overrides = var_overrides(&plan, &args.vars)?;
-    let checkout = crate::git::resolve(&args.repo, args.commit.as_deref())?;
+    let Source { plan, repo: repo_path, rev, branch, vars: var_overrides, takeover, rerun_of } = source;
+    let checkout = crate::git::resolve(&repo_path, rev.as_deref())?;
     let mut commit = checkout.info.clone();
-    if let Some(branch) = &args.branch {
+    if let Some(branch) = &branch {
         if !crate::git::is_branch_name(branch) {
             return Err(CliError::Other(format!("--branch `{branch}` is not a branch name (git's ref-name rules)")));
         }
         commit.branch = Some(branch.clone());
     }
-    let triggered_by = starter(&config, &args)?;
+    let triggered_by = starter(&config, args)?;
     // Which protected branches hold the commit is read from the repository, never taken
     // from --branch.
     let protections = std::sync::Arc::new(config.protections.clone());
     let globs = crate::policy::RunPolicy::branch_globs(&protections);
-    let branches = crate::git::branches_containing(&args.repo, &commit.sha, &globs)?;
-    let policy = crate::policy::RunPolicy { protections, project: plan.name.clone(), commit: commit.sha.clone(), branches, lock_wait: config.locks.wait };
+    let branches = crate::git::branches_containing(&repo_path, &commit.sha, &globs)?;
+    let policy = crate::policy::RunPolicy { protections, project: plan.name.clone(), commit: commit.sha.clone(), branches, lock_wait: config.locks.wait, newest_cancels_waiting: config.locks.newest_cancels_waiting };
     let uses = plan.stages.iter().flat_map(|s| s.secrets.iter().map(move |n| (n.as_str(), s.name.as_str())));
     let grant = config.pipeline_grant(&plan.name, &args.secret);
     let sources = crate::secrets::Sources { dir: args.secrets_dir.as_deref(), env: args.secrets_from_env };
@@ -105,10 +175,17 @@ pub async fn run(args: RunArgs, config: Option<&Path>, data_dir: &Path, docker_h
     let workspace = checkout.tar()?;
 
     let run_id = crate::store::new_run_id();
-    let repo = args.repo.canonicalize().unwrap_or(args.repo.clone()).display().to_string();
+    let repo = repo_path.canonicalize().unwrap_or(repo_path.clone()).display().to_string();
     let mut record = RunRecord::new(run_id.clone(), &plan, repo, commit.clone());
     record.triggered_by = triggered_by;
-    store.create_run(&record)?;
+    record.vars = var_overrides.clone();
+    record.rerun_failed = !takeover.is_empty();
+    record.rerun_of = rerun_of;
+    store.create_run_with_plan(&record, &plan)?;
+    if !takeover.is_empty() {
+        let names: Vec<&str> = takeover.keys().map(String::as_str).collect();
+        eprintln!("gantry: taking over from run {}: {}", record.rerun_of.as_deref().unwrap_or_default(), names.join(", "));
+    }
     let mut renderer = Renderer::new(&record, args.plain);
     renderer.started(&record, engine.endpoint(), &engine.api_version());
 
@@ -116,7 +193,7 @@ pub async fn run(args: RunArgs, config: Option<&Path>, data_dir: &Path, docker_h
     spawn_signal_handler(cancel.clone());
     // Other gantry commands on this data dir read through this process while it runs, and
     // may cancel the run (`gantry cancel`), as Ctrl-C does.
-    let steering = crate::control::Steering { config: Arc::new(config.clone()), cancel: cancel_this(store.clone(), run_id.clone(), cancel.clone()) };
+    let steering = crate::control::Steering { config: Arc::new(config.clone()), cancel: cancel_this(store.clone(), run_id.clone(), cancel.clone()), decide: None };
     let _answering = crate::control::listen(store.clone(), data_dir, Some(steering))
         .map_err(|e| tracing::warn!(error = %e, "cannot answer other gantry commands on the data dir's socket"))
         .ok();
@@ -131,7 +208,8 @@ pub async fn run(args: RunArgs, config: Option<&Path>, data_dir: &Path, docker_h
         var_overrides,
         shutdown: CancellationToken::new(),
         policy,
-        repo: Some(args.repo.canonicalize().unwrap_or(args.repo.clone())),
+        repo: Some(repo_path.canonicalize().unwrap_or(repo_path.clone())),
+        takeover,
     };
     let scheduler = tokio::spawn(scheduler::run(engine.clone(), request, Emitter::new(tx), cancel));
     let recorded = crate::recorder::record(&store, &run_id, rx, &mut renderer).await;
@@ -172,7 +250,7 @@ fn cancel_this(store: Arc<crate::store::Store>, run_id: String, cancel: Cancella
 /// Who starts the run. A token given (or `--as` where the config asks for proof) is
 /// proved as for a decision; with no tokens in the config `--as` is a label, as a name is
 /// all there is; without either, the login name, as a note of who it was.
-fn starter(config: &crate::config::Config, args: &RunArgs) -> Result<Option<String>, CliError> {
+fn starter(config: &crate::config::Config, args: &RunOptions) -> Result<Option<String>, CliError> {
     let token = super::identity::presented_token(args.proof.token_file.as_deref(), false)?;
     let proves = token.is_some() || config.needs_proof() || config.cli.trust_os_user;
     match &args.user {

@@ -62,7 +62,20 @@ pub async fn serve(config_path: &Path, data_dir: Option<&Path>, docker_host: Opt
         Ok(crate::coordinator::Cancelled::Stopping { run }) => Ok(format!("run {run} is stopping: its containers are removed and it ends cancelled")),
         Err(e) => Err(e.to_string()),
     });
-    let steering = crate::control::Steering { config, cancel };
+    let decider = coord.clone();
+    let decide: crate::control::Decider = Arc::new(move |d: crate::control::Decision| {
+        let coord = decider.clone();
+        Box::pin(async move {
+            match coord.decide(&d.run, &d.user, d.kind, d.comment).await {
+                Ok(record) => Ok(decided(&record, &d.user.name, d.kind)),
+                Err(e) => {
+                    let e = crate::server::ApiError::from(e);
+                    Err((e.status().as_u16(), e.to_string()))
+                }
+            }
+        })
+    });
+    let steering = crate::control::Steering { config, cancel, decide: Some(decide) };
     let _answering = crate::control::listen(store, &data_dir, Some(steering)).map_err(|e| CliError::Other(format!("cannot answer on {}: {e}", crate::control::socket_path(&data_dir).display())))?;
     eprintln!(
         "gantry serve: listening on {scheme}://{} ({projects} project(s), {users} user(s), data in {})",
@@ -72,6 +85,20 @@ pub async fn serve(config_path: &Path, data_dir: Option<&Path>, docker_host: Opt
     crate::server::serve(coord, listener, tls).await.map_err(|e| CliError::Other(format!("the service failed: {e}")))?;
     eprintln!("gantry serve: stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// What `gantry approve/reject` prints for a decision the service recorded.
+fn decided(record: &crate::store::RunRecord, by: &str, kind: crate::gate::approval::DecisionKind) -> String {
+    use crate::gate::approval::DecisionKind;
+    let Some(a) = &record.approval else { return format!("recorded for run {}", record.id) };
+    let target = format!("{} to {}", a.request.image, a.request.environment);
+    match kind {
+        DecisionKind::Reject => format!("rejected run {}: {target} will not happen. Recorded: {by}.", record.id),
+        DecisionKind::Approve if record.state == crate::events::RunState::Promoting => {
+            format!("approved run {} as {by}; the service is promoting {target} (follow it with gantry logs {} --follow)", record.id, record.id)
+        }
+        DecisionKind::Approve => format!("approved run {} as {by}; {} more approval(s) by a {} needed before {target}", record.id, a.remaining(), a.request.rule.role),
+    }
 }
 
 pub async fn trigger(args: TriggerArgs, config_path: &Path) -> Outcome {

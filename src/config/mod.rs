@@ -67,6 +67,10 @@ pub struct LockSettings {
     /// How long a stage waits for an environment another run holds, then fails.
     #[serde(default = "default_lock_wait", with = "humantime_serde")]
     pub wait: std::time::Duration,
+    /// A run that starts waiting for an environment cancels the older runs of the same
+    /// pipeline (project) waiting for it: only the newest version is worth deploying.
+    #[serde(default)]
+    pub newest_cancels_waiting: bool,
 }
 
 fn default_lock_wait() -> std::time::Duration {
@@ -75,7 +79,7 @@ fn default_lock_wait() -> std::time::Duration {
 
 impl Default for LockSettings {
     fn default() -> Self {
-        LockSettings { wait: default_lock_wait() }
+        LockSettings { wait: default_lock_wait(), newest_cancels_waiting: false }
     }
 }
 

@@ -188,6 +188,73 @@ impl Coordinator {
         }
     }
 
+    /// Queues run `run_id` of a project again for `by`: the same plan, commit and variable
+    /// values; `failed`: only what failed, the rest taken over when the run starts (what it
+    /// takes over is looked at then, on the engine as it is).
+    pub fn rerun(&self, run_id: &str, failed: bool, by: &str) -> Result<String, TriggerError> {
+        let old = self.store.find_run(run_id)?;
+        let Some(project) = old.project.clone() else {
+            return Err(TriggerError::Refused(format!("run {} was run by gantry run, not by the service: run it again with gantry rerun", old.id)));
+        };
+        if !self.config.projects.contains_key(&project) {
+            return Err(TriggerError::UnknownProject(project));
+        }
+        let plan = crate::scheduler::rerun::check(&old, self.store.plan(&old.id)?, failed).map_err(|e| TriggerError::Conflict(e.to_string()))?;
+        let id = crate::store::new_run_id();
+        let mut record = RunRecord::new(id.clone(), &plan, old.repo.clone(), old.commit.clone());
+        record.state = RunState::Queued;
+        record.project = Some(project);
+        record.triggered_by = Some(by.to_string());
+        // The change is the same, and so are the people a four-eyes rule keeps out.
+        record.pushed_by = old.pushed_by.clone();
+        record.vars = old.vars.clone();
+        record.rerun_of = Some(old.id.clone());
+        record.rerun_failed = failed;
+        if let Err(existing) = self.store.enqueue(&record, Some(&plan), None)? {
+            return Err(TriggerError::Internal(format!("run id {existing} is taken")));
+        }
+        self.wake.notify_one();
+        Ok(id)
+    }
+
+    /// Records `user`'s decision on run `run_id`'s promotion, as `gantry approve/reject`
+    /// does (an outdated promotion refused and marked superseded); the approval that claims
+    /// the promotion starts it in the background. Returns the run as the decision left it.
+    pub async fn decide(
+        self: &Arc<Self>,
+        run_id: &str,
+        user: &crate::config::User,
+        kind: crate::gate::approval::DecisionKind,
+        comment: Option<String>,
+    ) -> Result<RunRecord, approvals::DecideError> {
+        let run = self.store.find_run(run_id)?;
+        if kind == crate::gate::approval::DecisionKind::Approve {
+            approvals::refuse_if_outdated(&self.store, self.engine.as_ref(), &run).await?;
+        }
+        let record = approvals::record_decision(&self.store, &self.config.protections, &run.id, user, kind, comment, chrono::Utc::now())?;
+        if record.state == RunState::Promoting {
+            self.promote_in_background(record.clone());
+        }
+        Ok(record)
+    }
+
+    /// Performs a claimed promotion off the caller's task, counting it on `/metrics`.
+    pub fn promote_in_background(self: &Arc<Self>, record: RunRecord) {
+        let coord = self.clone();
+        tokio::spawn(async move {
+            let id = record.id.clone();
+            match approvals::promote(&coord.store, coord.engine.clone(), record, &mut crate::recorder::Quiet).await {
+                Ok(done) => {
+                    if done.state == RunState::Succeeded {
+                        coord.counters.lock().expect("counters").promotions += 1;
+                    }
+                    tracing::info!(run = %id, state = ?done.state, "promotion finished");
+                }
+                Err(e) => tracing::error!(run = %id, error = %e, "recording a promotion failed"),
+            }
+        });
+    }
+
     /// Ids of the runs this process drives now.
     pub fn running(&self) -> Vec<String> {
         self.running.lock().map(|r| r.keys().cloned().collect()).unwrap_or_default()

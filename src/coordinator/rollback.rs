@@ -32,19 +32,18 @@ async fn app_of<B: Backend>(backend: &B, env: &str, app: Option<&str>) -> Result
     }
 }
 
-/// Puts the kept previous version of `app` in `env` live again as a run of its own,
-/// started by `by`; returns the run as it ended.
-pub async fn roll_back<B: Backend + 'static>(
-    store: &Store,
-    backend: Arc<B>,
-    env: &str,
-    app: Option<&str>,
-    to: Option<&str>,
-    by: &str,
-    viewer: &mut impl crate::recorder::Viewer,
-) -> Result<RunRecord, RollbackError> {
-    let app = app_of(backend.as_ref(), env, app).await?;
-    let kept = environment::containers(backend.as_ref(), env, Role::App)
+/// A rollback recorded as a run and not yet performed.
+pub struct Prepared {
+    pub record: RunRecord,
+    env: String,
+    app: String,
+}
+
+/// Finds the kept previous version of `app` in `env` and records a run for putting it
+/// back, started by `by`; nothing on the engine changes yet.
+pub async fn prepare<B: Backend>(store: &Store, backend: &B, env: &str, app: Option<&str>, by: &str) -> Result<Prepared, RollbackError> {
+    let app = app_of(backend, env, app).await?;
+    let kept = environment::containers(backend, env, Role::App)
         .await?
         .into_iter()
         .find(|c| !c.running && c.labels.get(APP_LABEL) == Some(&app))
@@ -61,18 +60,89 @@ pub async fn roll_back<B: Backend + 'static>(
         sha,
     };
     let plan = crate::scheduler::rollback::plan(env, &app);
-    let id = crate::store::new_run_id();
-    let mut record = RunRecord::new(id.clone(), &plan, "-".into(), commit.clone());
+    let mut record = RunRecord::new(crate::store::new_run_id(), &plan, "-".into(), commit);
     record.triggered_by = Some(by.to_string());
     store.create_run(&record)?;
+    Ok(Prepared { record, env: env.to_string(), app })
+}
+
+/// Performs a prepared rollback, recording it; returns the run as it ended.
+pub async fn perform<B: Backend + 'static>(
+    store: &Store,
+    backend: Arc<B>,
+    prepared: Prepared,
+    to: Option<&str>,
+    viewer: &mut impl crate::recorder::Viewer,
+) -> Result<RunRecord, RollbackError> {
+    let Prepared { record, env, app } = prepared;
+    let id = record.id.clone();
     let (tx, rx) = crate::channel::channel(crate::channel::OutputLimits::default());
-    let (env2, app2, to2, id2) = (env.to_string(), app.clone(), to.map(str::to_string), id.clone());
+    let (to, id2, commit) = (to.map(str::to_string), id.clone(), record.commit.clone());
     let task = tokio::spawn(async move {
-        crate::scheduler::rollback::run(backend, &id2, commit, &env2, &app2, to2.as_deref(), crate::stages::Emitter::new(tx)).await
+        crate::scheduler::rollback::run(backend, &id2, commit, &env, &app, to.as_deref(), crate::stages::Emitter::new(tx)).await
     });
     let recorded = crate::recorder::record(store, &id, rx, viewer).await;
     if let Err(e) = task.await {
         tracing::error!(run = %id, error = %e, "the rollback task crashed");
     }
     Ok(recorded?)
+}
+
+/// Puts the kept previous version of `app` in `env` live again as a run of its own,
+/// started by `by`; returns the run as it ended.
+pub async fn roll_back<B: Backend + 'static>(
+    store: &Store,
+    backend: Arc<B>,
+    env: &str,
+    app: Option<&str>,
+    to: Option<&str>,
+    by: &str,
+    viewer: &mut impl crate::recorder::Viewer,
+) -> Result<RunRecord, RollbackError> {
+    let prepared = prepare(store, backend.as_ref(), env, app, by).await?;
+    perform(store, backend, prepared, to, viewer).await
+}
+
+/// Why the service did not start a rollback.
+#[derive(Debug, thiserror::Error)]
+pub enum RollbackRefusal {
+    /// The caller's role does not cover what the environment asks.
+    #[error("{0}")]
+    Role(String),
+    #[error(transparent)]
+    Failed(#[from] RollbackError),
+}
+
+/// The role rolling `env` back needs: a release manager where the operator protects it, a
+/// developer elsewhere (as for any run that changes it).
+pub fn needed_role(protections: &std::collections::BTreeMap<String, crate::config::Protection>, env: &str) -> crate::config::Role {
+    if protections.get(env).is_some() {
+        crate::config::Role::ReleaseManager
+    } else {
+        crate::config::Role::Developer
+    }
+}
+
+impl super::Coordinator {
+    /// Starts the rollback of `app` in `env` for `user` in the background; returns its run
+    /// id, recorded before anything on the engine changes.
+    pub async fn roll_back(self: &Arc<Self>, env: &str, app: Option<&str>, to: Option<&str>, user: &crate::config::User) -> Result<String, RollbackRefusal> {
+        let needed = needed_role(&self.config.protections, env);
+        if !user.role.covers(needed) {
+            let why = match self.config.protections.get(env) {
+                Some(p) => format!("{}: {env} is protected; rolling it back needs the role {needed}, and {} is {}", p.at, user.name, user.role),
+                None => format!("{} ({}) may not roll environments back: that needs the role {needed}", user.name, user.role),
+            };
+            return Err(RollbackRefusal::Role(why));
+        }
+        let prepared = prepare(&self.store, self.engine.as_ref(), env, app, &user.name).await?;
+        let id = prepared.record.id.clone();
+        let (c, to) = (self.clone(), to.map(str::to_string));
+        tokio::spawn(async move {
+            if let Err(e) = perform(&c.store, c.engine.clone(), prepared, to.as_deref(), &mut crate::recorder::Quiet).await {
+                tracing::error!(error = %e, "a rollback could not be recorded");
+            }
+        });
+        Ok(id)
+    }
 }

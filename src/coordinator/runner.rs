@@ -122,7 +122,12 @@ async fn execute(c: &Arc<Coordinator>, run: &RunRecord, plan: Plan) -> Result<()
         Ok(_) => {}
         Err(e) => return Err(format!("cannot clear the engine for the run: {e}")),
     }
-    let policy = crate::policy::RunPolicy { protections, project: project_key, commit: run.commit.sha.clone(), branches, lock_wait: c.config.locks.wait };
+    let policy = crate::policy::RunPolicy { protections, project: project_key, commit: run.commit.sha.clone(), branches, lock_wait: c.config.locks.wait, newest_cancels_waiting: c.config.locks.newest_cancels_waiting };
+    // What a rerun of what failed takes over is judged now, on the run as it ended.
+    let takeover = match (&run.rerun_of, run.rerun_failed) {
+        (Some(old), true) => c.store.run(old).map(|old| crate::scheduler::rerun::take_over(&plan, &old)).map_err(|e| e.to_string())?,
+        _ => Default::default(),
+    };
     let (tx, rx) = crate::channel::channel(c.config.logs.output_limits());
     let request = RunRequest {
         run_id: run.id.clone(),
@@ -131,10 +136,11 @@ async fn execute(c: &Arc<Coordinator>, run: &RunRecord, plan: Plan) -> Result<()
         workspace: tar.into(),
         secrets,
         max_parallel: c.config.server.concurrency.stages,
-        var_overrides: Default::default(),
+        var_overrides: run.vars.clone(),
         shutdown: c.shutdown.clone(),
         policy,
         repo: Some(path),
+        takeover,
     };
     let cancel = c.running.lock().expect("running runs").get(&run.id).map(|d| d.cancel.clone()).unwrap_or_else(|| c.shutdown.child_token());
     let scheduler = tokio::spawn(scheduler::run(c.engine.clone(), request, Emitter::new(tx), cancel));

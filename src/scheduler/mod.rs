@@ -17,6 +17,7 @@ use crate::stages::{Emitter, RunContext};
 use crate::store::CommitInfo;
 
 pub mod promotion;
+pub mod rerun;
 pub mod rollback;
 
 /// Everything a run needs besides the engine.
@@ -38,12 +39,15 @@ pub struct RunRequest {
     pub policy: crate::policy::RunPolicy,
     /// The local repository the commit came from, for the authors of a promoted change.
     pub repo: Option<std::path::PathBuf>,
+    /// Stages taken over from an earlier run (`gantry rerun --failed`): they end as they
+    /// ended there, in their turn, without running.
+    pub takeover: BTreeMap<String, rerun::TakenOver>,
 }
 
 /// Drives the run to its end and returns its final state. All state changes go out through
 /// `emit`; the last one is always `RunFinished`.
 pub async fn run<B: Backend>(backend: Arc<B>, request: RunRequest, emit: Emitter, cancel: CancellationToken) -> RunState {
-    let RunRequest { run_id, plan, commit, workspace, secrets, max_parallel, var_overrides, shutdown, policy, repo } = request;
+    let RunRequest { run_id, plan, commit, workspace, secrets, max_parallel, var_overrides, shutdown, policy, repo, takeover } = request;
     let declared = plan.vars.iter().map(|(k, default)| {
         let value = var_overrides.get(k).unwrap_or(default);
         (format!("var.{k}"), value.clone())
@@ -73,11 +77,12 @@ pub async fn run<B: Backend>(backend: Arc<B>, request: RunRequest, emit: Emitter
         policy: Arc::new(policy),
         repo,
         held: Default::default(),
+        cancelled_because: Default::default(),
     });
 
     tracing::debug!(run = %run_id, pipeline = %plan.name, stages = plan.stages.len(), "run starting");
     let (mut state, mut message) = match setup(&ctx).await {
-        Ok(()) => run_dag(&ctx, &plan, max_parallel.max(1)).await,
+        Ok(()) => run_dag(&ctx, &plan, max_parallel.max(1), &takeover).await,
         Err(message) => (RunState::Failed, Some(message)),
     };
     if shutdown.is_cancelled() && state == RunState::Cancelled {
@@ -122,11 +127,12 @@ async fn setup<B: Backend>(ctx: &RunContext<B>) -> Result<(), String> {
     Ok(())
 }
 
-async fn run_dag<B: Backend>(ctx: &Arc<RunContext<B>>, plan: &Plan, max_parallel: usize) -> (RunState, Option<String>) {
+async fn run_dag<B: Backend>(ctx: &Arc<RunContext<B>>, plan: &Plan, max_parallel: usize, takeover: &BTreeMap<String, rerun::TakenOver>) -> (RunState, Option<String>) {
     let mut states: HashMap<&str, StageState> = plan.stages.iter().map(|s| (s.name.as_str(), StageState::Pending)).collect();
     let mut failures: Vec<String> = Vec::new();
     let mut awaiting: Vec<String> = Vec::new();
     let mut running: JoinSet<(String, AttemptOutcome)> = JoinSet::new();
+    let mut doomed: std::collections::HashSet<&str> = std::collections::HashSet::new();
 
     loop {
         if !ctx.cancel.is_cancelled() {
@@ -141,7 +147,10 @@ async fn run_dag<B: Backend>(ctx: &Arc<RunContext<B>>, plan: &Plan, max_parallel
                 // A gate judges the stages it needs, failed or not; anything else needs them
                 // to have succeeded.
                 let judges = matches!(stage.action, crate::pipeline::spec::Action::Promote(_));
-                if let Some((need, _)) = needs.iter().find(|(_, s)| !s.satisfies_needs()).filter(|_| !judges) {
+                // A stage skipped because of a failure does not satisfy what needs it (one
+                // skipped by its branch filter does).
+                if let Some((need, _)) = needs.iter().find(|(n, s)| !s.satisfies_needs() || doomed.contains(n)).filter(|_| !judges) {
+                    doomed.insert(stage.name.as_str());
                     skip(ctx, &mut states, &stage.name, format!("needs '{need}', which did not succeed"));
                     continue;
                 }
@@ -155,8 +164,12 @@ async fn run_dag<B: Backend>(ctx: &Arc<RunContext<B>>, plan: &Plan, max_parallel
                 states.insert(stage.name.as_str(), StageState::Running);
                 let ctx = ctx.clone();
                 let stage = stage.clone();
+                let taken = takeover.get(&stage.name).cloned();
                 running.spawn(async move {
-                    let outcome = crate::stages::run_stage(&ctx, &stage).await;
+                    let outcome = match taken {
+                        Some(t) => take_over(&ctx, &stage.name, &t).await,
+                        None => crate::stages::run_stage(&ctx, &stage).await,
+                    };
                     (stage.name, outcome)
                 });
             }
@@ -189,7 +202,10 @@ async fn run_dag<B: Backend>(ctx: &Arc<RunContext<B>>, plan: &Plan, max_parallel
         }
     }
 
-    if ctx.cancel.is_cancelled() && failures.is_empty() {
+    let because = ctx.cancelled_because.lock().expect("cancel reason").clone();
+    if let (true, Some(because)) = (ctx.cancel.is_cancelled(), because) {
+        (RunState::Cancelled, Some(format!("cancelled: {because}")))
+    } else if ctx.cancel.is_cancelled() && failures.is_empty() {
         (RunState::Cancelled, Some("cancelled".into()))
     } else if ctx.cancel.is_cancelled() {
         (RunState::Cancelled, Some(format!("cancelled; {}", failures.join("; "))))
@@ -200,6 +216,32 @@ async fn run_dag<B: Backend>(ctx: &Arc<RunContext<B>>, plan: &Plan, max_parallel
     } else {
         (RunState::Failed, Some(failures.join("; ")))
     }
+}
+
+/// A stage taken over from an earlier run: it ends as it ended there, with its result
+/// (an image is checked to be the same on the engine still). A deployment's record is not
+/// repeated: the reports count each deployment once.
+async fn take_over<B: Backend>(ctx: &RunContext<B>, stage: &str, t: &rerun::TakenOver) -> AttemptOutcome {
+    use crate::events::StageResult;
+    ctx.emit.event(EventKind::StageStarted { stage: stage.to_string(), attempt: 1 });
+    ctx.note(stage, 1, format!("taken over from run {}, where it succeeded", t.from_run));
+    let outcome = match &t.stage.result {
+        Some(StageResult::Image { tag, image_id }) => match ctx.backend.image_id(tag).await {
+            Ok(Some(id)) if &id == image_id => AttemptOutcome::Succeeded,
+            Ok(_) => AttemptOutcome::Error {
+                message: format!("the image {tag} that run {} built is no longer on the engine as it was; rerun without --failed", t.from_run),
+            },
+            Err(e) => ctx.error(e),
+        },
+        _ => AttemptOutcome::Succeeded,
+    };
+    if outcome == AttemptOutcome::Succeeded {
+        if let Some(result) = t.stage.result.clone().filter(|r| !matches!(r, StageResult::Deployment(_))) {
+            ctx.emit.event(EventKind::StageResult { stage: stage.to_string(), result });
+        }
+    }
+    ctx.emit.event(EventKind::AttemptFinished { stage: stage.to_string(), attempt: 1, result: outcome.clone(), will_retry: false });
+    outcome
 }
 
 fn skip<'a, B: Backend>(ctx: &RunContext<B>, states: &mut HashMap<&'a str, StageState>, stage: &'a str, reason: String) {

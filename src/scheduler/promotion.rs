@@ -59,6 +59,7 @@ pub async fn run<B: Backend>(backend: Arc<B>, run: &RunRecord, emit: Emitter) ->
         policy: Default::default(),
         repo: None,
         held: Default::default(),
+        cancelled_because: Default::default(),
     };
 
     emit.event(EventKind::StageStarted { stage: stage.name.clone(), attempt });

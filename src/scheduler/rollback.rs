@@ -66,6 +66,7 @@ pub async fn run<B: Backend>(backend: Arc<B>, run_id: &str, commit: CommitInfo, 
         policy: Default::default(),
         repo: None,
         held: Default::default(),
+        cancelled_because: Default::default(),
     };
     emit.event(EventKind::StageStarted { stage: STAGE.into(), attempt: 1 });
     let deadline = tokio::time::Instant::now() + stage.timeout;

@@ -211,13 +211,8 @@ pub async fn reject(State(s): State<AppState>, caller: Caller, Path(id): Path<St
 pub async fn decide(s: &AppState, caller: &Caller, id: &str, kind: DecisionKind, comment: Option<String>) -> Result<(StatusCode, Json<Value>), ApiError> {
     // Pipelines may ask for more (admin), never less: validation refuses lower roles.
     caller.require(Role::ReleaseManager)?;
-    let run = s.coord.store.find_run(id)?;
-    if kind == DecisionKind::Approve {
-        approvals::refuse_if_outdated(&s.coord.store, s.coord.engine.as_ref(), &run).await?;
-    }
-    let record = approvals::record_decision(&s.coord.store, &s.coord.config.protections, &run.id, &caller.0, kind, comment, chrono::Utc::now())?;
+    let record = s.coord.decide(id, &caller.0, kind, comment).await?;
     let status = if record.state == RunState::Promoting {
-        super::promote_in_background(s, record.clone());
         StatusCode::ACCEPTED
     } else {
         StatusCode::OK
@@ -230,6 +225,34 @@ pub async fn cancel(State(s): State<AppState>, caller: Caller, Path(id): Path<St
     let user = caller.require(Role::Developer)?;
     let cancelled = s.coord.cancel(&id, &user.name)?;
     Ok((StatusCode::ACCEPTED, Json(json!(cancelled))))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RerunQuery {
+    #[serde(default)]
+    pub failed: bool,
+}
+
+/// Queues a run again, all of it or only what failed (developer).
+pub async fn rerun(State(s): State<AppState>, caller: Caller, Path(id): Path<String>, Query(q): Query<RerunQuery>) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let user = caller.require(Role::Developer)?;
+    let old = s.coord.store.find_run(&id)?;
+    let run = s.coord.rerun(&old.id, q.failed, &user.name)?;
+    Ok((StatusCode::ACCEPTED, Json(json!({"run": run, "rerun_of": old.id, "failed": q.failed}))))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RollbackQuery {
+    pub app: Option<String>,
+    pub to: Option<String>,
+}
+
+/// Puts an environment's kept previous version live again (developer; release manager
+/// where the operator protects the environment). Answers with the rollback's run.
+pub async fn rollback(State(s): State<AppState>, caller: Caller, Path(name): Path<String>, Query(q): Query<RollbackQuery>) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let user = caller.require(Role::Viewer)?;
+    let run = s.coord.roll_back(&name, q.app.as_deref(), q.to.as_deref(), user).await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({"run": run, "environment": name}))))
 }
 
 pub async fn environments(State(s): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {

@@ -128,6 +128,18 @@ impl From<TriggerError> for ApiError {
     }
 }
 
+impl From<crate::coordinator::rollback::RollbackRefusal> for ApiError {
+    fn from(e: crate::coordinator::rollback::RollbackRefusal) -> Self {
+        use crate::coordinator::rollback::{RollbackError, RollbackRefusal};
+        match e {
+            RollbackRefusal::Role(m) => ApiError::Forbidden(m),
+            RollbackRefusal::Failed(RollbackError::Nothing(m)) => ApiError::Conflict(m),
+            RollbackRefusal::Failed(RollbackError::Docker(d)) => d.into(),
+            RollbackRefusal::Failed(RollbackError::Store(s)) => s.into(),
+        }
+    }
+}
+
 impl From<crate::docker::DockerError> for ApiError {
     fn from(e: crate::docker::DockerError) -> Self {
         ApiError::Unavailable(e.to_string())
@@ -146,6 +158,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/runs/{id}/approve", post(api::approve))
         .route("/api/runs/{id}/reject", post(api::reject))
         .route("/api/runs/{id}/cancel", post(api::cancel))
+        .route("/api/runs/{id}/rerun", post(api::rerun))
+        .route("/api/environments/{name}/rollback", post(api::rollback))
         .route("/api/approvals", get(api::approvals_list))
         .route("/api/environments", get(api::environments))
         .route("/api/environments/{name}", get(api::environment))
@@ -169,23 +183,6 @@ pub fn hook_secrets(config: &crate::config::Config) -> Result<std::collections::
         }
     }
     Ok(out)
-}
-
-/// Starts a claimed promotion in the background; it records itself as it goes.
-pub fn promote_in_background(s: &AppState, record: crate::store::RunRecord) {
-    let coord = s.coord.clone();
-    tokio::spawn(async move {
-        let id = record.id.clone();
-        match crate::coordinator::approvals::promote(&coord.store, coord.engine.clone(), record, &mut crate::recorder::Quiet).await {
-            Ok(done) => {
-                if done.state == crate::events::RunState::Succeeded {
-                    coord.counters.lock().expect("counters").promotions += 1;
-                }
-                tracing::info!(run = %id, state = ?done.state, "promotion finished");
-            }
-            Err(e) => tracing::error!(run = %id, error = %e, "recording a promotion failed"),
-        }
-    });
 }
 
 /// How long open connections get to finish once an HTTPS service is asked to stop.

@@ -18,8 +18,6 @@ use super::auth::{self, Visitor};
 use super::csrf::{NoFields, Posted, SameOrigin};
 use super::pages::{self, RunsFilter, Viewer};
 use super::AppState;
-use crate::coordinator::approvals;
-use crate::events::RunState;
 use crate::gate::approval::DecisionKind;
 
 pub fn routes() -> Router<AppState> {
@@ -30,6 +28,8 @@ pub fn routes() -> Router<AppState> {
         .route("/runs/{id}/approve", post(approve))
         .route("/runs/{id}/reject", post(reject))
         .route("/runs/{id}/cancel", post(cancel))
+        .route("/runs/{id}/rerun", post(rerun))
+        .route("/environments/{name}/rollback", post(rollback))
         .route("/approvals", get(approvals_page))
         .route("/environments", get(environments))
         .route("/reports", get(reports))
@@ -124,19 +124,8 @@ async fn decide(s: &AppState, v: &Visitor, id: &str, kind: DecisionKind, comment
         let why = format!("{} ({}) may not decide on promotions: that needs the role release-manager", v.user.name, v.user.role);
         return failure(Some(&viewer(v)), StatusCode::FORBIDDEN, "Not recorded", &why, &back);
     }
-    let found = s.coord.store.find_run(id).map_err(crate::coordinator::approvals::DecideError::from);
-    let checked = match (&found, kind) {
-        (Ok(run), DecisionKind::Approve) => approvals::refuse_if_outdated(&s.coord.store, s.coord.engine.as_ref(), run).await,
-        _ => Ok(()),
-    };
-    let decided = checked
-        .and(found)
-        .and_then(|run| approvals::record_decision(&s.coord.store, &s.coord.config.protections, &run.id, &v.user, kind, comment, chrono::Utc::now()));
-    match decided {
-        Ok(record) => {
-            if record.state == RunState::Promoting {
-                super::promote_in_background(s, record);
-            }
+    match s.coord.decide(id, &v.user, kind, comment).await {
+        Ok(_) => {
             // See other: the run page shows the decision (and the promotion as it goes).
             Redirect::to(&back).into_response()
         }
@@ -160,6 +149,51 @@ async fn cancel(State(s): State<AppState>, Path(id): Path<String>, posted: Poste
         Err(e) => {
             let e = super::ApiError::from(e);
             failure(Some(&viewer(v)), e.status(), "Not cancelled", &e.to_string(), &back)
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct RerunForm {
+    /// `true` from the "what failed" button (a string: flattened form fields stay text).
+    #[serde(default)]
+    failed: Option<String>,
+}
+
+/// The run page's "Run again" buttons: a developer queues the run again, all of it or only
+/// what failed, and lands on the new run.
+async fn rerun(State(s): State<AppState>, Path(id): Path<String>, posted: Posted<RerunForm>) -> Response {
+    let v = &posted.visitor;
+    let back = format!("/runs/{id}");
+    if !v.user.role.covers(crate::config::Role::Developer) {
+        let why = format!("{} ({}) may not run runs again: that needs the role developer", v.user.name, v.user.role);
+        return failure(Some(&viewer(v)), StatusCode::FORBIDDEN, "Not run again", &why, &back);
+    }
+    let failed = posted.form.failed.as_deref() == Some("true");
+    match s.coord.rerun(&id, failed, &v.user.name) {
+        // A new run's id is a ULID: nothing to escape.
+        Ok(new) => Redirect::to(&format!("/runs/{new}")).into_response(),
+        Err(e) => {
+            let e = super::ApiError::from(e);
+            failure(Some(&viewer(v)), e.status(), "Not run again", &e.to_string(), &back)
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct RollbackForm {
+    app: Option<String>,
+}
+
+/// The environments page's "Roll back" button: lands on the rollback's run.
+async fn rollback(State(s): State<AppState>, Path(name): Path<String>, posted: Posted<RollbackForm>) -> Response {
+    let v = &posted.visitor;
+    let back = "/environments".to_string();
+    match s.coord.roll_back(&name, posted.form.app.as_deref(), None, &v.user).await {
+        Ok(run) => Redirect::to(&format!("/runs/{run}")).into_response(),
+        Err(e) => {
+            let e = super::ApiError::from(e);
+            failure(Some(&viewer(v)), e.status(), "Not rolled back", &e.to_string(), &back)
         }
     }
 }

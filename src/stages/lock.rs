@@ -15,6 +15,11 @@ use crate::events::AttemptOutcome;
 
 /// The label naming the environment a lock container holds.
 pub const LOCK_LABEL: &str = "io.gantry.lock";
+/// The label naming the environment a waiting run's ticket (a created, never started
+/// container) waits for; with `WAITING_PROJECT_LABEL`, what lets a newer run of the same
+/// project find the older ones waiting, in whatever process they run.
+pub const WAITING_LABEL: &str = "io.gantry.waiting";
+const WAITING_PROJECT_LABEL: &str = "io.gantry.waiting-project";
 /// The image the lock container is created from (never started).
 const LOCK_IMAGE: &str = "gantry/busybox";
 const POLL: Duration = Duration::from_millis(500);
@@ -41,40 +46,94 @@ pub async fn hold<B: Backend>(ctx: &RunContext<B>, stage: &str, attempt: u32, en
     }
     let waited_since = tokio::time::Instant::now();
     let mut told: Option<String> = None;
-    loop {
+    let mut ticket: Option<String> = None;
+    let outcome = loop {
         match ctx.backend.create_container(&spec).await {
             Ok(_) => {
                 ctx.held.lock().expect("held environments").insert(environment.to_string());
                 if told.is_some() {
                     ctx.note(stage, attempt, format!("holding environment {environment} after {:.1}s", waited_since.elapsed().as_secs_f64()));
                 }
-                return Ok(());
+                break Ok(());
             }
             // The engine's word for a name taken: another run holds it.
             Err(e) if e.to_string().contains("already in use") => {}
-            Err(e) => return Err(ctx.error(e)),
+            Err(e) => break Err(ctx.error(e)),
         }
         let holder = holder(ctx, environment).await.unwrap_or_else(|| "another run".into());
         if holder == format!("run {}", ctx.run_id) {
             // A lock of this very run (an earlier attempt, a resumed promotion).
             ctx.held.lock().expect("held environments").insert(environment.to_string());
-            return Ok(());
+            break Ok(());
         }
         let waiting = format!("waiting for environment {environment} (held by {holder})");
         if told.as_deref() != Some(waiting.as_str()) {
             ctx.note(stage, attempt, waiting.clone());
             told = Some(waiting.clone());
         }
+        if ctx.policy.newest_cancels_waiting {
+            if ticket.is_none() {
+                match take_ticket(ctx, environment).await {
+                    Ok(name) => ticket = Some(name),
+                    Err(e) => break Err(ctx.error(e)),
+                }
+            }
+            if let Some(newer) = newer_waiting(ctx, environment).await {
+                let because = format!("run {newer}, newer, waits for environment {environment} too (locks.newest_cancels_waiting)");
+                ctx.note(stage, attempt, format!("cancelling: {because}"));
+                *ctx.cancelled_because.lock().expect("cancel reason") = Some(because);
+                ctx.cancel.cancel();
+                break Err(AttemptOutcome::Cancelled);
+            }
+        }
         if waited_since.elapsed() >= ctx.policy.lock_wait {
-            return Err(AttemptOutcome::Error {
+            break Err(AttemptOutcome::Error {
                 message: format!("{waiting} for {}; gave up (locks.wait in the operator's config)", humantime::format_duration(ctx.policy.lock_wait)),
             });
         }
         tokio::select! {
             _ = tokio::time::sleep(POLL) => {}
-            _ = ctx.cancel.cancelled() => return Err(AttemptOutcome::Cancelled),
+            _ = ctx.cancel.cancelled() => break Err(AttemptOutcome::Cancelled),
+        }
+    };
+    // Done waiting, either way; the run's end (or the sweep after a crash) would remove the
+    // ticket too, but a waiter that got its turn must not look like one still waiting.
+    if let Some(name) = ticket {
+        if let Err(e) = ctx.backend.remove_container(&name).await {
+            tracing::warn!(run = %ctx.run_id, error = %e, "could not remove a waiting ticket");
         }
     }
+    outcome
+}
+
+/// Marks this run as waiting for `environment`: a created, never started container with
+/// the run's label (swept with the run's other objects).
+async fn take_ticket<B: Backend>(ctx: &RunContext<B>, environment: &str) -> Result<String, crate::docker::DockerError> {
+    let name = format!("gantry-wait-{environment}-{}", ctx.run_id);
+    let spec = ContainerSpec {
+        name: name.clone(),
+        image: LOCK_IMAGE.into(),
+        cmd: vec!["true".into()],
+        labels: HashMap::from([
+            (RUN_LABEL.to_string(), ctx.run_id.clone()),
+            (WAITING_LABEL.to_string(), environment.to_string()),
+            (WAITING_PROJECT_LABEL.to_string(), ctx.policy.project.clone()),
+        ]),
+        ..Default::default()
+    };
+    match ctx.backend.create_container(&spec).await {
+        Ok(_) => Ok(name),
+        // A ticket of an earlier attempt of this run.
+        Err(e) if e.to_string().contains("already in use") => Ok(name),
+        Err(e) => Err(e),
+    }
+}
+
+/// A run of the same project that started after this one and waits for `environment` too.
+/// Run ids are ULIDs: they sort by the time their run was created.
+async fn newer_waiting<B: Backend>(ctx: &RunContext<B>, environment: &str) -> Option<String> {
+    let found = ctx.backend.find_containers(&[(WAITING_LABEL, environment), (WAITING_PROJECT_LABEL, ctx.policy.project.as_str())]).await.ok()?;
+    found.iter().filter_map(|c| c.labels.get(RUN_LABEL)).filter(|r| r.as_str() > ctx.run_id.as_str()).max().cloned()
 }
 
 /// `run <id>` holding `environment`, if any lock container names one.

@@ -55,6 +55,9 @@ pub struct RunContext<B: Backend> {
     pub repo: Option<std::path::PathBuf>,
     /// Environments this run holds the lock of (`lock::hold`), until it ends.
     pub held: std::sync::Mutex<std::collections::BTreeSet<String>>,
+    /// Why the run cancelled itself, when it did (a newer run waiting for the same
+    /// environment under `locks.newest_cancels_waiting`): its message.
+    pub cancelled_because: std::sync::Mutex<Option<String>>,
 }
 
 /// The scheduler's and executors' only way to tell the world anything. It also remembers

@@ -65,6 +65,8 @@ pub struct Store {
     approvals: sled::Tree,
     /// The service's queue: run id (ULIDs sort by creation) -> the plan to run.
     queue: sled::Tree,
+    /// The plan each run ran (or will run): what `gantry rerun` runs again.
+    plans: sled::Tree,
     /// Commits already taken by a project: `project \0 sha` -> run id, so the same commit
     /// is not queued twice for one pipeline.
     seen: sled::Tree,
@@ -144,6 +146,7 @@ impl Store {
             deployments: db.open_tree("deployments")?,
             approvals: db.open_tree("approvals")?,
             queue: db.open_tree("queue")?,
+            plans: db.open_tree("plans")?,
             seen: db.open_tree("seen")?,
             sessions: db.open_tree("sessions")?,
             db,
@@ -235,6 +238,22 @@ impl Store {
         Ok(())
     }
 
+    /// The plan run `run_id` ran, if it was kept (runs since plans were kept).
+    pub fn plan(&self, run_id: &str) -> Result<Option<crate::pipeline::Plan>, StoreError> {
+        match self.plans.get(run_id.as_bytes())? {
+            Some(bytes) => decode(run_id.as_bytes(), &bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// `create_run`, keeping the plan it runs (for `gantry rerun`).
+    pub fn create_run_with_plan(&self, run: &RunRecord, plan: &crate::pipeline::Plan) -> Result<(), StoreError> {
+        match self.create(run, Some(plan), None)? {
+            Ok(()) => Ok(()),
+            Err(_) => Err(StoreError::Duplicate(run.id.clone())),
+        }
+    }
+
     /// Stores a new run together with its creation event.
     pub fn create_run(&self, run: &RunRecord) -> Result<(), StoreError> {
         match self.create(run, None, None)? {
@@ -273,8 +292,8 @@ impl Store {
         let mut record = run.clone();
         let seq = record.events;
         record.apply(&created);
-        let trees = (&self.runs, &self.outbox, &self.active, &self.queue, &self.seen);
-        let result = trees.transaction(|(runs, events, active, queue, seen)| {
+        let trees = (&self.runs, &self.outbox, &self.active, &self.queue, &self.seen, &self.plans);
+        let result = trees.transaction(|(runs, events, active, queue, seen, plans)| {
             if runs.get(record.id.as_bytes())?.is_some() {
                 return Err(ConflictableTransactionError::Abort(StoreError::Duplicate(record.id.clone())));
             }
@@ -286,6 +305,9 @@ impl Store {
             }
             runs.insert(record.id.as_bytes(), encode(&record))?;
             events.insert(event_key(&record.id, seq), encode(&created))?;
+            if let Some(plan) = plan {
+                plans.insert(record.id.as_bytes(), encode(plan))?;
+            }
             match record.state {
                 RunState::Queued => {
                     queue.insert(record.id.as_bytes(), encode(&plan))?;

@@ -55,6 +55,15 @@ pub struct RunRecord {
     /// user of that login may not approve its promotion.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pushed_by: Option<Pusher>,
+    /// Values given for the pipeline's variables (`--var`), for a rerun.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub vars: std::collections::BTreeMap<String, String>,
+    /// The run this one runs again (`gantry rerun`), if it does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rerun_of: Option<String>,
+    /// A rerun of only what failed (`--failed`): the rest is taken over from `rerun_of`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rerun_failed: bool,
     /// Who asked for the run to stop, if anyone did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cancelled_by: Option<String>,
@@ -132,6 +141,9 @@ impl RunRecord {
             approval: None,
             pushed_by: None,
             cancelled_by: None,
+            vars: Default::default(),
+            rerun_of: None,
+            rerun_failed: false,
         }
     }
 

@@ -361,3 +361,27 @@ stages:
         self.w.commit(&[("site/index.html", &format!("version {n}\n"))], &format!("version {n}"));
     }
 }
+
+/// A child process killed when dropped: a test that fails half-way leaves no gantry
+/// running behind it (waiting for a lock for half an hour, holding the test's flock).
+pub struct Reaped(pub std::process::Child);
+
+impl std::ops::Deref for Reaped {
+    type Target = std::process::Child;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Reaped {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

@@ -3,7 +3,7 @@
 
 use maud::{html, Markup};
 
-use super::layout::{badge, duration, page, run_href, short_sha, when, Section};
+use super::layout::{badge, duration, enc, page, run_href, short_sha, when, Section};
 use super::Viewer;
 use crate::events::{Deployment, DeploymentOutcome};
 use crate::stages::environment::EnvironmentView;
@@ -26,6 +26,7 @@ pub fn environments(viewer: &Viewer, envs: &[EnvironmentView], deployments: &[De
             section.card id=(format!("env-{}", e.name)) {
                 h2 { (e.name) " " span.muted { "network " (e.network) } }
                 (serving(e))
+                (rollback_forms(viewer, e))
                 (history(&e.name, deployments))
             }
         }
@@ -37,6 +38,24 @@ pub fn environments(viewer: &Viewer, envs: &[EnvironmentView], deployments: &[De
         }
     };
     page("Environments", Some(viewer), Some(Section::Environments), body)
+}
+
+/// A "Roll back" button per app that has a kept previous version, for those who may
+/// start runs (the service checks the role the environment asks for).
+fn rollback_forms(viewer: &Viewer, e: &EnvironmentView) -> Markup {
+    let mut kept: Vec<&str> = e.versions.iter().filter(|v| !v.running).map(|v| v.of.as_str()).collect();
+    kept.sort_unstable();
+    kept.dedup();
+    html! {
+        @if viewer.role.covers(crate::config::Role::Developer) {
+            @for app in kept {
+                form.decide method="post" action=(format!("/environments/{}/rollback", enc(&e.name))) {
+                    input type="hidden" name="app" value=(app);
+                    button.reject.rollback type="submit" { "Roll " (app) " back to the kept version" }
+                }
+            }
+        }
+    }
 }
 
 /// The app versions, routers and services running in an environment.

@@ -22,6 +22,17 @@ pub fn run(viewer: &Viewer, run: &RunRecord, logs: &[LogLine]) -> Markup {
                 button.reject #cancel type="submit" { "Cancel run" }
             }
         }
+        @if run.state.is_terminal() && run.project.is_some() && viewer.role.covers(crate::config::Role::Developer) {
+            form.decide method="post" action=(format!("/runs/{}/rerun", enc(&run.id))) {
+                button #rerun type="submit" { "Run again" }
+            }
+            @if !matches!(run.state, crate::events::RunState::Succeeded) {
+                form.decide method="post" action=(format!("/runs/{}/rerun", enc(&run.id))) {
+                    input type="hidden" name="failed" value="true";
+                    button #rerun-failed type="submit" { "Run what failed again" }
+                }
+            }
+        }
         (facts(run))
         h2 { "Stages" }
         (timeline(run))
@@ -53,6 +64,9 @@ fn facts(run: &RunRecord) -> Markup {
             dt { "Branch" } dd { (c.branch.as_deref().unwrap_or("-")) }
             dt { "Repository" } dd.mono { (run.repo) }
             dt { "Triggered by" } dd { (run.triggered_by.as_deref().unwrap_or("-")) }
+            @if let Some(old) = &run.rerun_of {
+                dt { "Runs again" } dd { a.mono href=(format!("/runs/{}", enc(old))) { (old) } @if run.rerun_failed { " (what failed)" } }
+            }
             dt { "Started" } dd { (when(run.created_at)) }
             @if let Some(f) = run.finished_at { dt { "Finished" } dd { (when(f)) } }
             dt { "Duration" } dd { (duration(run.duration())) }
