@@ -369,6 +369,17 @@ fn a_service_run_is_run_again_from_the_api_and_only_what_failed_runs_again() {
     let (_, logs) = svc.call("GET", &format!("/api/runs/{all}/logs"), Some(DEV), None);
     assert!(logs.to_string().contains("first ran"), "{logs}");
 
+    // The dashboard's run page offers both, to a developer signed in; its form queues a
+    // rerun and lands on it.
+    let dev = common::web::sign_in(svc.port, DEV);
+    let page = common::web::request(svc.port, "GET", &format!("/runs/{old}"), &[("Cookie", &dev.cookie)], None);
+    assert!(page.body.contains("Run again") && page.body.contains("Run what failed again"), "{}", page.body);
+    let answer = common::web::post_form(svc.port, &format!("/runs/{old}/rerun"), Some(&dev.cookie), &[("csrf", &dev.csrf), ("failed", "true")]);
+    assert_eq!(answer.status, 303, "{answer:?}");
+    let landed = answer.header("location").unwrap_or_default().trim_start_matches("/runs/").to_string();
+    let from_page = svc.wait_for(&landed, &["failed", "succeeded"]);
+    assert_eq!((from_page["rerun_of"].as_str(), from_page["rerun_failed"].as_bool()), (Some(old.as_str()), Some(true)), "{from_page}");
+
     // A run that is not over cannot be run again.
     let yaml = "name: again\nstages:\n  long: {image: gantry/busybox, commands: [\"sleep 30\"]}\n";
     common::commit_files(&repo.path, &[("gantry.yml", yaml)], "long");
@@ -408,12 +419,29 @@ fn an_environment_is_rolled_back_through_the_api_with_the_role_it_needs() {
     assert_eq!(serving(port).as_deref(), Some("version 2"), "a refused rollback changes nothing");
     let (status, answer) = svc.call("POST", "/api/environments/nosuch-env/rollback", Some(DEV), None);
     assert_eq!(status, 409, "{answer}");
-    let (status, answer) = svc.call("POST", &path, Some(DEV), None);
-    assert_eq!(status, 202, "{answer}");
-    let run = answer["run"].as_str().unwrap().to_string();
+
+    // The environments page offers it to a developer; its form starts the rollback and
+    // lands on its run.
+    let dev = common::web::sign_in(svc.port, DEV);
+    let page = common::web::request(svc.port, "GET", "/environments", &[("Cookie", &dev.cookie)], None);
+    assert!(page.body.contains("Roll site back to the kept version"), "{}", page.body);
+    let answer = common::web::post_form(svc.port, &format!("/environments/{}/rollback", env.name), Some(&dev.cookie), &[("csrf", &dev.csrf), ("app", "site")]);
+    assert_eq!(answer.status, 303, "{answer:?}");
+    let run = answer.header("location").unwrap_or_default().trim_start_matches("/runs/").to_string();
     let done = svc.wait_for(&run, &["failed", "succeeded"]);
     assert_eq!((done["pipeline"].as_str(), done["state"].as_str(), done["triggered_by"].as_str()), (Some("rollback"), Some("succeeded"), Some("dev")), "{done}");
     assert_eq!(serving(port).as_deref(), Some("version 1"), "the kept version answers again");
+
+    // A third version, then the API's rollback puts version 1 back again.
+    common::commit_files(&repo.path, &[("site/index.html", "version 3\n")], "v3");
+    let v3 = svc.trigger("site", json!({}))["run"].as_str().unwrap().to_string();
+    assert_eq!(svc.wait_for(&v3, &["failed", "succeeded"])["state"], "succeeded");
+    assert_eq!(serving(port).as_deref(), Some("version 3"));
+    let (status, answer) = svc.call("POST", &path, Some(DEV), None);
+    assert_eq!(status, 202, "{answer}");
+    let run = answer["run"].as_str().unwrap().to_string();
+    assert_eq!(svc.wait_for(&run, &["failed", "succeeded"])["state"], "succeeded");
+    assert_eq!(serving(port).as_deref(), Some("version 1"));
 }
 
 #[test]
