@@ -118,11 +118,13 @@ fn main() {
     let (flood, flood_peak, flood_took, id) = measure(port, token, "flood", pid);
     let (_, hwm) = rss(pid);
     // The logs API is paged: follow `next` to the last page.
-    let (mut kept, mut after) = (0usize, String::new());
+    let (mut kept, mut count, mut after) = (0usize, 0usize, String::new());
     loop {
         let (_, page) = call(port, "GET", &format!("/api/runs/{id}/logs?stage=out&limit=5000{after}"), token, "");
         let page: serde_json::Value = serde_json::from_str(&page).expect("a page of logs");
-        kept += page["lines"].as_array().expect("lines").iter().map(|l| l["text"].as_str().unwrap_or("").len() + 1).sum::<usize>();
+        let lines = page["lines"].as_array().expect("lines");
+        count += lines.len();
+        kept += lines.iter().map(|l| l["text"].as_str().unwrap_or("").len() + 1).sum::<usize>();
         match page["next"].as_u64() {
             Some(next) => after = format!("&after={next}"),
             None => break,
@@ -145,7 +147,7 @@ fn main() {
         flood_took.as_secs_f64(),
         mib as f64 / flood_took.as_secs_f64(),
         kept as f64 / (1 << 20) as f64,
-        lines.len(),
+        count,
         quiet_took.as_secs_f64()
     );
     drop(service);
