@@ -420,7 +420,7 @@ fn schemathesis_finds_no_server_error_and_no_undocumented_response() {
         .args(["--url", &format!("http://127.0.0.1:{}", svc.port)])
         // A release manager reaches every handler's own checks, not only the role check.
         .args(["--header", &format!("Authorization: Bearer {}", common::service::RM)])
-        .args(["--checks", "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,negative_data_rejection"])
+        .args(["--checks", "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,negative_data_rejection,unsupported_method,allow_header_conformance,ignored_auth"])
         .args(["--max-examples", "25", "--seed", &seed, "--workers", "1", "--request-timeout", "30"])
         .args(["--generation-database", "none", "--no-color", "--report", "junit", "--report-dir"])
         .arg(&report)

@@ -294,10 +294,25 @@ fn sse_events(port: u16, id: &str, headers: &[(&str, &str)]) -> Vec<(Option<Stri
 #[test]
 fn stored_logs_come_in_pages_that_follow_each_other_without_gaps_or_repeats() {
     let dir = tempfile::tempdir().unwrap();
-    let repo = Repo::new(dir.path(), "p", &["for i in $(seq 1 25); do echo line $i; done"]);
+    let repo = Repo::new(dir.path(), "p", &["for i in $(seq 1 25); do echo line $i; done", "sleep 3", "echo late"]);
     let svc = Service::start(dir.path(), &project("p", &repo.path, ""), "{global: 1, per_project: 1}");
     let id = svc.trigger("p", json!({}))["run"].as_str().unwrap().to_string();
+    // While it sleeps: the last page so far, and its `last`.
+    let started = Instant::now();
+    let last = loop {
+        let (_, page) = svc.call("GET", &format!("/api/runs/{id}/logs"), Some(VIEWER), None);
+        if page["lines"].as_array().unwrap().iter().any(|l| l["text"] == "line 25") {
+            assert_eq!(page["next"], Value::Null, "{page}");
+            break page["last"].as_u64().expect("a page with lines has a last position");
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "the lines never came");
+        std::thread::sleep(Duration::from_millis(100));
+    };
     svc.wait_for(&id, &["succeeded"]);
+    // Following on from `last` gives what came since, and only that.
+    let (_, since) = svc.call("GET", &format!("/api/runs/{id}/logs?after={last}"), Some(VIEWER), None);
+    let since: Vec<&str> = since["lines"].as_array().unwrap().iter().map(|l| l["text"].as_str().unwrap()).filter(|t| !t.starts_with('+')).collect();
+    assert_eq!(since, ["late"]);
     let (mut texts, mut after, mut pages) = (Vec::new(), String::new(), 0);
     loop {
         let (status, page) = svc.call("GET", &format!("/api/runs/{id}/logs?limit=10{after}"), Some(VIEWER), None);
@@ -311,12 +326,15 @@ fn stored_logs_come_in_pages_that_follow_each_other_without_gaps_or_repeats() {
             None => break,
         }
     }
-    let expected: Vec<String> = (1..=25).map(|i| format!("line {i}")).collect();
-    assert_eq!(texts.iter().filter(|t| t.starts_with("line ")).cloned().collect::<Vec<_>>(), expected);
+    let mut expected: Vec<String> = (1..=25).map(|i| format!("line {i}")).collect();
+    expected.push("late".into());
+    assert_eq!(texts.iter().filter(|t| !t.starts_with('+')).cloned().collect::<Vec<_>>(), expected);
     // Without `limit` one page (of up to 1000) holds them all, the shell's trace too, and
     // says there is no next: the pages above were exactly that, cut in tens.
     let (_, all) = svc.call("GET", &format!("/api/runs/{id}/logs"), Some(VIEWER), None);
     assert_eq!(all["next"], Value::Null);
+    let (_, after_all) = svc.call("GET", &format!("/api/runs/{id}/logs?after={}", all["last"]), Some(VIEWER), None);
+    assert_eq!(after_all, json!({"lines": [], "next": null, "last": null}));
     let all: Vec<String> = all["lines"].as_array().unwrap().iter().map(|l| l["text"].as_str().unwrap().to_string()).collect();
     assert_eq!(texts, all);
     assert_eq!(pages, all.len().div_ceil(10), "{all:?}");

@@ -159,8 +159,9 @@ pub struct LogsQuery {
 /// 64 MiB of output; a page of it stays small.
 pub const LOG_LINES_PER_PAGE: (usize, usize) = (1000, 5000);
 
-/// `GET /api/runs/{id}/logs?stage=&after=&limit=`: one page of the run's stored lines,
-/// and `next`, the `after` of the following page (null on the last).
+/// `GET /api/runs/{id}/logs?stage=&after=&limit=`: one page of the run's stored lines;
+/// `next`, the `after` of the following page (null on the last); `last`, the position of
+/// the page's last line (null for an empty page).
 pub async fn logs(State(s): State<AppState>, caller: Caller, Path(id): Path<String>, Query(q): Query<LogsQuery>) -> Result<Json<Value>, ApiError> {
     caller.require(Role::Viewer)?;
     if let Some(stage) = &q.stage {
@@ -170,9 +171,12 @@ pub async fn logs(State(s): State<AppState>, caller: Caller, Path(id): Path<Stri
     let after = q.after.map(|a| position("after", a)).transpose()?;
     let run = find_run(&s, &id)?;
     let page = s.coord.store.log_page(&run.id, q.stage.as_deref(), after, limit)?;
-    let next = if page.more { page.lines.last().map(|(seq, _)| *seq) } else { None };
+    // `next` ends a reader's loop (null: nothing more now); `last` is where one that
+    // follows a running run picks up later, even after a last page.
+    let last = page.lines.last().map(|(seq, _)| *seq);
+    let next = if page.more { last } else { None };
     let lines: Vec<_> = page.lines.into_iter().map(|(_, line)| line).collect();
-    Ok(Json(json!({"lines": lines, "next": next})))
+    Ok(Json(json!({"lines": lines, "next": next, "last": last})))
 }
 
 /// A log position from outside: the document's `int64`, so at most `i64::MAX` (sled's
