@@ -43,22 +43,11 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T>
     }
 }
 
-/// A JSON object body. As `Option<Json<T>>`, an empty body is no body (whatever its
-/// content type says): the API's bodies are all optional but the reject's reason, which
-/// the handler asks for itself. A body that is there must be declared JSON, be an object
-/// (serde would take an array for a struct) and fit `T`.
+/// A JSON object body, taken as `Option<Json<T>>`: an empty body is no body (whatever its
+/// content type says), as every body of the API is optional (the reject's reason is asked
+/// for by the handler, with its own sentence). A body that is there must be declared
+/// JSON, be an object (serde would take an array for a struct) and fit `T`.
 pub struct Json<T>(pub T);
-
-impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
-    type Rejection = ApiError;
-
-    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        match <Json<T> as OptionalFromRequest<S>>::from_request(req, state).await? {
-            Some(body) => Ok(body),
-            None => Err(ApiError::BadRequest("a JSON body is needed (Content-Type: application/json)".into())),
-        }
-    }
-}
 
 impl<T: DeserializeOwned, S: Send + Sync> OptionalFromRequest<S> for Json<T> {
     type Rejection = ApiError;
