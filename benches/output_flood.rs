@@ -117,9 +117,19 @@ fn main() {
     let (quiet, quiet_peak, quiet_took, _) = measure(port, token, "quiet", pid);
     let (flood, flood_peak, flood_took, id) = measure(port, token, "flood", pid);
     let (_, hwm) = rss(pid);
-    let (_, logs) = call(port, "GET", &format!("/api/runs/{id}/logs?stage=out"), token, "");
-    let lines: Vec<serde_json::Value> = serde_json::from_str(&logs).unwrap_or_default();
-    let kept: usize = lines.iter().map(|l| l["text"].as_str().unwrap_or("").len() + 1).sum();
+    // The logs API is paged: follow `next` to the last page.
+    let (mut kept, mut count, mut after) = (0usize, 0usize, String::new());
+    loop {
+        let (_, page) = call(port, "GET", &format!("/api/runs/{id}/logs?stage=out&limit=5000{after}"), token, "");
+        let page: serde_json::Value = serde_json::from_str(&page).expect("a page of logs");
+        let lines = page["lines"].as_array().expect("lines");
+        count += lines.len();
+        kept += lines.iter().map(|l| l["text"].as_str().unwrap_or("").len() + 1).sum::<usize>();
+        match page["next"].as_u64() {
+            Some(next) => after = format!("&after={next}"),
+            None => break,
+        }
+    }
     let ms = |h: &Histogram<u64>, q: f64| h.value_at_quantile(q) as f64 / 1000.0;
     println!("GET /api/runs/{{id}} every 20 ms while a stage runs (service RSS sampled at each read)");
     println!("{:<34} {:>8} {:>9} {:>9} {:>9} {:>12}", "", "reads", "p50 ms", "p99 ms", "max ms", "peak RSS MiB");
@@ -137,7 +147,7 @@ fn main() {
         flood_took.as_secs_f64(),
         mib as f64 / flood_took.as_secs_f64(),
         kept as f64 / (1 << 20) as f64,
-        lines.len(),
+        count,
         quiet_took.as_secs_f64()
     );
     drop(service);

@@ -96,8 +96,8 @@ fn a_trigger_names_only_real_branches_and_a_hostile_branch_name_is_echoed_never_
     let id = answer["run"].as_str().unwrap().to_string();
     let run = svc.wait_for(&id, &["succeeded", "failed"]);
     assert_eq!(run["state"], "succeeded", "{run}");
-    let (_, logs) = svc.call("GET", &format!("/api/runs/{id}/logs"), Some(DEV), None);
-    let lines: Vec<&str> = logs.as_array().unwrap().iter().filter(|l| l["stage"] == "use").map(|l| l["text"].as_str().unwrap()).collect();
+    let logs = svc.logs(&id, None);
+    let lines: Vec<&str> = logs.iter().filter(|l| l["stage"] == "use").map(|l| l["text"].as_str().unwrap()).collect();
     // The shell's trace shows the quoted word; the output is the name, literally.
     assert_eq!(lines, [format!("+ echo branch='{hostile}'"), format!("branch={hostile}")], "echoed literally, nothing else ran");
 }
@@ -164,8 +164,7 @@ fn a_stage_printing_a_gibibyte_is_capped_and_the_service_keeps_answering() {
     };
     assert_eq!(answered, polls, "every API call was answered while the stage printed");
     assert_eq!(run["state"], "succeeded", "{run}");
-    let (_, logs) = svc.call("GET", &format!("/api/runs/{id}/logs?stage=use"), Some(DEV), None);
-    let lines = logs.as_array().unwrap();
+    let lines = svc.logs(&id, Some("use"));
     let kept: usize = lines.iter().map(|l| l["text"].as_str().unwrap().len() + 1).sum();
     let last = lines.last().unwrap()["text"].as_str().unwrap();
     assert!(last.starts_with("gantry: output of stage 'use' truncated: it printed more than 4 MiB"), "{last}");

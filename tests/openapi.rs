@@ -1,9 +1,14 @@
 //! `docs/openapi.yaml`'s promises: it documents exactly the routes `server::router` serves,
 //! with the same methods, an id, responses and the right security for every operation,
-//! and it is an OpenAPI 3.0 document whose every `$ref` resolves.
+//! and it is an OpenAPI 3.0 document whose every `$ref` resolves. And the served API keeps
+//! it: every refusal is the document's JSON error with a status its operation lists, and
+//! schemathesis, generating requests from the document against a real `gantry serve`,
+//! finds no server error and no response the document does not describe.
 //!
 //! The routes are read from the source text of `router` in `src/server/mod.rs`; the
 //! dashboard's routes, merged from `ui`, are not part of the API and are not read.
+
+mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -233,4 +238,203 @@ fn document_is_openapi_3_0_and_every_ref_resolves() {
         assert!(target.starts_with("#/components/"), "{at}: {target} is not a local component");
         assert!(resolve(&doc, &target).is_some(), "{at}: {target} does not exist");
     }
+}
+
+/// The statuses an operation lists.
+fn statuses_of(op: &Value) -> BTreeSet<u16> {
+    op["responses"].as_mapping().map(|m| m.keys().filter_map(|k| k.as_str()?.parse().ok()).collect()).unwrap_or_default()
+}
+
+#[test]
+fn every_operation_lists_the_errors_its_inputs_can_cause() {
+    let doc = document();
+    let bearer = bearer_schemes(&doc);
+    for (path, ops) in documented_operations(&doc) {
+        for (method, op) in ops {
+            let statuses = statuses_of(&op);
+            let what = format!("{method} {path}");
+            let params = op["parameters"].as_sequence().is_some_and(|p| !p.is_empty()) || path.contains('{');
+            let body = op.get("requestBody").is_some();
+            let open = op.get("security").and_then(Value::as_sequence).is_some_and(|s| s.is_empty());
+            if params || body {
+                assert!(statuses.contains(&400), "{what} takes parameters or a body, so it can answer 400");
+            }
+            if body {
+                assert!(statuses.contains(&413), "{what} takes a body, so it can answer 413");
+            }
+            if !open && requires_one_of(op.get("security").unwrap_or(&doc["security"]), &bearer) {
+                assert!(statuses.contains(&401), "{what} needs a token, so it can answer 401");
+            }
+            // Every error the API answers is the one Error schema, as JSON.
+            for (status, response) in mapping(&op["responses"], &what) {
+                let code = status.as_str().unwrap_or_default();
+                if !code.starts_with('4') && !code.starts_with('5') {
+                    continue;
+                }
+                let response = match response.get("$ref").and_then(Value::as_str) {
+                    Some(r) => resolve(&doc, r).unwrap_or_else(|| panic!("{what} {code}: {r} does not exist")),
+                    None => response,
+                };
+                let schema = &response["content"]["application/json"]["schema"];
+                assert_eq!(schema["$ref"].as_str(), Some("#/components/schemas/Error"), "{what} {code} is not the Error schema as JSON");
+            }
+        }
+    }
+}
+
+/// One HTTP/1.0 exchange: status, headers (names lowercased), body.
+fn exchange(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> (u16, BTreeMap<String, String>, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("the service listens");
+    s.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
+    let mut request = format!("{method} {path} HTTP/1.0\r\nHost: localhost\r\n");
+    for (k, v) in headers {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if let Some(b) = body {
+        request.push_str(&format!("Content-Length: {}\r\n", b.len()));
+    }
+    request.push_str("\r\n");
+    s.write_all(request.as_bytes()).unwrap();
+    // The body is written beside the read: the service may answer (413) before it has
+    // read it all, and the answer must not wait behind a full socket buffer.
+    let writer = body.map(|b| {
+        let (mut w, b) = (s.try_clone().unwrap(), b.to_vec());
+        std::thread::spawn(move || {
+            let _ = w.write_all(&b);
+        })
+    });
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    let _ = s.shutdown(std::net::Shutdown::Both);
+    if let Some(w) = writer {
+        let _ = w.join();
+    }
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.lines();
+    let status = lines.next().and_then(|l| l.split_whitespace().nth(1)).and_then(|c| c.parse().ok()).unwrap_or_else(|| panic!("no status in {text:.200}"));
+    let headers = lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string())).collect();
+    (status, headers, body.to_string())
+}
+
+fn api_service(dir: &std::path::Path) -> common::service::Service {
+    let repo = common::service::Repo::new(dir, "shop", &["echo hi"]);
+    let project = format!("  shop:\n    repo: {}\n    pipeline: gantry.yml\n    branches: [main]\n", repo.path.display());
+    common::service::Service::start(dir, &project, "{global: 1, per_project: 1}")
+}
+
+#[test]
+fn every_refusal_is_a_json_error_with_a_status_its_operation_lists() {
+    use common::service::{DEV, RM, VIEWER};
+    let doc = document();
+    let dir = tempfile::tempdir().unwrap();
+    let svc = api_service(dir.path());
+    let bearer = |t: &str| format!("Bearer {t}");
+    let (viewer, dev, rm) = (bearer(VIEWER), bearer(DEV), bearer(RM));
+    let json = ("Content-Type", "application/json");
+    let big = vec![b' '; 3 << 20];
+    // (method, request path, headers, body, status, the operation as documented)
+    let cases: Vec<(&str, &str, Vec<(&str, &str)>, Option<&[u8]>, u16, Option<(&str, &str)>)> = vec![
+        // Query strings the document constrains: a type, a range, an enum (empty is not in it), a pattern.
+        ("GET", "/api/runs?limit=many", vec![("Authorization", &viewer)], None, 400, Some(("/api/runs", "get"))),
+        ("GET", "/api/runs?limit=0", vec![("Authorization", &viewer)], None, 400, Some(("/api/runs", "get"))),
+        ("GET", "/api/runs?limit=501", vec![("Authorization", &viewer)], None, 400, Some(("/api/runs", "get"))),
+        ("GET", "/api/runs?limit=", vec![("Authorization", &viewer)], None, 400, Some(("/api/runs", "get"))),
+        ("GET", "/api/runs?state=", vec![("Authorization", &viewer)], None, 400, Some(("/api/runs", "get"))),
+        ("GET", "/api/runs?project=", vec![("Authorization", &viewer)], None, 400, Some(("/api/runs", "get"))),
+        ("GET", "/api/runs?before=a%2Fb", vec![("Authorization", &viewer)], None, 400, Some(("/api/runs", "get"))),
+        ("GET", "/api/runs/latest/logs?after=-1", vec![("Authorization", &viewer)], None, 400, Some(("/api/runs/{id}/logs", "get"))),
+        ("GET", "/api/runs/latest/logs?limit=5001", vec![("Authorization", &viewer)], None, 400, Some(("/api/runs/{id}/logs", "get"))),
+        ("GET", "/api/runs/latest/logs?stage=a%20b", vec![("Authorization", &viewer)], None, 400, Some(("/api/runs/{id}/logs", "get"))),
+        ("GET", "/api/runs/latest/logs/stream", vec![("Authorization", &viewer), ("Last-Event-ID", "soon")], None, 400, Some(("/api/runs/{id}/logs/stream", "get"))),
+        ("GET", "/api/reports?since=100000000y", vec![("Authorization", &viewer)], None, 400, Some(("/api/reports", "get"))),
+        ("GET", "/api/reports?since=2999-01-01", vec![("Authorization", &viewer)], None, 400, Some(("/api/reports", "get"))),
+        ("GET", "/api/reports?env=", vec![("Authorization", &viewer)], None, 400, Some(("/api/reports", "get"))),
+        ("GET", "/api/reports?pipeline=", vec![("Authorization", &viewer)], None, 400, Some(("/api/reports", "get"))),
+        ("GET", "/api/environments/Not_A_Name", vec![("Authorization", &viewer)], None, 400, Some(("/api/environments/{name}", "get"))),
+        // A path segment that is not UTF-8 once decoded, and one that is not a run id.
+        ("GET", "/api/runs/%FF", vec![("Authorization", &viewer)], None, 400, Some(("/api/runs/{id}", "get"))),
+        ("GET", "/api/runs/a.b", vec![("Authorization", &viewer)], None, 400, Some(("/api/runs/{id}", "get"))),
+        ("GET", "/api/runs/zzzz", vec![("Authorization", &viewer)], None, 404, Some(("/api/runs/{id}", "get"))),
+        // Bodies: not declared JSON, not JSON, not an object, a field unknown or of the wrong type, too large.
+        ("POST", "/api/projects/shop/trigger", vec![("Authorization", &dev), ("Content-Type", "text/plain")], Some(b"{}"), 400, Some(("/api/projects/{project}/trigger", "post"))),
+        ("POST", "/api/projects/shop/trigger", vec![("Authorization", &dev), json], Some(b"{"), 400, Some(("/api/projects/{project}/trigger", "post"))),
+        ("POST", "/api/projects/shop/trigger", vec![("Authorization", &dev), json], Some(br#"["main", null, true, false]"#), 400, Some(("/api/projects/{project}/trigger", "post"))),
+        ("POST", "/api/projects/shop/trigger", vec![("Authorization", &dev), json], Some(br#"{"forse": true}"#), 400, Some(("/api/projects/{project}/trigger", "post"))),
+        ("POST", "/api/projects/shop/trigger", vec![("Authorization", &dev), json], Some(br#"{"force": "yes"}"#), 400, Some(("/api/projects/{project}/trigger", "post"))),
+        ("POST", "/api/projects/shop/trigger", vec![("Authorization", &dev), json], Some(br#"{"ref": ""}"#), 400, Some(("/api/projects/{project}/trigger", "post"))),
+        ("POST", "/api/projects/shop/trigger", vec![("Authorization", &dev), json], Some(&big), 413, Some(("/api/projects/{project}/trigger", "post"))),
+        ("POST", "/api/projects/Shop!/trigger", vec![("Authorization", &dev), json], Some(b"{}"), 400, Some(("/api/projects/{project}/trigger", "post"))),
+        ("POST", "/api/runs/latest/approve", vec![("Authorization", &rm), json], Some(br#"{"comment": 1}"#), 400, Some(("/api/runs/{id}/approve", "post"))),
+        ("POST", "/hooks/github", vec![("X-GitHub-Event", "push")], Some(&big), 413, Some(("/hooks/{forge}", "post"))),
+        // No route, and a method a route does not take.
+        ("GET", "/api/nothing-here", vec![("Authorization", &viewer)], None, 404, None),
+        ("DELETE", "/api/runs", vec![("Authorization", &viewer)], None, 405, None),
+        ("GET", "/api/projects/shop/trigger", vec![("Authorization", &dev)], None, 405, None),
+    ];
+    for (method, path, headers, body, want, op) in cases {
+        let (status, got_headers, text) = exchange(svc.port, method, path, &headers, body);
+        let what = format!("{method} {path}");
+        assert_eq!(status, want, "{what}: {text}");
+        assert!(got_headers.get("content-type").is_some_and(|c| c.starts_with("application/json")), "{what}: {got_headers:?}");
+        let error: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{what}: not JSON ({e}): {text}"));
+        let sentence = error["error"].as_str().unwrap_or_else(|| panic!("{what}: not the Error schema: {text}"));
+        assert!(!sentence.is_empty() && error.as_object().unwrap().len() == 1, "{what}: {text}");
+        match op {
+            Some((doc_path, doc_method)) => {
+                let listed = statuses_of(&doc["paths"][doc_path][doc_method]);
+                assert!(listed.contains(&status), "{what} answered {status}, which {doc_method} {doc_path} does not list ({listed:?})");
+            }
+            None if status == 405 => assert!(got_headers.contains_key("allow"), "{what}: 405 without Allow"),
+            None => {}
+        }
+    }
+    // The report's refusal says why, and the service (which used to panic here) goes on.
+    let (_, body) = svc.call("GET", "/api/reports?since=100000000y", Some(VIEWER), None);
+    assert!(body["error"].as_str().unwrap().contains("reaches back more than 36525 days"), "{body}");
+    assert_eq!(svc.call("GET", "/api/reports?since=36500d", Some(VIEWER), None).0, 200);
+}
+
+/// Where `scripts/setup` installs schemathesis.
+fn schemathesis() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv-tools/bin/schemathesis")
+}
+
+#[test]
+fn schemathesis_finds_no_server_error_and_no_undocumented_response() {
+    let tool = schemathesis();
+    // Not a skip: a machine without it has not run scripts/setup, and the contract is unchecked.
+    assert!(tool.exists(), "{} is missing: run scripts/setup, which installs schemathesis into .venv-tools", tool.display());
+    let dir = tempfile::tempdir().unwrap();
+    let svc = api_service(dir.path());
+    // A run that is over, so that `latest`, its id and its logs lead somewhere.
+    let run = svc.trigger("shop", serde_json::json!({}))["run"].as_str().unwrap().to_string();
+    svc.wait_for(&run, &["succeeded"]);
+    let seed = std::env::var("GANTRY_SCHEMATHESIS_SEED").unwrap_or_else(|_| "20261127".into());
+    let report = dir.path().join("schemathesis");
+    let started = std::time::Instant::now();
+    let out = std::process::Command::new(&tool)
+        .arg("run")
+        .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/openapi.yaml"))
+        .args(["--url", &format!("http://127.0.0.1:{}", svc.port)])
+        // A release manager reaches every handler's own checks, not only the role check.
+        .args(["--header", &format!("Authorization: Bearer {}", common::service::RM)])
+        .args(["--checks", "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,negative_data_rejection,unsupported_method,allow_header_conformance,ignored_auth"])
+        .args(["--max-examples", "25", "--seed", &seed, "--workers", "1", "--request-timeout", "30"])
+        .args(["--generation-database", "none", "--no-color", "--report", "junit", "--report-dir"])
+        .arg(&report)
+        .env("SCHEMATHESIS_HOOKS", "")
+        // It keeps a cache of what it found (`.schemathesis/`) where it runs: not in the tree.
+        .current_dir(dir.path())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("schemathesis runs");
+    let stdout = common::text(&out.stdout);
+    eprintln!("schemathesis (seed {seed}) took {:.0?}:\n{stdout}", started.elapsed());
+    assert!(out.status.success(), "schemathesis found what the document does not say (its report is above): {}", common::text(&out.stderr));
+    // It did test: every operation of the document, none of them failing.
+    assert!(stdout.contains("passed") && !stdout.contains("No operations"), "{stdout}");
+    let (status, _) = svc.call("GET", "/healthz", None, None);
+    assert_eq!(status, 200, "the service still answers");
 }

@@ -181,9 +181,8 @@ fn kill_9_mid_run_loses_nothing_orphans_nothing_and_the_queue_goes_on() {
     assert!(docker_objects_of(&first).is_empty(), "left behind: {:?}", docker_objects_of(&first));
     let second_run = svc.wait_for(&second, &["succeeded"]);
     assert_eq!(second_run["commit"]["sha"], head.as_str());
-    let (status, logs) = svc.call("GET", &format!("/api/runs/{second}/logs"), Some(VIEWER), None);
-    assert_eq!(status, 200);
-    assert!(logs.as_array().unwrap().iter().any(|l| l["text"] == "second run"), "{logs}");
+    let logs = svc.logs(&second, None);
+    assert!(logs.iter().any(|l| l["text"] == "second run"), "{logs:?}");
 }
 
 #[test]
@@ -259,6 +258,126 @@ fn logs_stream_live_as_server_sent_events_until_the_run_ends() {
     let printed: Vec<&str> = texts.iter().map(String::as_str).filter(|t| !t.starts_with('+')).collect();
     assert_eq!(printed, ["one", "two", "three"]);
     assert!(saw_running, "no line arrived while the run was running");
+}
+
+/// `id`, `event` and `data` of each event of a `text/event-stream` answer, until `end`.
+fn sse_events(port: u16, id: &str, headers: &[(&str, &str)]) -> Vec<(Option<String>, String, String)> {
+    use std::io::{BufRead, BufReader, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let extra: String = headers.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect();
+    write!(stream, "GET /api/runs/{id}/logs/stream HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {VIEWER}\r\n{extra}\r\n").unwrap();
+    let mut reader = BufReader::new(stream);
+    let mut status = String::new();
+    reader.read_line(&mut status).unwrap();
+    assert!(status.contains(" 200 "), "{status}");
+    let (mut events, mut current) = (Vec::new(), (None, String::new(), String::new()));
+    for line in reader.lines() {
+        let line = line.unwrap();
+        if let Some(v) = line.strip_prefix("id: ") {
+            current.0 = Some(v.to_string());
+        } else if let Some(v) = line.strip_prefix("event: ") {
+            current.1 = v.to_string();
+        } else if let Some(v) = line.strip_prefix("data: ") {
+            current.2 = v.to_string();
+        } else if line.is_empty() && !current.1.is_empty() {
+            let done = current.1 == "end";
+            events.push(std::mem::take(&mut current));
+            if done {
+                break;
+            }
+        }
+    }
+    events
+}
+
+#[test]
+fn stored_logs_come_in_pages_that_follow_each_other_without_gaps_or_repeats() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = Repo::new(dir.path(), "p", &["for i in $(seq 1 25); do echo line $i; done", "sleep 3", "echo late"]);
+    let svc = Service::start(dir.path(), &project("p", &repo.path, ""), "{global: 1, per_project: 1}");
+    let id = svc.trigger("p", json!({}))["run"].as_str().unwrap().to_string();
+    // While it sleeps: the last page so far, and its `last`.
+    let started = Instant::now();
+    let last = loop {
+        let (_, page) = svc.call("GET", &format!("/api/runs/{id}/logs"), Some(VIEWER), None);
+        if page["lines"].as_array().unwrap().iter().any(|l| l["text"] == "line 25") {
+            assert_eq!(page["next"], Value::Null, "{page}");
+            break page["last"].as_u64().expect("a page with lines has a last position");
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "the lines never came");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    svc.wait_for(&id, &["succeeded"]);
+    // Following on from `last` gives what came since, and only that.
+    let (_, since) = svc.call("GET", &format!("/api/runs/{id}/logs?after={last}"), Some(VIEWER), None);
+    let since: Vec<&str> = since["lines"].as_array().unwrap().iter().map(|l| l["text"].as_str().unwrap()).filter(|t| !t.starts_with('+')).collect();
+    assert_eq!(since, ["late"]);
+    let (mut texts, mut after, mut pages) = (Vec::new(), String::new(), 0);
+    loop {
+        let (status, page) = svc.call("GET", &format!("/api/runs/{id}/logs?limit=10{after}"), Some(VIEWER), None);
+        assert_eq!(status, 200, "{page}");
+        let lines = page["lines"].as_array().unwrap();
+        assert!(lines.len() <= 10, "a page holds at most `limit` lines: {page}");
+        texts.extend(lines.iter().map(|l| l["text"].as_str().unwrap().to_string()));
+        pages += 1;
+        match page["next"].as_u64() {
+            Some(next) => after = format!("&after={next}"),
+            None => break,
+        }
+    }
+    let mut expected: Vec<String> = (1..=25).map(|i| format!("line {i}")).collect();
+    expected.push("late".into());
+    assert_eq!(texts.iter().filter(|t| !t.starts_with('+')).cloned().collect::<Vec<_>>(), expected);
+    // Without `limit` one page (of up to 1000) holds them all, the shell's trace too, and
+    // says there is no next: the pages above were exactly that, cut in tens.
+    let (_, all) = svc.call("GET", &format!("/api/runs/{id}/logs"), Some(VIEWER), None);
+    assert_eq!(all["next"], Value::Null);
+    let (_, after_all) = svc.call("GET", &format!("/api/runs/{id}/logs?after={}", all["last"]), Some(VIEWER), None);
+    assert_eq!(after_all, json!({"lines": [], "next": null, "last": null}));
+    let all: Vec<String> = all["lines"].as_array().unwrap().iter().map(|l| l["text"].as_str().unwrap().to_string()).collect();
+    assert_eq!(texts, all);
+    assert_eq!(pages, all.len().div_ceil(10), "{all:?}");
+    let (status, body) = svc.call("GET", &format!("/api/runs/{id}/logs?limit=0"), Some(VIEWER), None);
+    assert_eq!(status, 400, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("limit"), "{body}");
+}
+
+#[test]
+fn the_log_stream_resumes_after_last_event_id_instead_of_replaying() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = Repo::new(dir.path(), "r", &["echo one", "echo two", "echo three", "echo four"]);
+    let svc = Service::start(dir.path(), &project("r", &repo.path, ""), "{global: 1, per_project: 1}");
+    let id = svc.trigger("r", json!({}))["run"].as_str().unwrap().to_string();
+    svc.wait_for(&id, &["succeeded"]);
+    let text = |e: &(Option<String>, String, String)| serde_json::from_str::<Value>(&e.2).unwrap()["text"].as_str().unwrap().to_string();
+    let all = sse_events(svc.port, &id, &[]);
+    let (end, logs) = all.split_last().unwrap();
+    assert_eq!(end.1, "end");
+    assert!(logs.iter().all(|e| e.1 == "log" && e.0.is_some()), "every log event has an id: {all:?}");
+    let ids: Vec<u64> = logs.iter().map(|e| e.0.as_deref().unwrap().parse().unwrap()).collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids increase: {ids:?}");
+    let printed: Vec<String> = logs.iter().map(text).filter(|t| !t.starts_with('+')).collect();
+    assert_eq!(printed, ["one", "two", "three", "four"]);
+
+    // A browser that saw up to "two" reconnects: it gets what came after, then the end.
+    let at_two = logs.iter().position(|e| text(e) == "two").unwrap();
+    let last_seen = logs[at_two].0.clone().unwrap();
+    let resumed = sse_events(svc.port, &id, &[("Last-Event-ID", &last_seen)]);
+    let resumed_texts: Vec<String> = resumed.iter().filter(|e| e.1 == "log").map(text).collect();
+    let expected: Vec<String> = logs[at_two + 1..].iter().map(text).collect();
+    assert_eq!(resumed_texts, expected, "only the lines after Last-Event-ID {last_seen}");
+    assert_eq!(resumed.last().unwrap().1, "end");
+    // Its ids are the same positions as the first time, and as the paged logs' cursor.
+    assert_eq!(resumed.iter().filter(|e| e.1 == "log").map(|e| e.0.clone().unwrap()).collect::<Vec<_>>(),
+        logs[at_two + 1..].iter().map(|e| e.0.clone().unwrap()).collect::<Vec<_>>());
+    let (_, page) = svc.call("GET", &format!("/api/runs/{id}/logs?after={last_seen}"), Some(VIEWER), None);
+    let paged: Vec<String> = page["lines"].as_array().unwrap().iter().map(|l| l["text"].as_str().unwrap().to_string()).collect();
+    assert_eq!(paged, expected);
+    // An empty Last-Event-ID (a browser that got no id yet) starts at the beginning.
+    assert_eq!(sse_events(svc.port, &id, &[("Last-Event-ID", "")]).len(), all.len());
+    let (status, body) = http(svc.port, "GET", &format!("/api/runs/{id}/logs/stream"), &[("Authorization", &format!("Bearer {VIEWER}")), ("Last-Event-ID", "two")], None).unwrap();
+    assert_eq!(status, 400, "{body}");
 }
 
 #[test]

@@ -2,17 +2,17 @@
 //! valid signature for a project that follows that repository, or it gets 401 and starts
 //! nothing; a push to a followed branch queues a run for its new head.
 
-use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde_json::{json, Value};
 
+use super::extract::{Path, RawBody};
 use super::webhook::{self, Forge, HookError, Push};
 use super::{ApiError, AppState};
 use crate::coordinator::{Source, TriggerRequest};
 
-pub async fn push(State(s): State<AppState>, Path(forge): Path<String>, headers: HeaderMap, body: Bytes) -> Result<(StatusCode, Json<Value>), ApiError> {
+pub async fn push(State(s): State<AppState>, Path(forge): Path<String>, headers: HeaderMap, RawBody(body): RawBody) -> Result<(StatusCode, Json<Value>), ApiError> {
     let forge = Forge::from_path(&forge).ok_or_else(|| ApiError::NotFound(format!("no webhook for `{forge}` (github, gitlab, gitea)")))?;
     let header = forge.signature_header();
     if !headers.contains_key(header) {

@@ -4,6 +4,7 @@
 pub mod api;
 pub mod auth;
 pub mod csrf;
+pub mod extract;
 pub mod headers;
 pub mod hooks;
 pub mod limit;
@@ -65,6 +66,12 @@ pub enum ApiError {
     BadRequest(String),
     #[error("{0}")]
     Conflict(String),
+    /// A method the route does not take.
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    /// A body over the service's limit.
+    #[error("{0}")]
+    TooLarge(String),
     #[error("{0}")]
     Internal(String),
     #[error("{0}")]
@@ -79,6 +86,8 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -169,6 +178,9 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi.yaml", get(|| async { ([("content-type", "application/yaml")], OPENAPI) }))
         .route("/healthz", get(|| async { "ok\n" }))
         .merge(ui::routes())
+        // After every route: the API's own answers for what no route takes (see `extract`).
+        .method_not_allowed_fallback(extract::method_not_allowed)
+        .fallback(extract::not_found)
         .layer(axum::middleware::from_fn(headers::secure))
         .with_state(state)
 }

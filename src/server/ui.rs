@@ -69,9 +69,13 @@ async fn run(State(s): State<AppState>, v: Visitor, Path(id): Path<String>) -> R
 }
 
 /// The run's output live, for the run page's script; a session is enough (a viewer's).
-async fn logs_stream(State(s): State<AppState>, _v: Visitor, Path(id): Path<String>) -> Response {
+async fn logs_stream(State(s): State<AppState>, _v: Visitor, Path(id): Path<String>, headers: axum::http::HeaderMap) -> Response {
+    let after = match super::api::last_event_id(&headers) {
+        Ok(after) => after,
+        Err(e) => return e.into_response(),
+    };
     match s.coord.store.find_run(&id) {
-        Ok(run) => super::api::log_events(s, run.id).into_response(),
+        Ok(run) => super::api::log_events(s, run.id, after).into_response(),
         Err(e) => super::ApiError::from(e).into_response(),
     }
 }

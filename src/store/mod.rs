@@ -41,6 +41,13 @@ pub enum StoreError {
     Duplicate(String),
 }
 
+/// One page of a run's log lines, each with its position (see `Store::log_page`).
+#[derive(Debug, Default)]
+pub struct LogPage {
+    pub lines: Vec<(u64, LogLine)>,
+    pub more: bool,
+}
+
 pub struct Store {
     /// The index database: run views and every index. Small, opened by every command.
     db: sled::Db,
@@ -676,6 +683,36 @@ impl Store {
         Ok((out, last))
     }
 
+    /// At most `limit` of a run's log lines after position `after` (None: from the
+    /// start), of one stage or all, each with its position; `more` says whether others
+    /// follow. A position is the line's sequence number in the store, increasing in the
+    /// order lines were recorded: the API's page cursor and the SSE stream's event id.
+    pub fn log_page(&self, run_id: &str, stage: Option<&str>, after: Option<u64>, limit: usize) -> Result<LogPage, StoreError> {
+        let prefix = run_id.as_bytes();
+        let start = match after {
+            Some(seq) => std::ops::Bound::Excluded([prefix, &seq.to_be_bytes()].concat()),
+            None => std::ops::Bound::Included(prefix.to_vec()),
+        };
+        let mut page = LogPage::default();
+        for item in self.history()?.logs.range((start, std::ops::Bound::Unbounded)) {
+            let (key, bytes) = item?;
+            if !key.starts_with(prefix) {
+                break;
+            }
+            let Some(seq) = key[prefix.len()..].try_into().ok().map(u64::from_be_bytes) else { continue };
+            let line: LogLine = decode(&key, &bytes)?;
+            if stage.is_some_and(|s| s != line.stage) {
+                continue;
+            }
+            if page.lines.len() == limit {
+                page.more = true;
+                break;
+            }
+            page.lines.push((seq, line));
+        }
+        Ok(page)
+    }
+
     pub fn pending_approval_count(&self) -> usize {
         self.approvals.len()
     }
@@ -874,6 +911,33 @@ mod tests {
         let events = store.events("r2").unwrap();
         assert!(matches!(events[1].kind, EventKind::Swept { containers: 1, .. }), "{events:?}");
         assert!(store.history().unwrap().events.contains_key(event_key("r2", 1)).unwrap());
+    }
+
+    #[test]
+    fn log_pages_follow_each_other_without_gaps_or_repeats_and_filter_by_stage() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (a, b) = (crate::store::new_run_id(), crate::store::new_run_id());
+        let staged = |stage: &str, text: String| LogLine { stage: stage.into(), ..line(&text) };
+        for i in 0..7 {
+            store.append_logs(&a, &[staged(if i % 2 == 0 { "even" } else { "odd" }, format!("a{i}"))]).unwrap();
+            store.append_logs(&b, &[line(&format!("b{i}"))]).unwrap();
+        }
+        let texts = |p: &LogPage| p.lines.iter().map(|(_, l)| l.text.clone()).collect::<Vec<_>>();
+        let first = store.log_page(&a, None, None, 3).unwrap();
+        assert_eq!((texts(&first), first.more), (vec!["a0".into(), "a1".into(), "a2".into()], true));
+        let second = store.log_page(&a, None, Some(first.lines[2].0), 3).unwrap();
+        assert_eq!((texts(&second), second.more), (vec!["a3".into(), "a4".into(), "a5".into()], true));
+        let last = store.log_page(&a, None, Some(second.lines[2].0), 3).unwrap();
+        assert_eq!((texts(&last), last.more), (vec!["a6".into()], false), "another run's lines never show");
+        let done = store.log_page(&a, None, Some(last.lines[0].0), 3).unwrap();
+        assert!(done.lines.is_empty() && !done.more);
+        let odd = store.log_page(&a, Some("odd"), None, 2).unwrap();
+        assert_eq!((texts(&odd), odd.more), (vec!["a1".into(), "a3".into()], true));
+        let rest = store.log_page(&a, Some("odd"), Some(odd.lines[1].0), 2).unwrap();
+        assert_eq!((texts(&rest), rest.more), (vec!["a5".into()], false));
+        // A position past every line (or from another run) starts nowhere, not over.
+        assert!(store.log_page(&a, None, Some(u64::MAX), 3).unwrap().lines.is_empty());
     }
 
     #[test]

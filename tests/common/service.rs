@@ -151,6 +151,28 @@ impl Service {
         }
     }
 
+    /// Every stored line of run `id` (of `stage`, if given), page after page of the logs API.
+    pub fn logs(&self, id: &str, stage: Option<&str>) -> Vec<Value> {
+        let mut lines = Vec::new();
+        let mut after: Option<u64> = None;
+        loop {
+            let mut path = format!("/api/runs/{id}/logs?limit=5000");
+            if let Some(s) = stage {
+                path.push_str(&format!("&stage={s}"));
+            }
+            if let Some(a) = after {
+                path.push_str(&format!("&after={a}"));
+            }
+            let (status, page) = self.call("GET", &path, Some(VIEWER), None);
+            assert_eq!(status, 200, "{page}");
+            lines.extend(page["lines"].as_array().expect("a page has lines").iter().cloned());
+            match page["next"].as_u64() {
+                Some(next) => after = Some(next),
+                None => return lines,
+            }
+        }
+    }
+
     pub fn trigger(&self, project: &str, body: Value) -> Value {
         let (status, answer) = self.call("POST", &format!("/api/projects/{project}/trigger"), Some(DEV), Some(body));
         assert_eq!(status, 202, "{answer}");

@@ -174,8 +174,10 @@ pub(super) const LIVE_LOGS: &str = r#"
   var pre = document.getElementById('logs');
   var width = parseInt(pre.dataset.width, 10) || 0;
   var source = new EventSource(pre.dataset.stream);
-  // The stream replays the run's output from its first line (also on a reconnect).
-  source.addEventListener('open', function () { pre.textContent = ''; });
+  // The first connection replays the run's output from its first line; a reconnect
+  // sends Last-Event-ID and gets only the lines after it, so keeps what is shown.
+  var opened = false;
+  source.addEventListener('open', function () { if (!opened) { pre.textContent = ''; opened = true; } });
   source.addEventListener('log', function (e) {
     var line = JSON.parse(e.data);
     var follow = window.innerHeight + window.scrollY >= document.body.scrollHeight - 4;
