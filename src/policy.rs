@@ -154,6 +154,10 @@ pub struct RunPolicy {
     pub branches: Vec<String>,
     /// How long a stage waits for an environment another run holds (`locks.wait`).
     pub lock_wait: std::time::Duration,
+    /// The operator's limits for stage containers (`limits:`).
+    pub limits: crate::limits::LimitSettings,
+    /// Which agent images to run, and the record they are checked against (`agents:`).
+    pub agents: crate::agents::AgentSettings,
 }
 
 impl RunPolicy {
@@ -168,7 +172,7 @@ pub const DEFAULT_LOCK_WAIT: std::time::Duration = std::time::Duration::from_sec
 
 impl Default for RunPolicy {
     fn default() -> Self {
-        RunPolicy { protections: Default::default(), project: String::new(), commit: String::new(), branches: Vec::new(), lock_wait: DEFAULT_LOCK_WAIT }
+        RunPolicy { protections: Default::default(), project: String::new(), commit: String::new(), branches: Vec::new(), lock_wait: DEFAULT_LOCK_WAIT, limits: Default::default(), agents: Default::default() }
     }
 }
 

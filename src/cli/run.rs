@@ -79,6 +79,7 @@ pub async fn run(args: RunArgs, config: Option<&Path>, data_dir: &Path, docker_h
     let config = crate::config::Config::load_for_cli(config)?;
     let plan = crate::pipeline::load(&args.file)?;
     let var_overrides = var_overrides(&plan, &args.vars)?;
+    crate::limits::check(&plan, &config.limits)?;
     let checkout = crate::git::resolve(&args.repo, args.commit.as_deref())?;
     let mut commit = checkout.info.clone();
     if let Some(branch) = &args.branch {
@@ -93,7 +94,7 @@ pub async fn run(args: RunArgs, config: Option<&Path>, data_dir: &Path, docker_h
     let protections = std::sync::Arc::new(config.protections.clone());
     let globs = crate::policy::RunPolicy::branch_globs(&protections);
     let branches = crate::git::branches_containing(&args.repo, &commit.sha, &globs)?;
-    let policy = crate::policy::RunPolicy { protections, project: plan.name.clone(), commit: commit.sha.clone(), branches, lock_wait: config.locks.wait };
+    let policy = crate::policy::RunPolicy { protections, project: plan.name.clone(), commit: commit.sha.clone(), branches, lock_wait: config.locks.wait, limits: config.limits.clone(), agents: config.agents.clone() };
     let uses = plan.stages.iter().flat_map(|s| s.secrets.iter().map(move |n| (n.as_str(), s.name.as_str())));
     let grant = config.pipeline_grant(&plan.name, &args.secret);
     let sources = crate::secrets::Sources { dir: args.secrets_dir.as_deref(), env: args.secrets_from_env };
