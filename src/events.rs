@@ -104,13 +104,18 @@ pub enum AttemptOutcome {
     /// The operator's rules forbid the change the stage would make; nothing was changed.
     /// Never retried: a retry would be refused the same way.
     Refused { message: String },
+    /// The kernel's OOM killer ended it: it went over its memory limit (`memory`, bytes).
+    OutOfMemory { exit_code: i64, memory: Option<u64> },
 }
 
 impl AttemptOutcome {
     pub fn stage_state(&self) -> StageState {
         match self {
             AttemptOutcome::Succeeded => StageState::Succeeded,
-            AttemptOutcome::Failed { .. } | AttemptOutcome::Error { .. } | AttemptOutcome::Refused { .. } => StageState::Failed,
+            AttemptOutcome::Failed { .. }
+            | AttemptOutcome::Error { .. }
+            | AttemptOutcome::Refused { .. }
+            | AttemptOutcome::OutOfMemory { .. } => StageState::Failed,
             AttemptOutcome::TimedOut { .. } => StageState::TimedOut,
             AttemptOutcome::Cancelled => StageState::Cancelled,
             AttemptOutcome::AwaitingApproval { .. } => StageState::AwaitingApproval,
@@ -119,7 +124,7 @@ impl AttemptOutcome {
 
     pub fn exit_code(&self) -> Option<i64> {
         match self {
-            AttemptOutcome::Failed { exit_code } => Some(*exit_code),
+            AttemptOutcome::Failed { exit_code } | AttemptOutcome::OutOfMemory { exit_code, .. } => Some(*exit_code),
             AttemptOutcome::Succeeded => Some(0),
             _ => None,
         }
@@ -135,6 +140,12 @@ impl AttemptOutcome {
                 format!("timed out after {}", humantime::format_duration(std::time::Duration::from_secs(*after_secs)))
             }
             AttemptOutcome::Cancelled => "cancelled".into(),
+            // Said as what happened, not as a bare 137 that looks like a kill by anyone.
+            AttemptOutcome::OutOfMemory { exit_code, memory } => format!(
+                "killed for running out of memory: it went over its memory limit{} and the kernel's OOM killer ended it (exit code {exit_code}); \
+                 ask for more with `limits: {{memory: ...}}` (up to the operator's maximum) or make it use less",
+                memory.map(|m| format!(" of {}", crate::limits::bytes(m))).unwrap_or_default()
+            ),
             AttemptOutcome::AwaitingApproval { environment } => format!("waits for approval to promote to {environment}"),
         }
     }

@@ -21,6 +21,8 @@ pub mod smoke;
 pub mod load;
 pub mod gate;
 pub mod policy;
+pub mod limits;
+pub mod agents;
 pub mod config;
 pub mod coordinator;
 pub mod server;

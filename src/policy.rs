@@ -156,6 +156,10 @@ pub struct RunPolicy {
     pub lock_wait: std::time::Duration,
     /// `locks.newest_cancels_waiting` of the operator's config.
     pub newest_cancels_waiting: bool,
+    /// The operator's limits for stage containers (`limits:`).
+    pub limits: crate::limits::LimitSettings,
+    /// Which agent images to run, and the record they are checked against (`agents:`).
+    pub agents: crate::agents::AgentSettings,
 }
 
 impl RunPolicy {
@@ -170,7 +174,7 @@ pub const DEFAULT_LOCK_WAIT: std::time::Duration = std::time::Duration::from_sec
 
 impl Default for RunPolicy {
     fn default() -> Self {
-        RunPolicy { protections: Default::default(), project: String::new(), commit: String::new(), branches: Vec::new(), lock_wait: DEFAULT_LOCK_WAIT, newest_cancels_waiting: false }
+        RunPolicy { protections: Default::default(), project: String::new(), commit: String::new(), branches: Vec::new(), lock_wait: DEFAULT_LOCK_WAIT, newest_cancels_waiting: false, limits: Default::default(), agents: Default::default() }
     }
 }
 

@@ -14,6 +14,10 @@ use crate::store::read::ReadHistory;
 pub fn validate(file: &Path, json: bool, config: Option<&crate::config::Config>) -> Outcome {
     match crate::pipeline::load(file) {
         Ok(plan) => {
+            if let Some(Err(e)) = config.map(|c| crate::limits::check(&plan, &c.limits)) {
+                eprintln!("{e}");
+                return Ok(ExitCode::FAILURE);
+            }
             let reviews = config.map(|c| crate::policy::review(&plan, &c.protections));
             let refused = reviews.iter().flatten().any(|r| !r.refusals.is_empty());
             if json {

@@ -149,6 +149,8 @@ pub enum CliError {
     Secret(#[from] crate::secrets::SecretError),
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Limits(#[from] crate::limits::AboveMax),
     #[error("{0}")]
     Other(String),
 }

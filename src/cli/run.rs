@@ -149,6 +149,7 @@ async fn start(source: Source, args: &RunOptions, config: Option<&Path>, data_di
     // Everything that can be wrong with the input is found before the run exists.
     let config = crate::config::Config::load_for_cli(config)?;
     let Source { plan, repo: repo_path, rev, branch, vars: var_overrides, takeover, rerun_of } = source;
+    crate::limits::check(&plan, &config.limits)?;
     let checkout = crate::git::resolve(&repo_path, rev.as_deref())?;
     let mut commit = checkout.info.clone();
     if let Some(branch) = &branch {
@@ -163,7 +164,7 @@ async fn start(source: Source, args: &RunOptions, config: Option<&Path>, data_di
     let protections = std::sync::Arc::new(config.protections.clone());
     let globs = crate::policy::RunPolicy::branch_globs(&protections);
     let branches = crate::git::branches_containing(&repo_path, &commit.sha, &globs)?;
-    let policy = crate::policy::RunPolicy { protections, project: plan.name.clone(), commit: commit.sha.clone(), branches, lock_wait: config.locks.wait, newest_cancels_waiting: config.locks.newest_cancels_waiting };
+    let policy = crate::policy::RunPolicy { protections, project: plan.name.clone(), commit: commit.sha.clone(), branches, lock_wait: config.locks.wait, newest_cancels_waiting: config.locks.newest_cancels_waiting, limits: config.limits.clone(), agents: config.agents.clone() };
     let uses = plan.stages.iter().flat_map(|s| s.secrets.iter().map(move |n| (n.as_str(), s.name.as_str())));
     let grant = config.pipeline_grant(&plan.name, &args.secret);
     let sources = crate::secrets::Sources { dir: args.secrets_dir.as_deref(), env: args.secrets_from_env };

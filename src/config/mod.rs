@@ -58,6 +58,10 @@ pub struct Config {
     pub pipelines: BTreeMap<String, PipelineGrant>,
     pub logs: LogSettings,
     pub locks: LockSettings,
+    /// Memory, CPU and processes of stage containers: defaults and the most a stage may ask.
+    pub limits: crate::limits::LimitSettings,
+    /// Gantry's agent images and the record of what `agents/build.sh` built.
+    pub agents: crate::agents::AgentSettings,
 }
 
 /// `locks:`: environment locks (one run changes an environment at a time).
@@ -147,6 +151,10 @@ struct File {
     logs: LogSettings,
     #[serde(default)]
     locks: LockSettings,
+    #[serde(default)]
+    limits: crate::limits::LimitsText,
+    #[serde(default)]
+    agents: crate::agents::AgentSettings,
 }
 
 /// The SHA-256 of the empty string: a token anyone can present.
@@ -221,6 +229,7 @@ impl Config {
         // The rules' lines come from a second, located reading of the same text.
         let located = crate::pipeline::yaml::parse(text).ok().flatten();
         let protections = protection::locate(path, located.as_ref(), file.environments).map_err(rule)?;
+        let limits = crate::limits::LimitSettings::locate(path, located.as_ref(), file.limits).map_err(rule)?;
         let users = file
             .users
             .into_iter()
@@ -229,7 +238,7 @@ impl Config {
                 (name, user)
             })
             .collect();
-        Ok(Config { path: path.to_path_buf(), users, server: file.server, projects: file.projects, protections, cli: file.cli, pipelines: file.pipelines, logs: file.logs, locks: file.locks })
+        Ok(Config { path: path.to_path_buf(), users, server: file.server, projects: file.projects, protections, cli: file.cli, pipelines: file.pipelines, logs: file.logs, locks: file.locks, limits, agents: file.agents })
     }
 
     /// The operator's config as the command line finds it: the file named by `--config` or
@@ -248,6 +257,7 @@ impl Config {
     /// No users, no projects, no protections.
     pub fn empty(path: PathBuf) -> Config {
         Config {
+            limits: crate::limits::LimitSettings { config: path.clone(), ..Default::default() },
             path,
             users: BTreeMap::new(),
             server: ServerSettings::default(),
@@ -257,6 +267,7 @@ impl Config {
             pipelines: BTreeMap::new(),
             logs: LogSettings::default(),
             locks: LockSettings::default(),
+            agents: crate::agents::AgentSettings::default(),
         }
     }
 

@@ -91,6 +91,9 @@ async fn drive(c: Arc<Coordinator>, run: RunRecord, plan: Plan) {
 async fn execute(c: &Arc<Coordinator>, run: &RunRecord, plan: Plan) -> Result<(), String> {
     let project_name = run.project.clone().unwrap_or_default();
     let project = c.config.projects.get(&project_name).ok_or_else(|| format!("the project {project_name} is no longer in the service's config"))?.clone();
+    // Before anything exists for the run, as for secrets: a pipeline asking for more than
+    // the operator allows does not run at all.
+    crate::limits::check(&plan, &c.config.limits).map_err(|e| e.to_string())?;
     let data_dir = c.data_dir.clone();
     let sha = run.commit.sha.clone();
     let uses: Vec<(String, String)> =
@@ -122,7 +125,7 @@ async fn execute(c: &Arc<Coordinator>, run: &RunRecord, plan: Plan) -> Result<()
         Ok(_) => {}
         Err(e) => return Err(format!("cannot clear the engine for the run: {e}")),
     }
-    let policy = crate::policy::RunPolicy { protections, project: project_key, commit: run.commit.sha.clone(), branches, lock_wait: c.config.locks.wait, newest_cancels_waiting: c.config.locks.newest_cancels_waiting };
+    let policy = crate::policy::RunPolicy { protections, project: project_key, commit: run.commit.sha.clone(), branches, lock_wait: c.config.locks.wait, newest_cancels_waiting: c.config.locks.newest_cancels_waiting, limits: c.config.limits.clone(), agents: c.config.agents.clone() };
     // What a rerun of what failed takes over is judged now, on the run as it ended.
     let takeover = match (&run.rerun_of, run.rerun_failed) {
         (Some(old), true) => c.store.run(old).map(|old| crate::scheduler::rerun::take_over(&plan, &old)).map_err(|e| e.to_string())?,

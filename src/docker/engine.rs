@@ -24,9 +24,19 @@ use futures_util::{StreamExt, TryStreamExt};
 
 use super::error::{is_not_found, reason};
 use super::{
-    Backend, BuildRequest, ContainerInfo, ContainerSpec, DockerError, NetworkInfo, OutputChunk, SweepReport,
-    ENVIRONMENT_LABEL, RUN_LABEL,
+    Backend, BuildRequest, Confinement, ContainerInfo, ContainerSpec, DockerError, ExitState, ImageFacts, NetworkInfo,
+    OutputChunk, SweepReport, AGENT_USER, ENVIRONMENT_LABEL, RUN_LABEL, WORKLOAD_CAP_DROP,
 };
+
+/// The CFS period CPU limits are expressed in (Docker's default, 100 ms). A quota, not
+/// `NanoCpus`: the engine refuses NanoCpus above the host's CPU count, while a quota above
+/// it simply never binds, so one operator default fits hosts of any size.
+const CPU_PERIOD_US: i64 = 100_000;
+
+fn cpu_quota(cpus: f64) -> i64 {
+    // The engine's floor is 1 ms per period.
+    ((cpus * CPU_PERIOD_US as f64).round() as i64).max(1_000)
+}
 
 /// Requests that follow a container (logs, wait) last as long as the stage; Gantry enforces
 /// stage timeouts itself, so the client's own timeout only has to be out of the way.
@@ -151,7 +161,7 @@ impl Backend for DockerEngine {
     }
 
     async fn create_container(&self, spec: &ContainerSpec) -> Result<String, DockerError> {
-        let mounts = spec
+        let mut mounts: Vec<Mount> = spec
             .volumes
             .iter()
             .map(|(volume, target)| Mount {
@@ -161,6 +171,17 @@ impl Backend for DockerEngine {
                 ..Default::default()
             })
             .collect();
+        if let Some(target) = &spec.scratch {
+            // No source: an anonymous volume, removed with the container (`v: true`); the
+            // run's label lets the sweep find it should the container's removal be missed.
+            let labels = spec.labels.get(RUN_LABEL).map(|run| HashMap::from([(RUN_LABEL.to_string(), run.clone())]));
+            mounts.push(Mount {
+                typ: Some(MountTypeEnum::VOLUME),
+                target: Some(target.clone()),
+                volume_options: Some(bollard::models::MountVolumeOptions { labels, ..Default::default() }),
+                ..Default::default()
+            });
+        }
         let port_bindings: HashMap<String, Option<Vec<PortBinding>>> = spec
             .published
             .iter()
@@ -179,6 +200,17 @@ impl Backend for DockerEngine {
             // no way to gain privileges through setuid binaries.
             privileged: Some(false),
             security_opt: Some(vec!["no-new-privileges".to_string()]),
+            cap_drop: Some(match spec.confinement {
+                Confinement::Workload => WORKLOAD_CAP_DROP.iter().map(|c| c.to_string()).collect(),
+                Confinement::Agent => vec!["ALL".to_string()],
+            }),
+            readonly_rootfs: Some(spec.confinement == Confinement::Agent),
+            // Swap counted in the memory limit: a hog is stopped at the limit, not paged out.
+            memory: spec.limits.map(|l| l.memory as i64),
+            memory_swap: spec.limits.map(|l| l.memory as i64),
+            cpu_period: spec.limits.map(|_| CPU_PERIOD_US),
+            cpu_quota: spec.limits.map(|l| cpu_quota(l.cpus)),
+            pids_limit: spec.limits.map(|l| l.pids),
             ..Default::default()
         };
         let networking_config = spec.network.as_ref().map(|net| bollard::container::NetworkingConfig {
@@ -195,6 +227,8 @@ impl Backend for DockerEngine {
             exposed_ports: (!exposed.is_empty()).then_some(exposed),
             env: Some(spec.env.clone()),
             working_dir: (!spec.working_dir.is_empty()).then(|| spec.working_dir.clone()),
+            // An agent runs as nobody whatever its image's USER says.
+            user: (spec.confinement == Confinement::Agent).then(|| AGENT_USER.to_string()),
             labels: Some(spec.labels.clone()),
             host_config: Some(host_config),
             networking_config,
@@ -358,6 +392,10 @@ impl Backend for DockerEngine {
             buildargs: request.build_args.clone(),
             target: request.target.clone().unwrap_or_default(),
             labels: request.labels.clone(),
+            memory: request.limits.map(|l| l.memory),
+            memswap: request.limits.map(|l| l.memory as i64),
+            cpuperiod: request.limits.map(|_| CPU_PERIOD_US as u64),
+            cpuquota: request.limits.map(|l| cpu_quota(l.cpus) as u64),
             rm: true,
             forcerm: true,
             // The classic builder: the engines here have no BuildKit.
@@ -401,6 +439,29 @@ impl Backend for DockerEngine {
             Err(e) if is_not_found(&e) => Ok(None),
             Err(e) => Err(DockerError::api(format!("inspect of image '{image}'"), &e)),
         }
+    }
+
+    async fn image_facts(&self, image: &str) -> Result<Option<ImageFacts>, DockerError> {
+        match self.docker.inspect_image(image).await {
+            Ok(i) => Ok(Some(ImageFacts {
+                id: i.id.unwrap_or_default(),
+                labels: i.config.and_then(|c| c.labels).unwrap_or_default(),
+            })),
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(e) => Err(DockerError::api(format!("inspect of image '{image}'"), &e)),
+        }
+    }
+
+    async fn exit_state(&self, container: &str) -> Result<ExitState, DockerError> {
+        let inspect = self
+            .docker
+            .inspect_container(container, None)
+            .await
+            .map_err(|e| DockerError::api("container inspect", &e))?;
+        Ok(ExitState {
+            oom_killed: inspect.state.and_then(|s| s.oom_killed).unwrap_or(false),
+            memory_limit: inspect.host_config.and_then(|h| h.memory).filter(|m| *m > 0).map(|m| m as u64),
+        })
     }
 
     async fn exec(&self, container: &str, cmd: Vec<String>) -> Result<(i64, String), DockerError> {

@@ -19,6 +19,54 @@ pub const RUN_LABEL: &str = "io.gantry.run";
 /// Label of objects that belong to a deployed environment (they outlive runs by design).
 pub const ENVIRONMENT_LABEL: &str = "io.gantry.environment";
 pub const STAGE_LABEL: &str = "io.gantry.stage";
+/// Label of images a `kind: build` made: the project whose pipeline built them, so that
+/// another project's build cannot take the tag over.
+pub const PROJECT_LABEL: &str = "io.gantry.project";
+
+/// What a container may use of the host, enforced by the engine's cgroups.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ResourceLimits {
+    /// Bytes of memory, swap included: past it the kernel's OOM killer ends a process.
+    pub memory: u64,
+    /// CPU time as a number of CPUs (1.5: one and a half cores' worth per period).
+    pub cpus: f64,
+    /// Processes and threads at once: a fork bomb stops here.
+    pub pids: i64,
+}
+
+/// How much of the kernel a container's processes may reach.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Confinement {
+    /// The pipeline's code (stages, services, app versions): Docker's default capabilities
+    /// less NET_RAW (raw sockets: spoofing on the run's network), MKNOD (device nodes) and
+    /// AUDIT_WRITE, which no build or test tool needs.
+    #[default]
+    Workload,
+    /// Gantry's own agents: no capabilities at all, a read-only root filesystem, user 65534;
+    /// the only writable place is the spec's scratch volume.
+    Agent,
+}
+
+/// Capabilities a workload container loses from Docker's default set.
+pub const WORKLOAD_CAP_DROP: &[&str] = &["NET_RAW", "MKNOD", "AUDIT_WRITE"];
+/// The user agents run as (nobody), whatever their image says.
+pub const AGENT_USER: &str = "65534:65534";
+
+/// How a stopped container ended, beyond its exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ExitState {
+    /// The kernel's OOM killer ended a process of the container (its memory limit).
+    pub oom_killed: bool,
+    /// The memory limit it ran under, in bytes, if it had one.
+    pub memory_limit: Option<u64>,
+}
+
+/// An image as an inspect shows it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ImageFacts {
+    pub id: String,
+    pub labels: HashMap<String, String>,
+}
 
 /// What to create: one container for one attempt of a stage.
 #[derive(Debug, Clone, Default)]
@@ -36,6 +84,12 @@ pub struct ContainerSpec {
     pub volumes: Vec<(String, String)>,
     /// Ports published on the host's loopback: (host port, container port).
     pub published: Vec<(u16, u16)>,
+    /// Memory, CPU and process limits; `None` only for containers that never start.
+    pub limits: Option<ResourceLimits>,
+    pub confinement: Confinement,
+    /// A path given an anonymous volume (labelled as the container is, removed with it):
+    /// where a read-only agent receives its spec and writes its result.
+    pub scratch: Option<String>,
 }
 
 /// What to build: the context is a tar archive; the rest mirrors `docker build`.
@@ -46,6 +100,9 @@ pub struct BuildRequest {
     pub build_args: HashMap<String, String>,
     pub target: Option<String>,
     pub labels: HashMap<String, String>,
+    /// Memory and CPU of the builder's intermediate containers (the classic builder takes
+    /// no process limit).
+    pub limits: Option<ResourceLimits>,
 }
 
 /// A container as a listing shows it.
@@ -124,6 +181,10 @@ pub trait Backend: Send + Sync + 'static {
     ) -> Result<String, DockerError>;
     /// The id of an image on the engine, if it is there.
     async fn image_id(&self, image: &str) -> Result<Option<String>, DockerError>;
+    /// The id and labels of an image on the engine, if it is there; never pulls.
+    async fn image_facts(&self, image: &str) -> Result<Option<ImageFacts>, DockerError>;
+    /// How a stopped container ended: whether the OOM killer ended it, under what limit.
+    async fn exit_state(&self, container: &str) -> Result<ExitState, DockerError>;
     /// Runs a command in a running container; returns its exit code and output.
     async fn exec(&self, container: &str, cmd: Vec<String>) -> Result<(i64, String), DockerError>;
     /// Joins a container to a network under the given aliases.

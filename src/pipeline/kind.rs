@@ -2,7 +2,7 @@
 //! and a checker in `stage.rs`; nothing else needs to know.
 
 /// Keys every stage accepts, whatever its kind.
-pub const COMMON_KEYS: &[&str] = &["kind", "needs", "timeout", "retries", "when", "secrets"];
+pub const COMMON_KEYS: &[&str] = &["kind", "needs", "timeout", "retries", "when", "secrets", "limits"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {

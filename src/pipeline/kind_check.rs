@@ -15,6 +15,13 @@ pub(crate) fn check(ctx: &mut Ctx<'_>, stage: &Entry<'_>, action: &Action, entri
             if b.context.starts_with('/') || b.context.split('/').any(|p| p == "..") {
                 ctx.error(pos_of("context"), &field("context"), format!("`{}` must be a directory inside the repository", b.context));
             }
+            // What is written before any `${...}` is known now; the run checks the rest.
+            let literal = b.tag.split("${").next().unwrap_or_default();
+            if crate::agents::is_reserved(literal) {
+                let pos = at("tag").map(|e| e.value.pos()).unwrap_or(stage.key.pos());
+                ctx.error(pos, &field("tag"), format!("`{}` is in the {} namespace, which is reserved for Gantry's own images", b.tag, crate::agents::RESERVED_NAMESPACE))
+                    .hint("a pipeline may not replace Gantry's agents or base images; tag the image under another name, e.g. `storefront:${commit.short}`");
+            }
         }
         Action::Provision(p) => {
             object_name(ctx, pos_of("environment"), &field("environment"), "environment", &p.environment);

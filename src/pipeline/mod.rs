@@ -11,6 +11,7 @@ mod environments;
 mod graph;
 mod kind;
 mod kind_check;
+pub mod limits;
 pub mod spec;
 pub mod plan;
 mod stage;

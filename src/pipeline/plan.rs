@@ -44,6 +44,10 @@ pub struct StagePlan {
     /// What the stage does: `run` (image/commands/env above) or another kind's settings.
     #[serde(default)]
     pub action: super::spec::Action,
+    /// Memory, CPU and processes the stage asks for its containers (else the operator's
+    /// defaults), within the operator's maximum.
+    #[serde(default, skip_serializing_if = "super::limits::LimitsAsked::is_empty")]
+    pub limits: super::limits::LimitsAsked,
 }
 
 /// Branch filter: the stage runs only when the run's branch matches one of the globs.

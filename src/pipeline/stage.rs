@@ -31,6 +31,7 @@ pub(crate) fn check(ctx: &mut Ctx<'_>, stage: &Entry<'_>) -> Draft {
         when: None,
         secrets: Vec::new(),
         action: Action::Run,
+        limits: Default::default(),
     };
     let mut draft = Draft {
         plan: plan.clone(),
@@ -67,6 +68,7 @@ pub(crate) fn check(ctx: &mut Ctx<'_>, stage: &Entry<'_>) -> Draft {
             "retries" => plan.retries = retries(ctx, entry).unwrap_or(0),
             "when" => plan.when = when(ctx, entry),
             "secrets" => plan.secrets = secrets(ctx, entry),
+            "limits" => plan.limits = super::limits::check(ctx, entry),
             // Kind-specific keys: only checked once the kind is known, since an
             // unsupported kind's keys would otherwise all read as unknown.
             key => match kind {

@@ -37,6 +37,7 @@ pub async fn run<B: Backend>(backend: Arc<B>, run: &RunRecord, emit: Emitter) ->
         when: None,
         secrets: Vec::new(),
         action: Default::default(),
+        limits: Default::default(),
     };
     let ctx = RunContext {
         backend: backend.clone(),

@@ -40,6 +40,7 @@ fn stage(timeout: Duration) -> StagePlan {
         when: None,
         secrets: Vec::new(),
         action: Default::default(),
+        limits: Default::default(),
     }
 }
 

@@ -1,16 +1,20 @@
 //! Running one of Gantry's own agents (smoke, load) against an environment: the spec goes
 //! in as a file uploaded before start, the agent joins the environment's network, and its
-//! JSON result is read back out of the stopped container through the archive API.
+//! JSON result is read back out of the stopped container through the archive API. The
+//! agent's root filesystem is read-only: spec and result live in a scratch volume at
+//! /gantry (the engine accepts uploads into a volume of a read-only container).
 
 use std::collections::HashMap;
 
 use super::container;
 use super::environment;
 use super::RunContext;
-use crate::docker::{Backend, ContainerSpec, RUN_LABEL, STAGE_LABEL};
+use crate::docker::{Backend, Confinement, ContainerSpec, RUN_LABEL, STAGE_LABEL};
 use crate::events::AttemptOutcome;
 use crate::pipeline::spec::Version;
 
+/// The agent's scratch volume: the only place it can write.
+pub const SCRATCH: &str = "/gantry";
 pub const SPEC_PATH: &str = "/gantry/spec.json";
 pub const OUT_DIR: &str = "/gantry/out";
 
@@ -44,17 +48,19 @@ pub async fn target_url<B: Backend>(ctx: &RunContext<B>, env: &str, app: &str, v
     }
 }
 
-/// Creates agent `image`'s container on `env`'s network with `args`, the spec uploaded
-/// at SPEC_PATH and a world-writable OUT_DIR (the agents run as nobody).
+/// Creates agent `image`'s container (an id `RunContext::agent_image` checked) on `env`'s
+/// network with `args`, the spec uploaded at SPEC_PATH and a world-writable OUT_DIR (the
+/// agents run as nobody), under the stage's limits.
 pub async fn create<B: Backend>(
     ctx: &RunContext<B>,
-    stage: &str,
+    plan: &crate::pipeline::StagePlan,
     attempt: u32,
     image: &str,
     env: &str,
     args: Vec<String>,
     spec_json: &[u8],
 ) -> Result<container::Created, AgentError> {
+    let stage = plan.name.as_str();
     let spec = ContainerSpec {
         name: format!("gantry-{}-{stage}-{attempt}", ctx.run_id),
         image: image.to_string(),
@@ -64,10 +70,13 @@ pub async fn create<B: Backend>(
             (STAGE_LABEL.to_string(), stage.to_string()),
         ]),
         network: Some(environment::network(env)),
+        limits: Some(ctx.limits(plan)),
+        confinement: Confinement::Agent,
+        scratch: Some(SCRATCH.into()),
         ..Default::default()
     };
-    let upload = container::tar_of(&[("gantry/spec.json", spec_json, 0o644)], &[("gantry", 0o755), ("gantry/out", 0o777)]);
-    container::create(ctx, &spec, &[("/", upload)]).await.map_err(AgentError::Docker)
+    let upload = container::tar_of(&[("spec.json", spec_json, 0o644)], &[("out", 0o777)]);
+    container::create(ctx, &spec, &[(SCRATCH, upload)]).await.map_err(AgentError::Docker)
 }
 
 /// Reads the agent's result file out of its container (running or stopped), if written.

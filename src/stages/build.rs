@@ -9,13 +9,17 @@ use bytes::Bytes;
 use globset::GlobMatcher;
 
 use super::RunContext;
-use crate::docker::{Backend, BuildRequest, DockerError, RUN_LABEL};
+use crate::docker::{Backend, BuildRequest, DockerError, PROJECT_LABEL, RUN_LABEL};
 use crate::events::{AttemptOutcome, EventKind, StageResult, Stream};
 use crate::pipeline::spec::BuildSpec;
 use crate::pipeline::{interpolate, StagePlan};
 
 pub async fn attempt<B: Backend>(ctx: &RunContext<B>, stage: &StagePlan, spec: &BuildSpec, attempt: u32) -> AttemptOutcome {
     let tag = interpolate(&spec.tag, &ctx.vars);
+    if let Err(message) = may_tag(ctx, &tag).await {
+        ctx.note(&stage.name, attempt, message.clone());
+        return AttemptOutcome::Refused { message };
+    }
     let context = match context_tar(&ctx.workspace, &spec.context, &spec.dockerfile) {
         Ok(c) => c,
         Err(message) => return AttemptOutcome::Error { message },
@@ -29,7 +33,10 @@ pub async fn attempt<B: Backend>(ctx: &RunContext<B>, stage: &StagePlan, spec: &
         labels: HashMap::from([
             (RUN_LABEL.to_string(), ctx.run_id.clone()),
             ("io.gantry.commit".to_string(), ctx.commit.sha.clone()),
+            // Build labels given through the API override the Dockerfile's own LABELs.
+            (PROJECT_LABEL.to_string(), ctx.policy.project.clone()),
         ]),
+        limits: Some(ctx.limits(stage)),
     };
     let name = stage.name.clone();
     let output = |line: &str| ctx.emit.output_now(&name, attempt, Stream::Stdout, ctx.masker.mask(line));
@@ -48,6 +55,26 @@ pub async fn attempt<B: Backend>(ctx: &RunContext<B>, stage: &StagePlan, spec: &
         }
         Err(DockerError::Build(message)) => AttemptOutcome::Error { message: ctx.masker.mask(&format!("the build of {tag} failed: {message}")) },
         Err(e) => ctx.error(e),
+    }
+}
+
+/// Whether this run's build may put `tag` on its image: never into Gantry's namespace
+/// (checked again here because a variable can put it there), never over another
+/// project's image. An image without the label (built outside Gantry) is not guarded.
+async fn may_tag<B: Backend>(ctx: &RunContext<B>, tag: &str) -> Result<(), String> {
+    if crate::agents::is_reserved(tag) {
+        return Err(format!(
+            "refused: the build's tag {tag} is in the {} namespace, which is reserved for Gantry's own images (scripts/setup builds them); tag the image under another name",
+            crate::agents::RESERVED_NAMESPACE
+        ));
+    }
+    let project = &ctx.policy.project;
+    let facts = ctx.backend.image_facts(tag).await.map_err(|e| e.to_string())?;
+    match facts.as_ref().and_then(|f| f.labels.get(PROJECT_LABEL)) {
+        Some(owner) if owner != project => Err(format!(
+            "refused: {tag} was built by project {owner}'s pipeline; project {project} may not overwrite another project's image (use a tag of its own, e.g. {project}/...)"
+        )),
+        _ => Ok(()),
     }
 }
 

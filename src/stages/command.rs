@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use tokio::time::Instant;
 
 use super::{container, RunContext};
-use crate::docker::{Backend, ContainerSpec, RUN_LABEL, STAGE_LABEL};
+use crate::docker::{Backend, Confinement, ContainerSpec, RUN_LABEL, STAGE_LABEL};
 use crate::events::AttemptOutcome;
 use crate::pipeline::{interpolate, StagePlan};
 
@@ -75,5 +75,8 @@ fn container_spec<B: Backend>(ctx: &RunContext<B>, stage: &StagePlan, image: &st
         aliases: vec![stage.name.clone()],
         volumes: vec![(ctx.workspace_volume.clone(), WORKSPACE.to_string())],
         published: Vec::new(),
+        limits: Some(ctx.limits(stage)),
+        confinement: Confinement::Workload,
+        scratch: None,
     }
 }

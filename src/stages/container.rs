@@ -19,6 +19,8 @@ const DRAIN_GRACE: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone, PartialEq)]
 pub enum Ended {
     Exited(i64),
+    /// Exited after the kernel's OOM killer ended one of its processes.
+    OutOfMemory { exit_code: i64, memory: Option<u64> },
     TimedOut,
     Cancelled,
 }
@@ -29,6 +31,7 @@ impl Ended {
         match self {
             Ended::Exited(0) => AttemptOutcome::Succeeded,
             Ended::Exited(code) => AttemptOutcome::Failed { exit_code: *code },
+            Ended::OutOfMemory { exit_code, memory } => AttemptOutcome::OutOfMemory { exit_code: *exit_code, memory: *memory },
             Ended::TimedOut => AttemptOutcome::TimedOut { after_secs: started.elapsed().as_secs() },
             Ended::Cancelled => AttemptOutcome::Cancelled,
         }
@@ -90,6 +93,17 @@ pub async fn run<B: Backend>(
     }
     if !forwarded && tokio::time::timeout(DRAIN_GRACE, &mut forward).await.is_err() {
         tracing::warn!(stage, "output did not end after the container stopped");
+    }
+    // A 137 alone reads as "killed by someone": the engine knows whether it was the
+    // memory limit. A script that survived a killed child and exited 0 still succeeded.
+    if let Ended::Exited(code) = ended {
+        if code != 0 {
+            match backend.exit_state(id).await {
+                Ok(state) if state.oom_killed => return Ok(Ended::OutOfMemory { exit_code: code, memory: state.memory_limit }),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(container = %id, error = %e, "could not inspect how the container ended"),
+            }
+        }
     }
     Ok(ended)
 }

@@ -20,8 +20,9 @@ use crate::events::{AttemptOutcome, Deployment, DeploymentOutcome, EventKind, St
 use crate::pipeline::spec::{DeployMode, DeploySpec, HealthSpec};
 use crate::pipeline::{interpolate, StagePlan};
 
-/// The image of Gantry's router agent.
-pub const ROUTER_IMAGE: &str = "gantry/router";
+/// A router's limits, whatever the deploying stage's: it outlives the stage and serves
+/// every later version of the app.
+const ROUTER_LIMITS: crate::docker::ResourceLimits = crate::docker::ResourceLimits { memory: 256 << 20, cpus: 1.0, pids: 256 };
 /// How long the old version may finish its requests once the new one is live.
 const RETIRE_GRACE: Duration = Duration::from_secs(5);
 use super::environment::COMMIT_TIME_LABEL;
@@ -343,6 +344,7 @@ async fn start_checked<B: Backend>(
         labels,
         network: Some(network.clone()),
         aliases: vec![name.clone()],
+        limits: Some(ctx.limits(stage)),
         ..Default::default()
     };
     let id = backend.create_container(&new).await?;
@@ -519,7 +521,8 @@ fn short(sha: &str) -> &str {
 }
 
 /// The router owns the app's stable alias and published port; it is created once per app
-/// and environment, and replaced only when its own settings change.
+/// and environment, and replaced only when its own settings change (its image id among
+/// them: a rebuilt router agent replaces the old one at the next deployment).
 async fn ensure_router<B: Backend>(
     ctx: &RunContext<B>,
     stage: &StagePlan,
@@ -527,10 +530,13 @@ async fn ensure_router<B: Backend>(
     port: u16,
     network: &str,
     attempt: u32,
-) -> Result<(), DockerError> {
+) -> Result<(), Stop> {
     let backend = ctx.backend.as_ref();
     let env = spec.environment.as_str();
-    let print = environment::fingerprint(&(port, spec.publish, &spec.app, ROUTER_IMAGE));
+    let image = crate::agents::verify(backend, &ctx.policy.agents, crate::agents::Agent::Router)
+        .await
+        .map_err(|e| Stop::Refused(e.to_string()))?;
+    let print = environment::fingerprint(&(port, spec.publish, &spec.app, &image));
     let routers = router_of(ctx, spec).await?;
     if routers.len() == 1 && routers[0].running && routers[0].labels.get(SPEC_LABEL) == Some(&print) {
         return Ok(());
@@ -547,7 +553,7 @@ async fn ensure_router<B: Backend>(
     }
     let router = ContainerSpec {
         name: format!("gantry-env-{env}-{}-router", spec.app),
-        image: ROUTER_IMAGE.into(),
+        image: image.clone(),
         cmd: vec![
             "--listen".into(),
             format!("0.0.0.0:{port}"),
@@ -558,9 +564,11 @@ async fn ensure_router<B: Backend>(
         network: Some(network.to_string()),
         aliases: vec![spec.app.clone()],
         published: spec.publish.map(|p| vec![(p, port)]).unwrap_or_default(),
+        // A forwarder: a few connections' buffers, never the app's own needs.
+        limits: Some(ROUTER_LIMITS),
+        confinement: crate::docker::Confinement::Agent,
         ..Default::default()
     };
-    backend.ensure_image(ROUTER_IMAGE).await?;
     let id = backend.create_container(&router).await?;
     backend.start(&id).await?;
     ctx.note(&stage.name, attempt, format!("router for {} in {env} started", spec.app));

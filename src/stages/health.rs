@@ -8,11 +8,11 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::{container, RunContext};
-use crate::docker::{Backend, ContainerSpec, RUN_LABEL, STAGE_LABEL};
+use crate::docker::{Backend, Confinement, ContainerSpec, ResourceLimits, RUN_LABEL, STAGE_LABEL};
 use crate::pipeline::spec::HealthSpec;
 
-/// The image of Gantry's smoke agent, which also probes HTTP health.
-pub const SMOKE_IMAGE: &str = "gantry/smoke";
+/// A probe container's limits.
+const PROBE_LIMITS: ResourceLimits = ResourceLimits { memory: 64 << 20, cpus: 0.5, pids: 64 };
 
 /// How a health check ended.
 #[derive(Debug, Clone, PartialEq)]
@@ -91,9 +91,14 @@ async fn by_http<B: Backend>(
     deadline: Instant,
 ) -> Health {
     let wait = deadline.saturating_duration_since(Instant::now()).max(Duration::from_secs(1));
+    // The smoke agent probes; it must be the one agents/build.sh built, like any agent.
+    let image = match crate::agents::verify(ctx.backend.as_ref(), &ctx.policy.agents, crate::agents::Agent::Smoke).await {
+        Ok(id) => id,
+        Err(e) => return Health::Unhealthy(e.to_string()),
+    };
     let spec = ContainerSpec {
         name: format!("gantry-{}-{stage}-{attempt}-probe-{}", ctx.run_id, short_id()),
-        image: SMOKE_IMAGE.into(),
+        image,
         cmd: vec![
             "probe".into(),
             url.into(),
@@ -107,6 +112,10 @@ async fn by_http<B: Backend>(
             (STAGE_LABEL.to_string(), stage.to_string()),
         ]),
         network: Some(network.to_string()),
+        // Its own modest limits: a probe is one small request at a time, whatever the
+        // stage's own limits are for.
+        limits: Some(PROBE_LIMITS),
+        confinement: Confinement::Agent,
         ..Default::default()
     };
     let created = match container::create(ctx, &spec, &[]).await {
@@ -129,6 +138,7 @@ async fn by_http<B: Backend>(
             said.replace('\n', " / ")
         )),
         Ok(container::Ended::TimedOut) => Health::Unhealthy(format!("the probe of {url} did not finish")),
+        Ok(container::Ended::OutOfMemory { .. }) => Health::Unhealthy(format!("the probe of {url} ran out of memory")),
         Err(e) => Health::Unhealthy(e.to_string()),
     }
 }

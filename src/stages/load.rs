@@ -17,7 +17,6 @@ use crate::load::{LoadSpec, LoadSummary, Mode, RequestSpec, Stage};
 use crate::pipeline::spec::LoadSpec as StageSpec;
 use crate::pipeline::StagePlan;
 
-pub const LOAD_IMAGE: &str = "gantry/load";
 const SUMMARY: &str = "summary.json";
 /// Snapshots before this are too thin to abort on.
 const ABORT_AFTER: Duration = Duration::from_secs(5);
@@ -30,6 +29,11 @@ pub async fn attempt<B: Backend>(
     attempt: u32,
     deadline: Instant,
 ) -> AttemptOutcome {
+    // First, so that a replaced agent is said before anything else is looked at.
+    let image = match ctx.agent_image(&stage.name, attempt, crate::agents::Agent::Load).await {
+        Ok(id) => id,
+        Err(refused) => return refused,
+    };
     let base_url = match agent::target_url(ctx, &spec.target, &spec.app, spec.version).await {
         Ok(url) => url,
         Err(e) => return e.outcome(ctx),
@@ -40,7 +44,7 @@ pub async fn attempt<B: Backend>(
     };
     let json = serde_json::to_vec_pretty(&agent_spec(spec, base_url)).expect("spec serialises");
     let args = vec!["--spec".into(), SPEC_PATH.into(), "--out".into(), format!("{OUT_DIR}/{SUMMARY}")];
-    let created = match agent::create(ctx, &stage.name, attempt, LOAD_IMAGE, &spec.target, args, &json).await {
+    let created = match agent::create(ctx, stage, attempt, &image, &spec.target, args, &json).await {
         Ok(c) => c,
         Err(e) => return e.outcome(ctx),
     };

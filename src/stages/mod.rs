@@ -143,6 +143,22 @@ impl<B: Backend> RunContext<B> {
         ]
     }
 
+    /// The memory, CPU and process limits of `stage`'s containers: what it asks, else the
+    /// operator's defaults, within the operator's maximum.
+    pub fn limits(&self, stage: &StagePlan) -> crate::docker::ResourceLimits {
+        self.policy.limits.effective(&stage.limits)
+    }
+
+    /// Checks that `agent`'s image is the one `agents/build.sh` built; returns the image id
+    /// to create its container from. A refusal is said in the stage's log.
+    pub async fn agent_image(&self, stage: &str, attempt: u32, agent: crate::agents::Agent) -> Result<String, AttemptOutcome> {
+        crate::agents::verify(self.backend.as_ref(), &self.policy.agents, agent).await.map_err(|e| {
+            let message = self.masker.mask(&e.to_string());
+            self.note(stage, attempt, message.clone());
+            AttemptOutcome::Error { message }
+        })
+    }
+
     /// An engine error as an attempt outcome, masked like everything else that leaves.
     pub fn error(&self, e: DockerError) -> AttemptOutcome {
         AttemptOutcome::Error { message: self.masker.mask(&e.to_string()) }

@@ -53,7 +53,9 @@ async fn reconcile<B: Backend>(
 
     for (name, service) in &spec.services {
         let wanted = interpolated(ctx, service);
-        let print = environment::fingerprint(&wanted);
+        // The limits are part of what the service is: other limits, a new container.
+        let limits = ctx.limits(stage);
+        let print = environment::fingerprint(&(&wanted, format!("{limits:?}")));
         let current: Vec<_> = existing.iter().filter(|c| c.labels.get(SERVICE_LABEL) == Some(name)).collect();
         let same = current.len() == 1 && current[0].running && current[0].labels.get(SPEC_LABEL) == Some(&print);
         let change = if same {
@@ -62,7 +64,8 @@ async fn reconcile<B: Backend>(
             for old in &current {
                 ctx.backend.remove_container(&old.id).await?;
             }
-            let container = container_spec(ctx, env, &network, name, &wanted, &print);
+            let mut container = container_spec(ctx, env, &network, name, &wanted, &print);
+            container.limits = Some(limits);
             ctx.backend.ensure_image(&container.image).await?;
             let id = ctx.backend.create_container(&container).await?;
             ctx.backend.start(&id).await?;

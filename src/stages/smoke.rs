@@ -12,7 +12,6 @@ use crate::pipeline::spec::SmokeSpec as StageSpec;
 use crate::pipeline::StagePlan;
 use crate::smoke::{Expect, Journey, Request, SmokeReport, SmokeSpec, Step};
 
-pub use super::health::SMOKE_IMAGE;
 const REPORT: &str = "report.json";
 
 pub async fn attempt<B: Backend>(
@@ -22,6 +21,11 @@ pub async fn attempt<B: Backend>(
     attempt: u32,
     deadline: Instant,
 ) -> AttemptOutcome {
+    // First, so that a replaced agent is said before anything else is looked at.
+    let image = match ctx.agent_image(&stage.name, attempt, crate::agents::Agent::Smoke).await {
+        Ok(id) => id,
+        Err(refused) => return refused,
+    };
     let base_url = match agent::target_url(ctx, &spec.target, &spec.app, spec.version).await {
         Ok(url) => url,
         Err(e) => return e.outcome(ctx),
@@ -29,7 +33,7 @@ pub async fn attempt<B: Backend>(
     let agent_spec = agent_spec(spec, base_url);
     let json = serde_json::to_vec_pretty(&agent_spec).expect("spec serialises");
     let args = vec!["run".into(), "--spec".into(), SPEC_PATH.into(), "--out".into(), format!("{OUT_DIR}/{REPORT}")];
-    let created = match agent::create(ctx, &stage.name, attempt, SMOKE_IMAGE, &spec.target, args, &json).await {
+    let created = match agent::create(ctx, stage, attempt, &image, &spec.target, args, &json).await {
         Ok(c) => c,
         Err(e) => return e.outcome(ctx),
     };
