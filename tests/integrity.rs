@@ -135,7 +135,8 @@ fn gantry_cancel_stops_a_gantry_run_of_another_terminal_as_ctrl_c_does() {
 }
 
 /// A site whose pipeline previews a version in `env`, pauses `${var.pause}` seconds while
-/// holding it, then puts the preview live, published on `port`.
+/// holding it, then puts the preview live, published on `port`. The pause stage is named
+/// after `env` (`pause-ENV`): tests running at once each wait for their own.
 fn locking_site(env: &str, port: u16) -> (common::World, std::path::PathBuf) {
     let w = common::World::new(&[
         ("site/Dockerfile", "FROM gantry/busybox\nCOPY index.html /www/index.html\nCMD [\"busybox\", \"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n"),
@@ -147,7 +148,7 @@ vars: {{pause: "3"}}
 stages:
   image: {{kind: build, context: site, tag: "gantry-test/lock-site:${{commit.short}}"}}
   preview: {{kind: deploy, mode: preview, environment: {env}, app: site, image: "gantry-test/lock-site:${{commit.short}}", port: 8080, publish: {port}, health: {{http: /index.html}}}}
-  pause: {{image: gantry/busybox, commands: ["sleep ${{var.pause}}"]}}
+  pause-{env}: {{image: gantry/busybox, commands: ["sleep ${{var.pause}}"]}}
   live: {{kind: deploy, mode: promote, environment: {env}, app: site}}
 "#
     );
@@ -188,7 +189,7 @@ fn two_runs_take_turns_in_one_environment_and_a_third_gives_up_after_its_wait() 
     // Long enough for the third run below to build, wait its 1 s and give up while the first
     // still holds the environment, on a slow machine too (checked below, not assumed).
     let mut a = run_in(&w, &da, &p, &["--commit", &first, "--var", "pause=20"]);
-    common::wait_for_running_stage("pause", std::time::Duration::from_secs(60));
+    common::wait_for_running_stage(&format!("pause-{}", env.name), std::time::Duration::from_secs(60));
     w.commit(&[("site/index.html", "version 2\n")], "v2");
     let mut b = run_in(&w, &db, &p, &[]);
     // A third that waits 1 s at most.
@@ -226,7 +227,7 @@ fn the_lock_of_a_holder_killed_with_kill_9_is_released_by_the_recovery_and_the_w
     let (w, p) = locking_site(&env.name, port);
     let (da, db) = (w.dir.path().join("a"), w.dir.path().join("b"));
     let mut a = run_in(&w, &da, &p, &["--var", "pause=60"]);
-    let holder = common::wait_for_running_stage("pause", std::time::Duration::from_secs(60));
+    let holder = common::wait_for_running_stage(&format!("pause-{}", env.name), std::time::Duration::from_secs(60));
     let mut b = run_in(&w, &db, &p, &["--var", "pause=0"]);
     std::thread::sleep(std::time::Duration::from_secs(2));
     assert!(b.try_wait().unwrap().is_none(), "b waits for a");
@@ -466,7 +467,7 @@ fn with_newest_cancels_waiting_a_newer_run_cancels_the_older_one_waiting_and_goe
     };
     w.commit(&[("site/index.html", "version 1\n")], "v1");
     let mut a = with_config(&da, &["--var", "pause=25"]);
-    common::wait_for_running_stage("pause", std::time::Duration::from_secs(60));
+    common::wait_for_running_stage(&format!("pause-{}", env.name), std::time::Duration::from_secs(60));
     w.commit(&[("site/index.html", "version 2\n")], "v2");
     let mut b = with_config(&db, &["--var", "pause=0"]);
     // b waits for a (its preview stage says so) before c comes.
