@@ -94,7 +94,8 @@ pub fn branches_containing(path: &Path, sha: &str, globs: &[String]) -> Result<V
     let repo = Repository::discover(path).map_err(|source| GitError::NotARepo { path: path.to_path_buf(), source })?;
     let read = |e: git2::Error| GitError::Read { sha: sha.to_string(), message: e.message().to_string() };
     let commit = git2::Oid::from_str(sha).map_err(read)?;
-    let matchers: Vec<globset::GlobMatcher> = globs.iter().filter_map(|g| globset::Glob::new(g).ok()).map(|g| g.compile_matcher()).collect();
+    // `branch_glob` rather than `compile_matcher`, which panics on a glob too big for its regex.
+    let matchers: Vec<globset::GlobSet> = globs.iter().filter_map(|g| crate::pipeline::limits::branch_glob(g).ok()).collect();
     let mut out = Vec::new();
     for branch in repo.branches(Some(git2::BranchType::Local)).map_err(read)? {
         let (branch, _) = branch.map_err(read)?;

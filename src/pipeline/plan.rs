@@ -56,11 +56,9 @@ impl When {
     /// A run with no known branch (detached commit) matches no filter.
     pub fn matches(&self, branch: Option<&str>) -> bool {
         let Some(branch) = branch else { return false };
-        self.branches.iter().any(|pat| {
-            globset::Glob::new(pat)
-                .map(|g| g.compile_matcher().is_match(branch))
-                .unwrap_or(false)
-        })
+        // Validation compiled the same globs with the same function, so none is refused
+        // here; a Plan built some other way still cannot panic.
+        self.branches.iter().any(|pat| super::limits::branch_glob(pat).is_ok_and(|g| g.is_match(branch)))
     }
 }
 

@@ -371,6 +371,12 @@ fn timeout(ctx: &mut Ctx<'_>, entry: &Entry<'_>) -> Option<Duration> {
                 .hint("leave `timeout` out for the default of 1h");
             None
         }
+        // A deadline is computed from it at run time, where a huge one would overflow.
+        Ok(d) if d > super::limits::MAX_TIMEOUT => {
+            let message = super::limits::check_duration(d, super::limits::MAX_TIMEOUT).unwrap_err();
+            ctx.error(entry.value.pos(), &entry.field, message);
+            None
+        }
         Ok(d) => Some(d),
         Err(_) => {
             ctx.error(
@@ -487,12 +493,16 @@ fn when(ctx: &mut Ctx<'_>, entry: &Entry<'_>) -> Option<When> {
         return None;
     }
     for (pattern, pos, field) in &patterns {
-        if let Err(e) = globset::Glob::new(pattern) {
-            ctx.error(
-                *pos,
-                field,
-                format!("`{pattern}` is not a valid branch pattern: {}", e.kind()),
-            );
+        // Compiled here, as the scheduler will, so that no glob that validated can fail
+        // (or panic) when a run is filtered.
+        if let Err(e) = super::limits::branch_glob(pattern) {
+            let e = match e {
+                super::limits::LimitError::BadGlob { reason, .. } => {
+                    format!("`{}` is not a valid branch pattern: {reason}", super::limits::excerpt(pattern))
+                }
+                other => format!("this branch pattern {other}"),
+            };
+            ctx.error(*pos, field, e);
         }
     }
     Some(When {
