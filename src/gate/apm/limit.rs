@@ -98,6 +98,10 @@ fn split(kind: &'static str, text: &str) -> Result<(Op, Option<char>, f64, Unit)
             c.is_ascii_digit() || c == '.' || c == 'e' || c == 'E' || c == '-' || c == '+'
         });
     let value: f64 = match num.parse::<f64>() {
+        // Same bound as a load threshold's: a limit beyond it limits nothing.
+        Ok(v) if ok_chars && v.is_finite() && v.abs() > crate::pipeline::limits::MAX_NUMBER_LIMIT => {
+            return Err(err("the number is out of range (at most 1e15)"))
+        }
         Ok(v) if ok_chars && v.is_finite() => v,
         _ => return Err(err("expected a number, optionally with a unit ms, s or %")),
     };
