@@ -95,12 +95,19 @@ enum Piece<'a> {
 
 /// Splits `s` into text and well-formed placeholders; anything that does not look like
 /// `{{ name }}` (e.g. `{{` in literal JSON or a template language) stays text.
+///
+/// A placeholder's inside can only hold name characters and blanks, so the search for its
+/// `}}` stops at the first other character: searching the rest of the text after every
+/// `{{` made `{{{{{{...}}` quadratic.
 fn scan<'a>(s: &'a str, mut f: impl FnMut(Piece<'a>)) {
     let mut rest = s;
     while let Some(open) = rest.find("{{") {
         let after = &rest[open + 2..];
-        let Some(close) = after.find("}}") else { break };
-        let name = after[..close].trim();
+        let inside = after
+            .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.') || c.is_whitespace()))
+            .unwrap_or(after.len());
+        let close = if after[inside..].starts_with("}}") { inside } else { usize::MAX };
+        let name = if close == usize::MAX { "" } else { after[..close].trim() };
         if valid_name(name) {
             if open > 0 {
                 f(Piece::Text(&rest[..open]));
@@ -146,6 +153,14 @@ mod tests {
     fn leaves_non_placeholders_alone() {
         assert_eq!(render("{{}} {{ not valid! }} {{open", &vars()).unwrap(), "{{}} {{ not valid! }} {{open");
         assert_eq!(render("{{{{id}}", &vars()).unwrap(), "{{7");
+    }
+
+    #[test]
+    fn braces_without_a_name_stay_text() {
+        // The input that made the old scan quadratic (speed: benches/validate_at_scale).
+        let text = format!("{}}}}}", "{{".repeat(2_000));
+        assert_eq!(render(&text, &vars()).unwrap(), text);
+        assert_eq!(render("{{ id }}{{ a b }}{{id} }}", &vars()).unwrap(), "7{{ a b }}{{id} }}");
     }
 
     #[test]
