@@ -202,8 +202,7 @@ impl<'a> Ctx<'a> {
                 Some(name) if KNOWN_VARS.contains(&name) || self.declared.1.contains(name) => {}
                 Some(name) => {
                     let cost = KNOWN_VARS.len() + self.declared_vars.len();
-                    let near = if cost <= self.suggest_budget {
-                        self.suggest_budget -= cost;
+                    let near = if self.spend_suggestions(cost) {
                         let declared: Vec<String> = self.declared_vars.iter().map(|v| format!("var.{v}")).collect();
                         let known = KNOWN_VARS.iter().copied().chain(declared.iter().map(String::as_str));
                         suggestion(name, known).map(str::to_owned)
@@ -226,6 +225,16 @@ impl<'a> Ctx<'a> {
                 }
             }
         }
+    }
+
+    /// Whether a suggestion among `candidates` names may still be computed: the file's
+    /// budget of comparisons is shared by every "did you mean" over user-sized lists.
+    pub fn spend_suggestions(&mut self, candidates: usize) -> bool {
+        if candidates > self.suggest_budget {
+            return false;
+        }
+        self.suggest_budget -= candidates;
+        true
     }
 
     /// Byte offsets in the source of each of `raws`, in order, within the scalar that

@@ -323,14 +323,15 @@ fn names(ctx: &mut Ctx<'_>, entry: &Entry<'_>) -> Option<Vec<NeedRef>> {
         return None;
     };
     let mut out: Vec<NeedRef> = Vec::new();
+    // Line of each name listed, by hash: a list of 50,000 names stays linear.
+    let mut seen: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
     for (i, item) in items.iter().enumerate() {
         let field = format!("{}[{i}]", entry.field);
         let Some(name) = item.as_text() else {
             ctx.wrong_type(item, &field, "a name");
             continue;
         };
-        if let Some(first) = out.iter().find(|n| n.name == name) {
-            let line = first.pos.line;
+        if let Some(&line) = seen.get(name) {
             ctx.error(
                 item.pos(),
                 &field,
@@ -338,6 +339,7 @@ fn names(ctx: &mut Ctx<'_>, entry: &Entry<'_>) -> Option<Vec<NeedRef>> {
             );
             continue;
         }
+        seen.insert(name, item.pos().line);
         out.push(NeedRef {
             name: name.to_owned(),
             pos: item.pos(),
