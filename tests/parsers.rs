@@ -244,3 +244,21 @@ mod config {
         assert!(message.contains("locks.wait: must be at most 90 days"), "{message}");
     }
 }
+
+/// `gantry serve` reads the pipeline out of the pushed commit: an oversized blob is
+/// refused by its size in the object header, before it is loaded.
+#[test]
+fn a_pushed_pipeline_file_over_the_limit_is_refused_before_it_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git").arg("-C").arg(dir.path()).args(args).output().unwrap();
+        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    git(&["init", "-q", "-b", "main"]);
+    std::fs::write(dir.path().join("big.yml"), format!("name: big\n#{}\n", "x".repeat(2 * 1024 * 1024))).unwrap();
+    git(&["add", "big.yml"]);
+    git(&["-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "big"]);
+    let checkout = gantry::git::resolve(dir.path(), None).unwrap();
+    let message = checkout.read_file("big.yml").unwrap_err().to_string();
+    assert!(message.contains("big.yml is 2049 KiB; pipeline files may be at most 1024 KiB"), "{message}");
+}
