@@ -44,6 +44,9 @@ pub const MAX_DURATION_LIMIT_MS: f64 = MAX_TIMEOUT.as_secs() as f64 * 1000.0;
 /// Largest count, byte or rate limit of a threshold: beyond it a limit limits nothing.
 pub const MAX_NUMBER_LIMIT: f64 = 1e15;
 
+/// Highest request rate of a load stage (`rate`, ramp `target`), per second.
+pub const MAX_RATE_PER_SEC: f64 = 1_000_000.0;
+
 /// Why a bounded value was refused; the message reads after `field: `.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LimitError {
