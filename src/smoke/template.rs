@@ -9,10 +9,10 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 
 /// Captured values of one journey, by name.
-pub(crate) type Vars = BTreeMap<String, Value>;
+pub type Vars = BTreeMap<String, Value>;
 
 /// Names referenced in `s`, in order (duplicates kept). `{{` without a closing `}}` is text.
-pub(crate) fn placeholders(s: &str) -> Vec<&str> {
+pub fn placeholders(s: &str) -> Vec<&str> {
     let mut out = Vec::new();
     scan(s, |piece| {
         if let Piece::Var(name) = piece {
@@ -42,7 +42,7 @@ fn walk<'a>(v: &'a Value, f: &mut impl FnMut(&'a str)) {
 }
 
 /// Substitutes every placeholder; `Err(name)` names the first variable not in `vars`.
-pub(crate) fn render(s: &str, vars: &Vars) -> Result<String, String> {
+pub fn render(s: &str, vars: &Vars) -> Result<String, String> {
     let mut out = String::with_capacity(s.len());
     let mut missing = None;
     scan(s, |piece| match piece {
@@ -62,7 +62,7 @@ pub(crate) fn render(s: &str, vars: &Vars) -> Result<String, String> {
 }
 
 /// Renders a JSON body; see the module docs for the whole-string rule.
-pub(crate) fn render_json(v: &Value, vars: &Vars) -> Result<Value, String> {
+pub fn render_json(v: &Value, vars: &Vars) -> Result<Value, String> {
     Ok(match v {
         Value::String(s) => match sole_placeholder(s) {
             Some(name) => vars.get(name).cloned().ok_or_else(|| name.to_string())?,
