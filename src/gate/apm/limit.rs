@@ -274,6 +274,14 @@ mod tests {
     }
 
     #[test]
+    fn limits_beyond_any_measurement_are_out_of_range() {
+        // Finite, but a gate against it would pass everything.
+        let e = Threshold::parse(&format!("<{}ms", "9".repeat(305))).unwrap_err();
+        assert!(e.message.contains("out of range"), "{e}");
+        assert!(Threshold::parse("<1e15").is_ok());
+    }
+
+    #[test]
     fn serde_round_trips_the_text() {
         let t: Threshold = serde_yaml::from_str("'<200ms'").unwrap();
         assert_eq!(serde_yaml::to_string(&t).unwrap().trim(), "<200ms");
