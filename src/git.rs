@@ -94,7 +94,8 @@ pub fn branches_containing(path: &Path, sha: &str, globs: &[String]) -> Result<V
     let repo = Repository::discover(path).map_err(|source| GitError::NotARepo { path: path.to_path_buf(), source })?;
     let read = |e: git2::Error| GitError::Read { sha: sha.to_string(), message: e.message().to_string() };
     let commit = git2::Oid::from_str(sha).map_err(read)?;
-    let matchers: Vec<globset::GlobMatcher> = globs.iter().filter_map(|g| globset::Glob::new(g).ok()).map(|g| g.compile_matcher()).collect();
+    // `branch_glob` rather than `compile_matcher`, which panics on a glob too big for its regex.
+    let matchers: Vec<globset::GlobSet> = globs.iter().filter_map(|g| crate::pipeline::limits::branch_glob(g).ok()).collect();
     let mut out = Vec::new();
     for branch in repo.branches(Some(git2::BranchType::Local)).map_err(read)? {
         let (branch, _) = branch.map_err(read)?;
@@ -204,12 +205,21 @@ pub fn mirror(url: &str, dir: &Path) -> Result<PathBuf, GitError> {
 }
 
 impl Checkout {
-    /// The content of `path` in the commit (None if the commit has no such file).
+    /// The content of `path` in the commit (None if the commit has no such file); a file
+    /// larger than a pipeline file may be is an error.
     pub fn read_file(&self, path: &str) -> Result<Option<String>, GitError> {
         let err = |message: String| GitError::Read { sha: self.info.sha.clone(), message };
         let oid = git2::Oid::from_str(&self.info.sha).map_err(|e| err(e.message().to_string()))?;
         let tree = self.repo.find_commit(oid).and_then(|c| c.tree()).map_err(|e| err(e.message().to_string()))?;
         let Ok(entry) = tree.get_path(Path::new(path)) else { return Ok(None) };
+        // The file is the pushed pipeline: its size is read from the object header, so a
+        // gigabyte blob is refused without being loaded.
+        let max = crate::pipeline::limits::MAX_PIPELINE_BYTES;
+        if let Ok((size, _)) = self.repo.odb().and_then(|odb| odb.read_header(entry.id())) {
+            if size > max {
+                return Err(err(format!("{path} is {} KiB; pipeline files may be at most {} KiB", size.div_ceil(1024), max / 1024)));
+            }
+        }
         let blob = self.repo.find_blob(entry.id()).map_err(|e| err(format!("{path}: {}", e.message())))?;
         String::from_utf8(blob.content().to_vec()).map(Some).map_err(|_| err(format!("{path} is not UTF-8 text")))
     }

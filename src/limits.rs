@@ -16,7 +16,7 @@ use serde::Deserialize;
 use crate::config::size::Size;
 use crate::config::Place;
 use crate::docker::ResourceLimits;
-use crate::pipeline::limits::{Asked, LimitsAsked};
+use crate::pipeline::resources::{Asked, LimitsAsked};
 use crate::pipeline::yaml::Node;
 use crate::pipeline::Plan;
 

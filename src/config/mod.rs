@@ -168,7 +168,7 @@ impl Config {
     }
 
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = match std::fs::read_to_string(path) {
+        let text = match crate::pipeline::limits::read_bounded(path, crate::pipeline::limits::MAX_CONFIG_BYTES) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(ConfigError::Missing { path: path.to_path_buf() }),
             Err(source) => return Err(ConfigError::Read { path: path.to_path_buf(), source }),
@@ -177,6 +177,17 @@ impl Config {
     }
 
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        // The located reading first: it bounds nesting and size after aliases are
+        // expanded, which serde_yaml does not, so serde_yaml only ever sees a document
+        // whose expansion is known to be small and shallow.
+        let invalid = |line, column, message| ConfigError::Invalid { path: path.to_path_buf(), line, column, message };
+        if text.len() > crate::pipeline::limits::MAX_CONFIG_BYTES {
+            return Err(invalid(1, 1, format!("the file is larger than {} KiB, the limit", crate::pipeline::limits::MAX_CONFIG_BYTES / 1024)));
+        }
+        if let Err(e) = crate::pipeline::yaml::parse(text) {
+            let message = if e.field.is_empty() { e.message } else { format!("{}: {}", e.field, e.message) };
+            return Err(invalid(e.pos.line, e.pos.column, message));
+        }
         let file: File = serde_yaml::from_str(text).map_err(|e| {
             let (line, column) = e.location().map(|l| (l.line(), l.column())).unwrap_or((1, 1));
             // serde_yaml ends its message with the place, which is already in front.
@@ -226,6 +237,8 @@ impl Config {
             project.check(name).map_err(rule)?;
         }
         file.server.check().map_err(rule)?;
+        crate::pipeline::limits::check_duration(file.locks.wait, crate::pipeline::limits::MAX_DURATION)
+            .map_err(|e| rule(format!("locks.wait: {e}")))?;
         // The rules' lines come from a second, located reading of the same text.
         let located = crate::pipeline::yaml::parse(text).ok().flatten();
         let protections = protection::locate(path, located.as_ref(), file.environments).map_err(rule)?;

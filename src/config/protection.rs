@@ -109,7 +109,8 @@ pub(super) fn locate(
                 return Err(format!("{}: name at least one branch (leave `branches` out to allow every branch)", field("branches")));
             }
             for b in branches {
-                globset::Glob::new(b).map_err(|e| format!("{}: `{b}`: {e}", field("branches")))?;
+                // Compiled as `allows_branch` will compile it, so it cannot panic there.
+                crate::pipeline::limits::branch_glob(b).map_err(|e| format!("{}: {e}", field("branches")))?;
             }
         }
         if let Some(rule) = &text.approval {
@@ -155,7 +156,7 @@ impl Protection {
     pub fn allows_branch(&self, branch: &str) -> bool {
         match &self.branches {
             None => true,
-            Some(b) => b.value.iter().any(|g| globset::Glob::new(g).is_ok_and(|g| g.compile_matcher().is_match(branch))),
+            Some(b) => b.value.iter().any(|g| crate::pipeline::limits::branch_glob(g).is_ok_and(|g| g.is_match(branch))),
         }
     }
 }

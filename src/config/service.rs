@@ -153,6 +153,9 @@ impl ServerSettings {
         if self.sweep_every.is_zero() {
             return Err("server.sweep_every: must be more than 0s".into());
         }
+        // Intervals are added to instants at run time, where a huge one would overflow.
+        crate::pipeline::limits::check_duration(self.sweep_every, crate::pipeline::limits::MAX_DURATION)
+            .map_err(|e| format!("server.sweep_every: {e}"))?;
         if self.session_ttl.is_zero() || self.session_ttl > Duration::from_secs(30 * 24 * 3600) {
             return Err("server.session_ttl: must be more than 0s and at most 30 days".into());
         }
@@ -182,10 +185,16 @@ impl Project {
             return Err(format!("projects.{name}.branches: name at least one branch (globs welcome)"));
         }
         for b in &self.branches {
-            globset::Glob::new(b).map_err(|e| format!("projects.{name}.branches: `{b}`: {e}"))?;
+            // Compiled as `tracks` will compile it: a glob too big for its regex is an
+            // error here, never a panic when a push arrives.
+            crate::pipeline::limits::branch_glob(b).map_err(|e| format!("projects.{name}.branches: {e}"))?;
         }
         if self.poll.is_some_and(|p| p < Duration::from_secs(1)) {
             return Err(format!("projects.{name}.poll: poll at most once a second"));
+        }
+        if let Some(poll) = self.poll {
+            crate::pipeline::limits::check_duration(poll, crate::pipeline::limits::MAX_DURATION)
+                .map_err(|e| format!("projects.{name}.poll: {e}"))?;
         }
         if let Some(w) = &self.webhook {
             if w.secret_env.is_some() == w.secret_file.is_some() {
@@ -197,7 +206,7 @@ impl Project {
 
     /// Whether pushes to `branch` trigger runs.
     pub fn tracks(&self, branch: &str) -> bool {
-        self.branches.iter().any(|g| globset::Glob::new(g).is_ok_and(|g| g.compile_matcher().is_match(branch)))
+        self.branches.iter().any(|g| crate::pipeline::limits::branch_glob(g).is_ok_and(|g| g.is_match(branch)))
     }
 
     /// The webhook's shared secret, read now (from the environment or its file).

@@ -245,6 +245,8 @@ pub enum ThresholdError {
     NotADuration { found: String, column: usize },
     #[error("`{found}` is not a number{hint}")]
     NotANumber { found: String, hint: &'static str, column: usize },
+    #[error("`{found}` is out of range; a limit is at most {max}")]
+    OutOfRange { found: String, max: &'static str, column: usize },
 }
 
 fn known_metrics() -> String {
@@ -265,7 +267,8 @@ impl ThresholdError {
             | ThresholdError::MissingOperator { column, .. }
             | ThresholdError::MissingLimit { column, .. }
             | ThresholdError::NotADuration { column, .. }
-            | ThresholdError::NotANumber { column, .. } => Some(*column),
+            | ThresholdError::NotANumber { column, .. }
+            | ThresholdError::OutOfRange { column, .. } => Some(*column),
         }
     }
 
@@ -339,6 +342,16 @@ impl Threshold {
                 column: value_col,
             })?,
         };
+        // A limit of 9...9 (305 digits) minutes is finite as written but infinite in
+        // milliseconds, and would pass every run: out of range, not "no limit".
+        let (max, max_text) = match metric.kind() {
+            MetricKind::Trend => (MAX_DURATION_LIMIT_MS, "7 days (604800000ms)"),
+            _ => (MAX_NUMBER_LIMIT, "1e15"),
+        };
+        if !(limit.abs() <= max) {
+            let found = crate::pipeline::limits::excerpt(text).into_owned();
+            return Err(ThresholdError::OutOfRange { found, max: max_text, column: value_col });
+        }
         Ok(Threshold { metric, aggregation, op, limit, expression: expression.to_string() })
     }
 
@@ -427,6 +440,8 @@ fn parse_op(c: &mut Cursor) -> Option<Op> {
     c.pos += text.len();
     Some(op)
 }
+
+use crate::pipeline::limits::{MAX_DURATION_LIMIT_MS, MAX_NUMBER_LIMIT};
 
 /// A plain decimal number (no sign tricks, no `inf`/`nan`, which `f64::from_str` accepts).
 fn parse_number(s: &str) -> Option<f64> {

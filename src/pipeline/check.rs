@@ -1,17 +1,18 @@
 //! The validation walk over the located YAML tree: collects every independent problem
 //! as a Diagnostic, and builds the Plan only when there are none.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::de::DeError;
 use super::diagnostic::{nearest, Diagnostic};
 use super::environments;
+use super::limits::{self, MAX_NAME_LEN};
 use super::graph::{self, GraphStage, NeedRef};
 use super::plan::Plan;
 use super::spec::EnvironmentSpec;
 use super::stage;
 use super::vars::{scan, Piece, KNOWN_VARS};
-use super::yaml::{join, Node, Pos};
+use super::yaml::{join, Node, Pos, Spans};
 
 /// Top-level keys of a pipeline file.
 const TOP_KEYS: &[&str] = &["name", "vars", "environments", "stages"];
@@ -28,7 +29,23 @@ pub(crate) struct Ctx<'a> {
     /// Environments declared under top-level `environments:`, which stage checks consult
     /// (read before the stages).
     pub environments: BTreeMap<String, EnvironmentSpec>,
+    /// Where each scalar's source ends, so `${...}` is searched only in its own text.
+    pub spans: Spans,
+    /// Line starts and char offsets of `source`, built once: positions are looked up,
+    /// never counted from the start of the file again.
+    index: Option<SourceIndex>,
+    /// Byte offsets of the `${...}` of a scalar already searched, by its start: an alias
+    /// copied many times is searched once.
+    located: HashMap<usize, Vec<Option<usize>>>,
+    /// `var.NAME` of `declared_vars`, rebuilt when that list grows.
+    declared: (usize, HashSet<String>),
+    /// Comparisons left for "did you mean" over declared variables: with thousands of
+    /// variables and thousands of misspelt uses, suggestions would be quadratic.
+    suggest_budget: usize,
 }
+
+/// Comparisons a file may spend on suggesting declared variables.
+const SUGGEST_BUDGET: usize = 20_000;
 
 /// Lets a call site add a hint to the diagnostic it just reported.
 pub(crate) struct Reported<'d>(&'d mut Diagnostic);
@@ -51,6 +68,11 @@ impl<'a> Ctx<'a> {
             diags: Vec::new(),
             declared_vars: Vec::new(),
             environments: BTreeMap::new(),
+            spans: Spans::new(),
+            index: None,
+            located: HashMap::new(),
+            declared: (0, HashSet::new()),
+            suggest_budget: SUGGEST_BUDGET,
         }
     }
 
@@ -90,6 +112,8 @@ impl<'a> Ctx<'a> {
         what: &str,
     ) -> Vec<Entry<'n>> {
         let mut out: Vec<Entry<'n>> = Vec::new();
+        // First line of each name: a mapping of 50,000 keys is checked in linear time.
+        let mut seen: HashMap<&'n str, usize> = HashMap::new();
         for (key, value) in entries {
             let Some(name) = key.as_text() else {
                 let message = match key {
@@ -99,9 +123,13 @@ impl<'a> Ctx<'a> {
                 self.error(key.pos(), field, message);
                 continue;
             };
+            if let Err(e) = limits::check_len(name, MAX_NAME_LEN) {
+                let shown = limits::excerpt(name);
+                self.error(key.pos(), &join(field, &shown), format!("this {what} name {e}"));
+                continue;
+            }
             let key_field = join(field, name);
-            if let Some(first) = out.iter().find(|e| e.name == name) {
-                let line = first.key.pos().line;
+            if let Some(line) = seen.get(name) {
                 self.error(
                     key.pos(),
                     &key_field,
@@ -109,6 +137,7 @@ impl<'a> Ctx<'a> {
                 );
                 continue;
             }
+            seen.insert(name, key.pos().line);
             out.push(Entry {
                 name,
                 key,
@@ -150,36 +179,44 @@ impl<'a> Ctx<'a> {
 
     /// Reports every `${name}` in `value` that is not a known variable, at its own line.
     pub fn check_vars(&mut self, value: &Node, text: &str, field: &str) {
-        // Positions: the raw `${...}` text is searched in the source from the scalar
-        // onward, so the column is exact for plain and quoted scalars alike.
-        let mut cursor = self.byte_offset(value.pos().index);
-        for piece in scan(text) {
-            let (raw, name) = match piece {
-                Piece::Var { raw, name, .. } => (raw, Some(name)),
-                Piece::Unclosed { raw, .. } => (raw.get(..2).unwrap_or(raw), None),
-                _ => continue,
-            };
-            let at = self.find_unescaped(cursor, raw);
-            let pos = match at {
-                Some(off) => {
-                    cursor = off + raw.len();
-                    self.pos_at(off)
-                }
-                None => value.pos(),
-            };
-            let declared: Vec<String> = self.declared_vars.iter().map(|v| format!("var.{v}")).collect();
+        let pieces: Vec<(&str, Option<&str>)> = scan(text)
+            .into_iter()
+            .filter_map(|piece| match piece {
+                Piece::Var { raw, name, .. } => Some((raw, Some(name))),
+                Piece::Unclosed { raw, .. } => Some((raw.get(..2).unwrap_or(raw), None)),
+                _ => None,
+            })
+            .collect();
+        if pieces.is_empty() {
+            return;
+        }
+        let raws: Vec<&str> = pieces.iter().map(|(raw, _)| *raw).collect();
+        let offsets = self.locate(value.pos().index, &raws);
+        if self.declared.0 != self.declared_vars.len() {
+            let set = self.declared_vars.iter().map(|v| format!("var.{v}")).collect();
+            self.declared = (self.declared_vars.len(), set);
+        }
+        for ((raw, name), offset) in pieces.into_iter().zip(offsets) {
+            let pos = offset.map_or(value.pos(), |off| self.pos_at(off));
             match name {
-                Some(name) if KNOWN_VARS.contains(&name) || declared.iter().any(|d| d == name) => {}
+                Some(name) if KNOWN_VARS.contains(&name) || self.declared.1.contains(name) => {}
                 Some(name) => {
-                    let known = KNOWN_VARS.iter().copied().chain(declared.iter().map(String::as_str));
-                    let hint = match suggestion(name, known) {
+                    let cost = KNOWN_VARS.len() + self.declared_vars.len();
+                    let near = if self.spend_suggestions(cost) {
+                        let declared: Vec<String> = self.declared_vars.iter().map(|v| format!("var.{v}")).collect();
+                        let known = KNOWN_VARS.iter().copied().chain(declared.iter().map(String::as_str));
+                        suggestion(name, known).map(str::to_owned)
+                    } else {
+                        None
+                    };
+                    let hint = match near {
                         Some(near) => format!("did you mean `${{{near}}}`?"),
                         None => format!(
                             "known variables: {}; write `$${{` for a literal `${{`",
                             KNOWN_VARS.join(", ")
                         ),
                     };
-                    self.error(pos, field, format!("unknown variable `{raw}`"))
+                    self.error(pos, field, format!("unknown variable `{}`", limits::excerpt(raw)))
                         .hint(hint);
                 }
                 None => {
@@ -190,34 +227,111 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    fn byte_offset(&self, char_index: usize) -> usize {
-        self.source
-            .char_indices()
-            .nth(char_index)
-            .map_or(self.source.len(), |(b, _)| b)
+    /// Whether a suggestion among `candidates` names may still be computed: the file's
+    /// budget of comparisons is shared by every "did you mean" over user-sized lists.
+    pub fn spend_suggestions(&mut self, candidates: usize) -> bool {
+        if candidates > self.suggest_budget {
+            return false;
+        }
+        self.suggest_budget -= candidates;
+        true
     }
 
-    /// The next occurrence of `raw` at or after `from` that is not escaped as `$${`.
-    fn find_unescaped(&self, mut from: usize, raw: &str) -> Option<usize> {
-        while let Some(found) = self.source.get(from..)?.find(raw) {
-            let at = from + found;
-            if at > 0 && self.source.as_bytes()[at - 1] == b'$' {
-                from = at + 1;
-                continue;
+    /// Byte offsets in the source of each of `raws`, in order, within the scalar that
+    /// starts at char `start`. Searched only inside the scalar's own span, and given up at
+    /// the first miss (an escape such as `"\x24{...}"` has no literal text to find), so
+    /// the work is linear in the scalar's length.
+    fn locate(&mut self, start: usize, raws: &[&str]) -> Vec<Option<usize>> {
+        if let Some(found) = self.located.get(&start).filter(|f| f.len() == raws.len()) {
+            return found.clone();
+        }
+        let Some(&end) = self.spans.get(&start) else {
+            return vec![None; raws.len()];
+        };
+        let index = self.index.get_or_insert_with(|| SourceIndex::new(self.source));
+        let mut cursor = index.byte_of_char(self.source, start);
+        let end = index.byte_of_char(self.source, end);
+        let mut out = Vec::with_capacity(raws.len());
+        for raw in raws {
+            let at = if cursor <= end { find_unescaped(self.source, cursor, end, raw) } else { None };
+            match at {
+                Some(at) => cursor = at + raw.len(),
+                None => cursor = end + 1,
             }
-            return Some(at);
+            out.push(at);
         }
-        None
+        self.located.insert(start, out.clone());
+        out
     }
 
-    fn pos_at(&self, byte: usize) -> Pos {
-        let before = &self.source[..byte];
-        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-        Pos {
-            line: before.matches('\n').count() + 1,
-            column: before[line_start..].chars().count() + 1,
-            index: before.chars().count(),
+    fn pos_at(&mut self, byte: usize) -> Pos {
+        let index = self.index.get_or_insert_with(|| SourceIndex::new(self.source));
+        index.pos_at(self.source, byte)
+    }
+}
+
+/// The next occurrence of `raw` in `source[from..end]` that is not escaped as `$${`.
+fn find_unescaped(source: &str, mut from: usize, end: usize, raw: &str) -> Option<usize> {
+    while let Some(found) = source.get(from..end)?.find(raw) {
+        let at = from + found;
+        if at > 0 && source.as_bytes()[at - 1] == b'$' {
+            from = at + 1;
+            continue;
         }
+        return Some(at);
+    }
+    None
+}
+
+/// Chars between checkpoints of `SourceIndex`.
+const CHECKPOINT: usize = 256;
+
+/// Turns byte offsets into line, column and char index (and char index into bytes) in
+/// logarithmic time, for files of any size.
+struct SourceIndex {
+    ascii: bool,
+    /// Byte offset of the start of each line.
+    line_starts: Vec<usize>,
+    /// Byte offset of every `CHECKPOINT`th char (non-ASCII sources only).
+    checkpoints: Vec<usize>,
+}
+
+impl SourceIndex {
+    fn new(source: &str) -> Self {
+        let ascii = source.is_ascii();
+        let line_starts = std::iter::once(0)
+            .chain(source.bytes().enumerate().filter(|(_, b)| *b == b'\n').map(|(i, _)| i + 1))
+            .collect();
+        let checkpoints = if ascii {
+            Vec::new()
+        } else {
+            source.char_indices().step_by(CHECKPOINT).map(|(b, _)| b).collect()
+        };
+        SourceIndex { ascii, line_starts, checkpoints }
+    }
+
+    fn byte_of_char(&self, source: &str, char_index: usize) -> usize {
+        if self.ascii {
+            return char_index.min(source.len());
+        }
+        let k = char_index / CHECKPOINT;
+        let Some(&base) = self.checkpoints.get(k) else { return source.len() };
+        source[base..].char_indices().nth(char_index - k * CHECKPOINT).map_or(source.len(), |(b, _)| base + b)
+    }
+
+    fn char_of_byte(&self, source: &str, byte: usize) -> usize {
+        if self.ascii {
+            return byte;
+        }
+        let k = self.checkpoints.partition_point(|&b| b <= byte).saturating_sub(1);
+        k * CHECKPOINT + source[self.checkpoints[k]..byte].chars().count()
+    }
+
+    fn pos_at(&self, source: &str, byte: usize) -> Pos {
+        let line = self.line_starts.partition_point(|&s| s <= byte);
+        let line_start = self.line_starts[line - 1];
+        let index = self.char_of_byte(source, byte);
+        Pos { line, column: index - self.char_of_byte(source, line_start) + 1, index }
     }
 }
 

@@ -393,6 +393,11 @@ impl<'de> serde::Deserialize<'de> for DurationText {
     fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = String::deserialize(d)?;
         match humantime::parse_duration(&text) {
+            // Times are computed from it at run time (`expires`: now + d), where a huge
+            // one would overflow.
+            Ok(v) if v > super::limits::MAX_DURATION => {
+                Err(de::Error::custom(super::limits::check_duration(v, super::limits::MAX_DURATION).unwrap_err()))
+            }
             Ok(v) if !v.is_zero() => Ok(DurationText(v)),
             Ok(_) => Err(de::Error::custom("must be greater than zero")),
             Err(_) => Err(de::Error::custom(format!("\"{text}\" is not a duration"))),

@@ -67,10 +67,16 @@ pub(crate) fn nearest<'a, I>(word: &str, candidates: I) -> Option<&'a str>
 where
     I: IntoIterator<Item = &'a str>,
 {
+    use super::limits::MAX_SUGGEST_LEN;
+    // Edit distance costs the product of the lengths: a 100,000-character name would
+    // take seconds, and is no typo anyway.
+    if word.len() > MAX_SUGGEST_LEN {
+        return None;
+    }
     let lower = word.to_ascii_lowercase();
     candidates
         .into_iter()
-        .filter(|c| *c != word)
+        .filter(|c| *c != word && c.len() <= MAX_SUGGEST_LEN)
         .map(|c| (c, close_enough(&lower, &c.to_ascii_lowercase())))
         .filter_map(|(c, score)| score.map(|s| (c, s)))
         // Highest similarity wins; ties go to the earlier candidate (the documented order).

@@ -75,10 +75,15 @@ pub(crate) fn check_deploy(ctx: &mut Ctx<'_>, pos: Pos, field: &str, environment
 /// another process. So no stage may need it. `order` is `graph::resolve`'s answer: each
 /// stage's index into `drafts` with its resolved needs.
 pub(crate) fn check_promotions(ctx: &mut Ctx<'_>, drafts: &[Draft], order: &[(usize, Vec<String>)]) {
+    // Stages by name, first of each (as `find` would): linear for thousands of stages.
+    let mut by_name: std::collections::HashMap<&str, &Draft> = std::collections::HashMap::new();
+    for d in drafts {
+        by_name.entry(d.plan.name.as_str()).or_insert(d);
+    }
     for (i, needs) in order {
         let stage = &drafts[*i];
         for need in needs {
-            let Some(Action::Promote(p)) = drafts.iter().find(|d| &d.plan.name == need).map(|d| &d.plan.action) else {
+            let Some(Action::Promote(p)) = by_name.get(need.as_str()).map(|d| &d.plan.action) else {
                 continue;
             };
             let Some(rule) = approval(ctx, &p.to) else { continue };

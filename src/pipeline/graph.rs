@@ -30,7 +30,12 @@ pub(crate) fn resolve(
     ctx: &mut Ctx<'_>,
     stages: &[GraphStage],
 ) -> Option<Vec<(usize, Vec<String>)>> {
-    let index_of = |name: &str| stages.iter().position(|s| s.name == name);
+    // First stage of each name, by hash: a file can hold thousands of stages.
+    let mut first: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for (i, s) in stages.iter().enumerate() {
+        first.entry(s.name.as_str()).or_insert(i);
+    }
+    let index_of = |name: &str| first.get(name).copied();
     let mut ok = true;
     let mut edges: Vec<Vec<Edge<'_>>> = Vec::with_capacity(stages.len());
     for (i, stage) in stages.iter().enumerate() {
@@ -58,7 +63,10 @@ pub(crate) fn resolve(
                         }),
                         None => {
                             let names = stages.iter().map(|s| s.name.as_str());
-                            let hint = suggestion(&need.name, names)
+                            let hint = ctx
+                                .spend_suggestions(stages.len())
+                                .then(|| suggestion(&need.name, names))
+                                .flatten()
                                 .map(|n| format!("did you mean `{n}`?"));
                             ctx.error(
                                 need.pos,
@@ -105,21 +113,23 @@ pub(crate) fn resolve(
 fn levels(edges: &[Vec<Edge<'_>>]) -> Result<Vec<usize>, Vec<bool>> {
     let n = edges.len();
     let mut level: Vec<Option<usize>> = vec![None; n];
-    // Repeated sweeps keep this simple; pipelines have tens of stages, not thousands.
-    loop {
-        let mut progress = false;
-        for i in 0..n {
-            if level[i].is_some() {
-                continue;
-            }
-            let deps: Option<Vec<usize>> = edges[i].iter().map(|e| level[e.to]).collect();
-            if let Some(deps) = deps {
-                level[i] = Some(deps.into_iter().max().map_or(0, |m| m + 1));
-                progress = true;
-            }
+    // Kahn's order, linear in stages and needs: repeated sweeps were quadratic for a file
+    // of thousands of stages each needing the next.
+    let mut waiting: Vec<usize> = edges.iter().map(Vec::len).collect();
+    let mut needed_by: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for (i, out) in edges.iter().enumerate() {
+        for e in out {
+            needed_by[e.to].push(i);
         }
-        if !progress {
-            break;
+    }
+    let mut ready: Vec<usize> = (0..n).filter(|&i| waiting[i] == 0).collect();
+    while let Some(i) = ready.pop() {
+        level[i] = Some(edges[i].iter().filter_map(|e| level[e.to]).max().map_or(0, |m| m + 1));
+        for &j in &needed_by[i] {
+            waiting[j] -= 1;
+            if waiting[j] == 0 {
+                ready.push(j);
+            }
         }
     }
     if level.iter().all(Option::is_some) {
@@ -144,6 +154,8 @@ fn report_cycles(
             continue;
         }
         let mut path = vec![start];
+        // Where each stage is on the path, so that closing a long loop stays linear.
+        let mut on_path: std::collections::HashMap<usize, usize> = [(start, 0)].into();
         let cycle = loop {
             let Some(&last) = path.last() else { break None };
             let Some(next) = edges[last].iter().map(|e| e.to).find(|&t| stuck[t]) else {
@@ -152,9 +164,10 @@ fn report_cycles(
             if done[next] {
                 break None; // behind a cycle already reported
             }
-            if let Some(at) = path.iter().position(|&p| p == next) {
+            if let Some(&at) = on_path.get(&next) {
                 break Some(path[at..].to_vec());
             }
+            on_path.insert(next, path.len());
             path.push(next);
         };
         for &p in &path {

@@ -12,6 +12,7 @@ mod graph;
 mod kind;
 mod kind_check;
 pub mod limits;
+pub mod resources;
 pub mod spec;
 pub mod plan;
 mod stage;
@@ -30,7 +31,7 @@ pub use vars::{interpolate, interpolate_for_shell, shell_quote, Vars, KNOWN_VARS
 
 /// Reads and validates the pipeline file at `path`; messages name it as given.
 pub fn load(path: &Path) -> Result<Plan, PipelineError> {
-    let text = std::fs::read_to_string(path).map_err(|source| PipelineError::Read {
+    let text = limits::read_bounded(path, limits::MAX_PIPELINE_BYTES).map_err(|source| PipelineError::Read {
         path: path.to_owned(),
         source,
     })?;
@@ -40,7 +41,20 @@ pub fn load(path: &Path) -> Result<Plan, PipelineError> {
 /// Validates pipeline `text`; `file` is the name diagnostics use.
 pub fn parse(file: &str, text: &str) -> Result<Plan, PipelineError> {
     let mut ctx = check::Ctx::new(file, text);
-    match yaml::parse(text) {
+    // Checked before parsing, so that no work at all is done for an oversized file
+    // (callers that got the text from elsewhere than `load`, such as a push, rely on it).
+    if text.len() > limits::MAX_PIPELINE_BYTES {
+        ctx.error(yaml::Pos { line: 1, column: 1, index: 0 }, "", format!(
+            "the file is {} KiB; pipeline files may be at most {} KiB",
+            text.len().div_ceil(1024),
+            limits::MAX_PIPELINE_BYTES / 1024
+        ));
+        return Err(PipelineError::Invalid(ctx.diags));
+    }
+    match yaml::parse_with_spans(text).map(|(root, spans)| {
+        ctx.spans = spans;
+        root
+    }) {
         Err(e) if !e.malformed => {
             ctx.error(e.pos, &e.field, e.message);
         }
@@ -78,6 +92,8 @@ fn syntax_hint(message: &str, text: &str, line: usize) -> Option<String> {
     let near = |l: usize| text.lines().nth(l.saturating_sub(1)).unwrap_or("");
     if near(line).contains('\t') || (line > 1 && near(line - 1).starts_with('\t')) {
         Some("YAML indentation must use spaces, not tabs".into())
+    } else if message.contains("recursion limit exceeded") {
+        Some(format!("lists and mappings may nest at most {} levels deep", limits::MAX_DEPTH))
     } else if message.contains("mapping values are not allowed") {
         Some("a value containing `: ` must be quoted, e.g. \"echo a: b\"".into())
     } else if message.contains("did not find expected key")

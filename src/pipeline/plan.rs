@@ -46,8 +46,8 @@ pub struct StagePlan {
     pub action: super::spec::Action,
     /// Memory, CPU and processes the stage asks for its containers (else the operator's
     /// defaults), within the operator's maximum.
-    #[serde(default, skip_serializing_if = "super::limits::LimitsAsked::is_empty")]
-    pub limits: super::limits::LimitsAsked,
+    #[serde(default, skip_serializing_if = "super::resources::LimitsAsked::is_empty")]
+    pub limits: super::resources::LimitsAsked,
 }
 
 /// Branch filter: the stage runs only when the run's branch matches one of the globs.
@@ -60,11 +60,9 @@ impl When {
     /// A run with no known branch (detached commit) matches no filter.
     pub fn matches(&self, branch: Option<&str>) -> bool {
         let Some(branch) = branch else { return false };
-        self.branches.iter().any(|pat| {
-            globset::Glob::new(pat)
-                .map(|g| g.compile_matcher().is_match(branch))
-                .unwrap_or(false)
-        })
+        // Validation compiled the same globs with the same function, so none is refused
+        // here; a Plan built some other way still cannot panic.
+        self.branches.iter().any(|pat| super::limits::branch_glob(pat).is_ok_and(|g| g.is_match(branch)))
     }
 }
 

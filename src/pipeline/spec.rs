@@ -470,6 +470,12 @@ impl<'de> Deserialize<'de> for Rate {
             _ => return Err(de::Error::custom(format!("\"{text}\" is not a rate (write e.g. `200/s` or `6000/m`)"))),
         };
         match number.parse::<f64>() {
+            // The agent plans rate × duration requests: a rate of 1e300/s is no plan.
+            Ok(n) if n.is_finite() && n / secs > crate::pipeline::limits::MAX_RATE_PER_SEC => Err(de::Error::custom(format!(
+                "\"{}\" is more than the most a load stage sends, {}/s",
+                crate::pipeline::limits::excerpt(&text),
+                crate::pipeline::limits::MAX_RATE_PER_SEC
+            ))),
             Ok(n) if n > 0.0 && n.is_finite() => Ok(Rate(n / secs)),
             _ => Err(de::Error::custom(format!("\"{text}\" is not a rate (write e.g. `200/s` or `6000/m`)"))),
         }

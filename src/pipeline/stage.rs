@@ -68,7 +68,7 @@ pub(crate) fn check(ctx: &mut Ctx<'_>, stage: &Entry<'_>) -> Draft {
             "retries" => plan.retries = retries(ctx, entry).unwrap_or(0),
             "when" => plan.when = when(ctx, entry),
             "secrets" => plan.secrets = secrets(ctx, entry),
-            "limits" => plan.limits = super::limits::check(ctx, entry),
+            "limits" => plan.limits = super::resources::check(ctx, entry),
             // Kind-specific keys: only checked once the kind is known, since an
             // unsupported kind's keys would otherwise all read as unknown.
             key => match kind {
@@ -325,14 +325,15 @@ fn names(ctx: &mut Ctx<'_>, entry: &Entry<'_>) -> Option<Vec<NeedRef>> {
         return None;
     };
     let mut out: Vec<NeedRef> = Vec::new();
+    // Line of each name listed, by hash: a list of 50,000 names stays linear.
+    let mut seen: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
     for (i, item) in items.iter().enumerate() {
         let field = format!("{}[{i}]", entry.field);
         let Some(name) = item.as_text() else {
             ctx.wrong_type(item, &field, "a name");
             continue;
         };
-        if let Some(first) = out.iter().find(|n| n.name == name) {
-            let line = first.pos.line;
+        if let Some(&line) = seen.get(name) {
             ctx.error(
                 item.pos(),
                 &field,
@@ -340,6 +341,7 @@ fn names(ctx: &mut Ctx<'_>, entry: &Entry<'_>) -> Option<Vec<NeedRef>> {
             );
             continue;
         }
+        seen.insert(name, item.pos().line);
         out.push(NeedRef {
             name: name.to_owned(),
             pos: item.pos(),
@@ -371,6 +373,12 @@ fn timeout(ctx: &mut Ctx<'_>, entry: &Entry<'_>) -> Option<Duration> {
         Ok(d) if d.is_zero() => {
             ctx.error(entry.value.pos(), &entry.field, "must be greater than zero")
                 .hint("leave `timeout` out for the default of 1h");
+            None
+        }
+        // A deadline is computed from it at run time, where a huge one would overflow.
+        Ok(d) if d > super::limits::MAX_TIMEOUT => {
+            let message = super::limits::check_duration(d, super::limits::MAX_TIMEOUT).unwrap_err();
+            ctx.error(entry.value.pos(), &entry.field, message);
             None
         }
         Ok(d) => Some(d),
@@ -489,12 +497,16 @@ fn when(ctx: &mut Ctx<'_>, entry: &Entry<'_>) -> Option<When> {
         return None;
     }
     for (pattern, pos, field) in &patterns {
-        if let Err(e) = globset::Glob::new(pattern) {
-            ctx.error(
-                *pos,
-                field,
-                format!("`{pattern}` is not a valid branch pattern: {}", e.kind()),
-            );
+        // Compiled here, as the scheduler will, so that no glob that validated can fail
+        // (or panic) when a run is filtered.
+        if let Err(e) = super::limits::branch_glob(pattern) {
+            let e = match e {
+                super::limits::LimitError::BadGlob { reason, .. } => {
+                    format!("`{}` is not a valid branch pattern: {reason}", super::limits::excerpt(pattern))
+                }
+                other => format!("this branch pattern {other}"),
+            };
+            ctx.error(*pos, field, e);
         }
     }
     Some(When {

@@ -121,31 +121,79 @@ pub struct SyntaxError {
     pub malformed: bool,
 }
 
-/// Aliases are expanded by copying, so a small file could otherwise expand to gigabytes.
-const MAX_NODES: usize = 100_000;
-/// Deep nesting would otherwise overflow the stack of the recursive builder.
-const MAX_DEPTH: usize = 128;
+use super::limits::{MAX_DEPTH, MAX_EXPANDED_BYTES, MAX_NODES};
 
 /// Parses one YAML document. `Ok(None)` means the file holds no document (empty or only
 /// comments).
 pub fn parse(text: &str) -> Result<Option<Node>, SyntaxError> {
+    parse_with_spans(text).map(|(root, _)| root)
+}
+
+/// Where each scalar's source text ends (char index), by the char index where it starts:
+/// what lets `${...}` positions be found by searching only the scalar's own text.
+pub type Spans = HashMap<usize, usize>;
+
+/// `parse`, plus the source span of every scalar written in the file (not of alias
+/// copies, whose text lives at the anchor).
+pub fn parse_with_spans(text: &str) -> Result<(Option<Node>, Spans), SyntaxError> {
     let mut b = Builder {
         parser: Parser::new_from_str(text),
         anchors: HashMap::new(),
         nodes: 0,
+        bytes: 0,
+        stored: 0,
+        spans: HashMap::new(),
+        open_scalar: None,
     };
-    b.document()
+    let root = b.document()?;
+    Ok((root, b.spans))
 }
 
 struct Builder<'a> {
     parser: Parser<std::str::Chars<'a>>,
-    anchors: HashMap<usize, Node>,
+    /// Each anchor's tree with its size, so that an alias is charged its full expanded
+    /// size and height without walking the tree again (a recursive walk of an expanded
+    /// tree is exactly what must not happen before its depth is known).
+    anchors: HashMap<usize, Anchored>,
+    /// Nodes and scalar bytes built so far, aliases counted as expanded.
     nodes: usize,
+    bytes: usize,
+    /// Nodes held as copies in `anchors`: anchors nested in anchors are each copied, so
+    /// the copies need a budget of their own.
+    stored: usize,
+    spans: Spans,
+    /// Start of the last scalar read, whose span ends where the next event starts.
+    open_scalar: Option<usize>,
+}
+
+struct Anchored {
+    node: Node,
+    nodes: usize,
+    bytes: usize,
+    /// Levels of nesting below the node itself (0 for a scalar).
+    height: usize,
+}
+
+/// A node just built, with its height for the anchor table.
+struct Built {
+    node: Node,
+    height: usize,
+}
+
+fn too_big(pos: Pos, field: &str, what: String) -> SyntaxError {
+    SyntaxError { pos, field: field.to_owned(), message: what, malformed: false }
 }
 
 impl Builder<'_> {
     fn next(&mut self, field: &str) -> Result<(Event, Marker), SyntaxError> {
-        self.parser.next_token().map_err(|e| syntax(&e, field))
+        let (ev, mark) = self.parser.next_token().map_err(|e| syntax(&e, field))?;
+        if let Some(start) = self.open_scalar.take() {
+            self.spans.insert(start, mark.index());
+        }
+        if matches!(ev, Event::Scalar(..)) {
+            self.open_scalar = Some(mark.index());
+        }
+        Ok((ev, mark))
     }
 
     fn document(&mut self) -> Result<Option<Node>, SyntaxError> {
@@ -157,7 +205,7 @@ impl Builder<'_> {
                 Event::StreamEnd => return Ok(root),
                 Event::DocumentStart => {
                     let (ev, mark) = self.next("")?;
-                    let node = self.node(ev, mark, "", 0)?;
+                    let node = self.node(ev, mark, "", 0)?.node;
                     if root.is_some() {
                         return Err(SyntaxError {
                             pos: node.pos(),
@@ -182,34 +230,26 @@ impl Builder<'_> {
         }
     }
 
-    fn node(
-        &mut self,
-        ev: Event,
-        mark: Marker,
-        field: &str,
-        depth: usize,
-    ) -> Result<Node, SyntaxError> {
-        self.nodes += 1;
-        if self.nodes > MAX_NODES || depth > MAX_DEPTH {
-            return Err(SyntaxError {
-                pos: mark.into(),
-                field: field.to_owned(),
-                message: "the document is too large or too deeply nested".into(),
-                malformed: false,
-            });
-        }
+    /// Builds the node starting with `ev` at nesting `depth`. Recursion here follows the
+    /// nesting as written, which `MAX_DEPTH` bounds before it can go deeper.
+    fn node(&mut self, ev: Event, mark: Marker, field: &str, depth: usize) -> Result<Built, SyntaxError> {
         let pos = Pos::from(mark);
-        let (node, anchor) = match ev {
-            Event::Scalar(text, style, anchor, _tag) => (
-                Node::Scalar {
-                    text,
-                    plain: style == TScalarStyle::Plain,
-                    pos,
-                },
-                anchor,
-            ),
+        self.nodes += 1;
+        if depth > MAX_DEPTH {
+            return Err(too_big(pos, field, format!("nesting is deeper than {MAX_DEPTH} levels")));
+        }
+        if self.nodes > MAX_NODES {
+            return Err(too_big(pos, field, format!("the document has more than {MAX_NODES} values (aliases counted as expanded)")));
+        }
+        let start = (self.nodes - 1, self.bytes);
+        let (node, height, anchor) = match ev {
+            Event::Scalar(text, style, anchor, _tag) => {
+                self.bytes += text.len();
+                self.check_bytes(pos, field)?;
+                (Node::Scalar { text, plain: style == TScalarStyle::Plain, pos }, 0, anchor)
+            }
             Event::Alias(id) => {
-                let Some(target) = self.anchors.get(&id).cloned() else {
+                let Some(target) = self.anchors.get(&id) else {
                     return Err(SyntaxError {
                         pos,
                         field: field.to_owned(),
@@ -217,23 +257,37 @@ impl Builder<'_> {
                         malformed: true,
                     });
                 };
-                self.nodes += count(&target);
-                return Ok(with_pos(target, pos));
+                // Checked before the copy is made: the copy is what would be too big.
+                if depth + target.height > MAX_DEPTH {
+                    return Err(too_big(pos, field, format!("this alias nests deeper than {MAX_DEPTH} levels once expanded")));
+                }
+                self.nodes += target.nodes - 1;
+                self.bytes += target.bytes;
+                if self.nodes > MAX_NODES {
+                    return Err(too_big(pos, field, format!("aliases expand the document to more than {MAX_NODES} values")));
+                }
+                self.check_bytes(pos, field)?;
+                let (node, height) = (target.node.clone(), target.height);
+                return Ok(Built { node: with_pos(node, pos), height });
             }
             Event::SequenceStart(anchor, _tag) => {
                 let mut items = Vec::new();
+                let mut height = 0;
                 loop {
                     let item_field = format!("{field}[{}]", items.len());
                     let (ev, mark) = self.next(&item_field)?;
                     if ev == Event::SequenceEnd {
                         break;
                     }
-                    items.push(self.node(ev, mark, &item_field, depth + 1)?);
+                    let item = self.node(ev, mark, &item_field, depth + 1)?;
+                    height = height.max(item.height + 1);
+                    items.push(item.node);
                 }
-                (Node::Seq { items, pos }, anchor)
+                (Node::Seq { items, pos }, height, anchor)
             }
             Event::MappingStart(anchor, _tag) => {
                 let mut entries: Vec<(Node, Node)> = Vec::new();
+                let mut height = 0;
                 loop {
                     // The scanner reads ahead, so a mistake in a value (`image: a: b`)
                     // surfaces while looking for the next key: blame the value's key if
@@ -250,9 +304,11 @@ impl Builder<'_> {
                         break;
                     }
                     let key = self.node(ev, mark, field, depth + 1)?;
-                    let key_field = join(field, key.as_text().unwrap_or("?"));
+                    let key_field = join(field, key.node.as_text().unwrap_or("?"));
                     let (ev, mark) = self.next(&key_field)?;
-                    let mut value = self.node(ev, mark, &key_field, depth + 1)?;
+                    let value = self.node(ev, mark, &key_field, depth + 1)?;
+                    height = height.max(key.height + 1).max(value.height + 1);
+                    let (key, mut value) = (key.node, value.node);
                     // `image:` with nothing after it: the parser places the empty value
                     // wherever the next token is, often the next line; the key is where
                     // the user should look.
@@ -279,6 +335,7 @@ impl Builder<'_> {
                         entries: merge_keys(entries),
                         pos,
                     },
+                    height,
                     anchor,
                 )
             }
@@ -292,9 +349,24 @@ impl Builder<'_> {
             }
         };
         if anchor > 0 {
-            self.anchors.insert(anchor, node.clone());
+            // What this subtree cost, aliases inside it included: what each alias of it
+            // will cost again.
+            let nodes = self.nodes - start.0;
+            let bytes = self.bytes - start.1;
+            self.stored += nodes;
+            if self.stored > MAX_NODES {
+                return Err(too_big(pos, field, format!("anchors hold more than {MAX_NODES} values in all")));
+            }
+            self.anchors.insert(anchor, Anchored { node: node.clone(), nodes, bytes, height });
         }
-        Ok(node)
+        Ok(Built { node, height })
+    }
+
+    fn check_bytes(&self, pos: Pos, field: &str) -> Result<(), SyntaxError> {
+        if self.bytes > MAX_EXPANDED_BYTES {
+            return Err(too_big(pos, field, format!("the document holds more than {} MiB of text (aliases counted as expanded)", MAX_EXPANDED_BYTES >> 20)));
+        }
+        Ok(())
     }
 }
 
@@ -305,7 +377,8 @@ fn merge_keys(entries: Vec<(Node, Node)>) -> Vec<(Node, Node)> {
     if !entries.iter().any(|(k, _)| is_merge(k)) {
         return entries;
     }
-    let own: Vec<String> = entries
+    // Keys already present, so that a merge of many keys stays linear.
+    let mut taken: std::collections::HashSet<String> = entries
         .iter()
         .filter(|(k, _)| !is_merge(k))
         .filter_map(|(k, _)| k.as_text().map(str::to_owned))
@@ -334,30 +407,13 @@ fn merge_keys(entries: Vec<(Node, Node)>) -> Vec<(Node, Node)> {
             };
             for (mk, mv) in merged {
                 let name = mk.as_text().unwrap_or_default().to_owned();
-                let taken = own.contains(&name)
-                    || out
-                        .iter()
-                        .any(|(ok, _)| ok.as_text() == Some(name.as_str()));
-                if !taken {
+                if taken.insert(name) {
                     out.push((mk, mv));
                 }
             }
         }
     }
     out
-}
-
-fn count(node: &Node) -> usize {
-    match node {
-        Node::Scalar { .. } => 1,
-        Node::Seq { items, .. } => 1 + items.iter().map(count).sum::<usize>(),
-        Node::Map { entries, .. } => {
-            1 + entries
-                .iter()
-                .map(|(k, v)| count(k) + count(v))
-                .sum::<usize>()
-        }
-    }
 }
 
 /// An alias node reads as if written where the alias is (its children keep the anchor's

@@ -28,3 +28,9 @@ pub use probe::{probe, ProbeAttempt, ProbeOptions, ProbeOutcome};
 pub use report::{Failure, JourneyReport, Outcome, SmokeReport, StepReport};
 pub use runner::run;
 pub use spec::{Expect, Journey, Request, SmokeSpec, Step};
+
+/// `{{name}}` templates, for the fuzz targets in `fuzz/` (not a stable surface).
+#[doc(hidden)]
+pub mod templates {
+    pub use super::template::{placeholders, render, render_json, Vars};
+}

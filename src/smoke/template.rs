@@ -9,10 +9,10 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 
 /// Captured values of one journey, by name.
-pub(crate) type Vars = BTreeMap<String, Value>;
+pub type Vars = BTreeMap<String, Value>;
 
 /// Names referenced in `s`, in order (duplicates kept). `{{` without a closing `}}` is text.
-pub(crate) fn placeholders(s: &str) -> Vec<&str> {
+pub fn placeholders(s: &str) -> Vec<&str> {
     let mut out = Vec::new();
     scan(s, |piece| {
         if let Piece::Var(name) = piece {
@@ -42,7 +42,7 @@ fn walk<'a>(v: &'a Value, f: &mut impl FnMut(&'a str)) {
 }
 
 /// Substitutes every placeholder; `Err(name)` names the first variable not in `vars`.
-pub(crate) fn render(s: &str, vars: &Vars) -> Result<String, String> {
+pub fn render(s: &str, vars: &Vars) -> Result<String, String> {
     let mut out = String::with_capacity(s.len());
     let mut missing = None;
     scan(s, |piece| match piece {
@@ -62,7 +62,7 @@ pub(crate) fn render(s: &str, vars: &Vars) -> Result<String, String> {
 }
 
 /// Renders a JSON body; see the module docs for the whole-string rule.
-pub(crate) fn render_json(v: &Value, vars: &Vars) -> Result<Value, String> {
+pub fn render_json(v: &Value, vars: &Vars) -> Result<Value, String> {
     Ok(match v {
         Value::String(s) => match sole_placeholder(s) {
             Some(name) => vars.get(name).cloned().ok_or_else(|| name.to_string())?,
@@ -95,12 +95,19 @@ enum Piece<'a> {
 
 /// Splits `s` into text and well-formed placeholders; anything that does not look like
 /// `{{ name }}` (e.g. `{{` in literal JSON or a template language) stays text.
+///
+/// A placeholder's inside can only hold name characters and blanks, so the search for its
+/// `}}` stops at the first other character: searching the rest of the text after every
+/// `{{` made `{{{{{{...}}` quadratic.
 fn scan<'a>(s: &'a str, mut f: impl FnMut(Piece<'a>)) {
     let mut rest = s;
     while let Some(open) = rest.find("{{") {
         let after = &rest[open + 2..];
-        let Some(close) = after.find("}}") else { break };
-        let name = after[..close].trim();
+        let inside = after
+            .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.') || c.is_whitespace()))
+            .unwrap_or(after.len());
+        let close = if after[inside..].starts_with("}}") { inside } else { usize::MAX };
+        let name = if close == usize::MAX { "" } else { after[..close].trim() };
         if valid_name(name) {
             if open > 0 {
                 f(Piece::Text(&rest[..open]));
@@ -146,6 +153,14 @@ mod tests {
     fn leaves_non_placeholders_alone() {
         assert_eq!(render("{{}} {{ not valid! }} {{open", &vars()).unwrap(), "{{}} {{ not valid! }} {{open");
         assert_eq!(render("{{{{id}}", &vars()).unwrap(), "{{7");
+    }
+
+    #[test]
+    fn braces_without_a_name_stay_text() {
+        // The input that made the old scan quadratic (speed: benches/validate_at_scale).
+        let text = format!("{}}}}}", "{{".repeat(2_000));
+        assert_eq!(render(&text, &vars()).unwrap(), text);
+        assert_eq!(render("{{ id }}{{ a b }}{{id} }}", &vars()).unwrap(), "7{{ a b }}{{id} }}");
     }
 
     #[test]

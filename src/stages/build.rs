@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::io::Read;
 
 use bytes::Bytes;
-use globset::GlobMatcher;
+use globset::GlobSet;
 
 use super::RunContext;
 use crate::docker::{Backend, BuildRequest, DockerError, PROJECT_LABEL, RUN_LABEL};
@@ -127,7 +127,7 @@ pub fn context_tar(workspace: &[u8], dir: &str, dockerfile: &str) -> Result<Byte
 /// matching rule wins, and a rule matching a directory covers everything under it.
 #[derive(Default)]
 struct DockerIgnore {
-    rules: Vec<(GlobMatcher, bool)>,
+    rules: Vec<(GlobSet, bool)>,
 }
 
 impl DockerIgnore {
@@ -142,8 +142,12 @@ impl DockerIgnore {
                     None => (true, line),
                 };
                 let pattern = pattern.trim_start_matches("./").trim_start_matches('/').trim_end_matches('/');
-                let glob = globset::GlobBuilder::new(pattern).literal_separator(true).build().ok()?;
-                Some((glob.compile_matcher(), exclude))
+                // The file comes with the commit: compiled without `compile_matcher`'s panic
+                // on a pattern too big for its regex (such a rule is skipped, like a bad one).
+                let mut builder = globset::GlobBuilder::new(pattern);
+                builder.literal_separator(true);
+                let glob = crate::pipeline::limits::glob(builder, pattern).ok()?;
+                Some((glob, exclude))
             })
             .collect();
         DockerIgnore { rules }

@@ -323,8 +323,11 @@ impl<'de> Deserialize<'de> for Selector {
 
 fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let text = String::deserialize(d)?;
-    humantime::parse_duration(&text)
-        .map_err(|e| serde::de::Error::custom(format!("bad duration '{text}': {e} (e.g. 30s, 2m)")))
+    let d = humantime::parse_duration(&text)
+        .map_err(|e| serde::de::Error::custom(format!("bad duration '{text}': {e} (e.g. 30s, 2m)")))?;
+    // Windows are subtracted from instants at run time, where a huge one would overflow.
+    crate::pipeline::limits::check_duration(d, crate::pipeline::limits::MAX_DURATION).map_err(serde::de::Error::custom)?;
+    Ok(d)
 }
 
 fn ser_duration<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {

@@ -101,6 +101,9 @@ impl LineParser {
             Some(v) => v,
             None => {
                 self.pos = value_at;
+                if value_text.parse::<f64>().is_ok_and(f64::is_infinite) {
+                    return self.err(format!("'{value_text}' is out of range for a 64-bit number; only +Inf and -Inf are infinite"));
+                }
                 return self.err(format!("'{value_text}' is not a number"));
             }
         };
@@ -231,12 +234,21 @@ impl LineParser {
 
 /// Go's float syntax as exposers write it: decimals, exponents, `NaN`, `+Inf`, `-Inf`.
 /// Rust's parser takes all of these (case-insensitively), but also `infinity`; that is
-/// harmless. Hex floats and `_` separators are rejected by both.
+/// harmless. Hex floats and `_` separators are rejected by both. A literal too big for
+/// an f64 (`1e400`) is an error, not infinity: Rust would round it to `inf`, and a
+/// gate would then compare against a value nobody exposed.
 pub(crate) fn parse_value(s: &str) -> Option<f64> {
     if s.is_empty() {
         return None;
     }
-    s.parse::<f64>().ok()
+    let v = s.parse::<f64>().ok()?;
+    if v.is_infinite() {
+        let word = s.strip_prefix(['+', '-']).unwrap_or(s);
+        if !word.eq_ignore_ascii_case("inf") && !word.eq_ignore_ascii_case("infinity") {
+            return None;
+        }
+    }
+    Some(v)
 }
 
 #[cfg(test)]
@@ -303,6 +315,10 @@ plain 1.5e3
             ("m{a=\"1\",a=\"2\"} 1", 1, "appears twice"),
             ("m{a=\"\\t\"} 1", 1, "unknown escape"),
             ("m one", 1, "not a number"),
+            // Rounded to infinity by Rust's parser, which would make a gate judge on a
+            // value nobody exposed.
+            ("m 1e400", 1, "out of range"),
+            ("m -1e400", 1, "out of range"),
             ("m 1 12.5", 1, "not a timestamp"),
             ("m 1 2 3", 1, "unexpected text"),
             ("m{a=\"1\"}1", 1, "expected a space"),

@@ -98,6 +98,10 @@ fn split(kind: &'static str, text: &str) -> Result<(Op, Option<char>, f64, Unit)
             c.is_ascii_digit() || c == '.' || c == 'e' || c == 'E' || c == '-' || c == '+'
         });
     let value: f64 = match num.parse::<f64>() {
+        // Same bound as a load threshold's: a limit beyond it limits nothing.
+        Ok(v) if ok_chars && v.is_finite() && v.abs() > crate::pipeline::limits::MAX_NUMBER_LIMIT => {
+            return Err(err("the number is out of range (at most 1e15)"))
+        }
         Ok(v) if ok_chars && v.is_finite() => v,
         _ => return Err(err("expected a number, optionally with a unit ms, s or %")),
     };
@@ -267,6 +271,14 @@ mod tests {
         }
         let e = BaselineRule::parse("<=10%").unwrap_err();
         assert!(e.message.contains("sign"), "{e}");
+    }
+
+    #[test]
+    fn limits_beyond_any_measurement_are_out_of_range() {
+        // Finite, but a gate against it would pass everything.
+        let e = Threshold::parse(&format!("<{}ms", "9".repeat(305))).unwrap_err();
+        assert!(e.message.contains("out of range"), "{e}");
+        assert!(Threshold::parse("<1e15").is_ok());
     }
 
     #[test]

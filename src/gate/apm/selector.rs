@@ -76,6 +76,12 @@ pub struct SelectorError {
 
 impl Selector {
     pub fn parse(text: &str) -> Result<Selector, SelectorError> {
+        use crate::pipeline::limits::{self, MAX_SELECTOR_LEN};
+        // Before anything is copied or compiled: a 100 MB selector once took 45 s and
+        // 10 GB to compile its regex.
+        if let Err(e) = limits::check_len(text, MAX_SELECTOR_LEN) {
+            return Err(SelectorError { source_text: limits::excerpt(text).into_owned(), column: 1, message: format!("the selector {e}") });
+        }
         let chars: Vec<char> = text.chars().collect();
         let mut pos = 0;
         let err = |pos: usize, message: String| SelectorError {
@@ -164,8 +170,8 @@ impl Selector {
                 }
                 let regex = match op {
                     MatchOp::Re | MatchOp::NotRe => Some(
-                        Regex::new(&format!("^(?:{value})$"))
-                            .map_err(|e| err(pos, format!("bad regex '{value}': {e}")))?,
+                        limits::regex(&format!("^(?:{value})$"))
+                            .map_err(|e| err(pos, format!("bad regex '{}': {e}", limits::excerpt(&value))))?,
                     ),
                     _ => None,
                 };
