@@ -52,7 +52,7 @@ pub async fn prepare<B: Backend>(store: &Store, backend: &B, env: &str, app: Opt
     let time = kept.labels.get(COMMIT_TIME_LABEL).and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok()).unwrap_or_else(|| chrono::Utc::now().fixed_offset());
     let commit = CommitInfo {
         short: sha[..sha.len().min(8)].to_string(),
-        author_name: kept.labels.get("io.gantry.author").cloned().unwrap_or_default(),
+        author_name: kept.labels.get(crate::labels::AUTHOR_LABEL).cloned().unwrap_or_default(),
         author_email: String::new(),
         time,
         summary: format!("rollback of {app} in {env}"),

@@ -14,14 +14,7 @@ use futures_util::stream::BoxStream;
 pub use engine::DockerEngine;
 pub use error::DockerError;
 
-/// Label carried by every Docker object a run creates; sweeps find objects by it.
-pub const RUN_LABEL: &str = "io.gantry.run";
-/// Label of objects that belong to a deployed environment (they outlive runs by design).
-pub const ENVIRONMENT_LABEL: &str = "io.gantry.environment";
-pub const STAGE_LABEL: &str = "io.gantry.stage";
-/// Label of images a `kind: build` made: the project whose pipeline built them, so that
-/// another project's build cannot take the tag over.
-pub const PROJECT_LABEL: &str = "io.gantry.project";
+pub use crate::labels::{ENVIRONMENT_LABEL, PROJECT_LABEL, RUN_LABEL, STAGE_LABEL};
 
 /// What a container may use of the host, enforced by the engine's cgroups.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -61,8 +61,8 @@ pub async fn run<B: Backend>(backend: Arc<B>, request: RunRequest, emit: Emitter
         .with("pipeline.name", plan.name.clone());
     let ctx = Arc::new(RunContext {
         backend: backend.clone(),
-        network: format!("gantry-{run_id}"),
-        workspace_volume: format!("gantry-{run_id}-workspace"),
+        network: crate::labels::run_network(&run_id),
+        workspace_volume: crate::labels::run_workspace(&run_id),
         run_id: run_id.clone(),
         pipeline: plan.name.clone(),
         commit,

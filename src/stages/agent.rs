@@ -62,7 +62,7 @@ pub async fn create<B: Backend>(
 ) -> Result<container::Created, AgentError> {
     let stage = plan.name.as_str();
     let spec = ContainerSpec {
-        name: format!("gantry-{}-{stage}-{attempt}", ctx.run_id),
+        name: crate::labels::stage_container(&ctx.run_id, stage, attempt),
         image: image.to_string(),
         cmd: args,
         labels: HashMap::from([

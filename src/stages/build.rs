@@ -32,7 +32,7 @@ pub async fn attempt<B: Backend>(ctx: &RunContext<B>, stage: &StagePlan, spec: &
         target: spec.target.clone(),
         labels: HashMap::from([
             (RUN_LABEL.to_string(), ctx.run_id.clone()),
-            ("io.gantry.commit".to_string(), ctx.commit.sha.clone()),
+            (crate::labels::COMMIT_LABEL.to_string(), ctx.commit.sha.clone()),
             // Build labels given through the API override the Dockerfile's own LABELs.
             (PROJECT_LABEL.to_string(), ctx.policy.project.clone()),
         ]),

@@ -61,7 +61,7 @@ fn container_spec<B: Backend>(ctx: &RunContext<B>, stage: &StagePlan, image: &st
     );
     let commands: Vec<String> = stage.commands.iter().map(|c| crate::pipeline::interpolate_for_shell(c, &ctx.vars)).collect();
     ContainerSpec {
-        name: format!("gantry-{}-{}-{attempt}", ctx.run_id, stage.name),
+        name: crate::labels::stage_container(&ctx.run_id, &stage.name, attempt),
         image: image.to_string(),
         entrypoint: vec!["/bin/sh".into(), "-e".into(), "-c".into()],
         cmd: vec![script(&commands)],

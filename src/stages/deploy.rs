@@ -26,8 +26,7 @@ const ROUTER_LIMITS: crate::docker::ResourceLimits = crate::docker::ResourceLimi
 /// How long the old version may finish its requests once the new one is live.
 const RETIRE_GRACE: Duration = Duration::from_secs(5);
 use super::environment::COMMIT_TIME_LABEL;
-const AUTHOR_LABEL: &str = "io.gantry.author";
-const HEALTH_LABEL: &str = "io.gantry.health";
+use crate::labels::{AUTHOR_LABEL, HEALTH_LABEL};
 
 pub fn preview_alias(app: &str) -> String {
     format!("{app}-preview")
@@ -324,7 +323,7 @@ async fn start_checked<B: Backend>(
     let network = environment::ensure_network(backend, env, &ctx.run_id).await?;
     ensure_router(ctx, stage, spec, port, &network, attempt).await?;
 
-    let name = format!("gantry-env-{env}-{}-{}-{}", spec.app, ctx.commit.short, health::short_id());
+    let name = crate::labels::app_container(env, &spec.app, &ctx.commit.short, &health::short_id());
     let mut labels = environment::labels(env, &ctx.run_id, Role::App);
     labels.insert(APP_LABEL.into(), spec.app.clone());
     labels.insert(COMMIT_LABEL.into(), ctx.commit.sha.clone());
@@ -552,7 +551,7 @@ async fn ensure_router<B: Backend>(
         labels.insert(PUBLISHED_LABEL.into(), p.to_string());
     }
     let router = ContainerSpec {
-        name: format!("gantry-env-{env}-{}-router", spec.app),
+        name: crate::labels::router_container(env, &spec.app),
         image: image.clone(),
         cmd: vec![
             "--listen".into(),

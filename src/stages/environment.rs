@@ -6,18 +6,7 @@ use std::collections::HashMap;
 
 use crate::docker::{Backend, ContainerInfo, DockerError, ENVIRONMENT_LABEL, RUN_LABEL};
 
-pub const ROLE_LABEL: &str = "io.gantry.role";
-pub const SERVICE_LABEL: &str = "io.gantry.service";
-pub const APP_LABEL: &str = "io.gantry.app";
-pub const SPEC_LABEL: &str = "io.gantry.spec";
-pub const COMMIT_LABEL: &str = "io.gantry.commit";
-/// The deployed commit's time (RFC 3339), for lead time and for telling which of two versions is newer.
-pub const COMMIT_TIME_LABEL: &str = "io.gantry.commit-time";
-pub const PORT_LABEL: &str = "io.gantry.port";
-pub const PUBLISHED_LABEL: &str = "io.gantry.published";
-/// The image reference a version was deployed as (the engine's listing shows a bare id
-/// once the tag has moved on).
-pub const IMAGE_LABEL: &str = "io.gantry.image";
+pub use crate::labels::{APP_LABEL, COMMIT_LABEL, COMMIT_TIME_LABEL, IMAGE_LABEL, PORT_LABEL, PUBLISHED_LABEL, ROLE_LABEL, SERVICE_LABEL, SPEC_LABEL};
 
 /// What a container does in an environment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,7 +29,7 @@ impl Role {
 }
 
 pub fn network(env: &str) -> String {
-    format!("gantry-env-{env}")
+    crate::labels::environment_network(env)
 }
 
 /// The alias under which an app's live version answers its router.

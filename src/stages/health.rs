@@ -97,7 +97,7 @@ async fn by_http<B: Backend>(
         Err(e) => return Health::Unhealthy(e.to_string()),
     };
     let spec = ContainerSpec {
-        name: format!("gantry-{}-{stage}-{attempt}-probe-{}", ctx.run_id, short_id()),
+        name: crate::labels::probe_container(&ctx.run_id, stage, attempt, &short_id()),
         image,
         cmd: vec![
             "probe".into(),

@@ -13,19 +13,14 @@ use super::RunContext;
 use crate::docker::{Backend, ContainerSpec, RUN_LABEL};
 use crate::events::AttemptOutcome;
 
-/// The label naming the environment a lock container holds.
-pub const LOCK_LABEL: &str = "io.gantry.lock";
-/// The label naming the environment a waiting run's ticket (a created, never started
-/// container) waits for; with `WAITING_PROJECT_LABEL`, what lets a newer run of the same
-/// project find the older ones waiting, in whatever process they run.
-pub const WAITING_LABEL: &str = "io.gantry.waiting";
-const WAITING_PROJECT_LABEL: &str = "io.gantry.waiting-project";
+pub use crate::labels::{LOCK_LABEL, WAITING_LABEL};
+use crate::labels::WAITING_PROJECT_LABEL;
 /// The image the lock container is created from (never started).
 const LOCK_IMAGE: &str = "gantry/busybox";
 const POLL: Duration = Duration::from_millis(500);
 
 fn lock_name(environment: &str) -> String {
-    format!("gantry-lock-{environment}")
+    crate::labels::lock_container(environment)
 }
 
 /// Holds `environment` for this run, waiting (up to the operator's `locks.wait`) while
@@ -109,7 +104,7 @@ pub async fn hold<B: Backend>(ctx: &RunContext<B>, stage: &str, attempt: u32, en
 /// Marks this run as waiting for `environment`: a created, never started container with
 /// the run's label (swept with the run's other objects).
 async fn take_ticket<B: Backend>(ctx: &RunContext<B>, environment: &str) -> Result<String, crate::docker::DockerError> {
-    let name = format!("gantry-wait-{environment}-{}", ctx.run_id);
+    let name = crate::labels::waiting_ticket(environment, &ctx.run_id);
     let spec = ContainerSpec {
         name: name.clone(),
         image: LOCK_IMAGE.into(),

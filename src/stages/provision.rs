@@ -120,7 +120,7 @@ fn interpolated<B: Backend>(ctx: &RunContext<B>, s: &ServiceSpec) -> ServiceSpec
 }
 
 pub fn container_name(env: &str, service: &str) -> String {
-    format!("gantry-env-{env}-{service}")
+    crate::labels::service_container(env, service)
 }
 
 fn container_spec<B: Backend>(
