@@ -213,7 +213,7 @@ pub struct DecisionAsk {
 async fn decide(State(h): State<Holder>, UrlPath(id): UrlPath<String>, Json(ask): Json<DecisionAsk>) -> Response {
     let refuse = |status: StatusCode, e: String| (status, Json(json!({"error": e}))).into_response();
     let Some((steering, decider)) = h.steering.as_ref().and_then(|s| s.decide.clone().map(|d| (s, d))) else {
-        return refuse(StatusCode::CONFLICT, "this process takes no decisions".into());
+        return refuse(StatusCode::from_u16(NOT_TAKEN).expect("a valid status"), "this process takes no decisions".into());
     };
     // The same rules as `gantry approve` on its own: a token where the config has them.
     let login = crate::config::identity::os_login();
@@ -226,6 +226,20 @@ async fn decide(State(h): State<Holder>, UrlPath(id): UrlPath<String>, Json(ask)
         Err((status, why)) => refuse(StatusCode::from_u16(status).unwrap_or(StatusCode::CONFLICT), why),
     }
 }
+
+/// Why the holder did not record a decision.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum RemoteRefusal {
+    /// The holder takes no decisions (it drives a single run, not a service).
+    #[error("the process holding the data dir takes no decisions")]
+    NotTaken,
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// The status the socket answers a decision with when its process takes none: distinct
+/// from every refusal a decision itself can meet (those use the API's statuses).
+const NOT_TAKEN: u16 = 501;
 
 /// The read side of a data dir another process holds, through its socket.
 pub struct Remote {
@@ -252,15 +266,17 @@ impl Remote {
         }
     }
 
-    /// Asks the holder to record a decision on run `query`'s promotion: its answer, or why
-    /// not.
-    pub fn decide(&self, query: &str, ask: &DecisionAsk) -> Result<String, String> {
+    /// Asks the holder to record a decision on run `query`'s promotion: its answer, why
+    /// not, or that this holder takes no decisions (a `gantry run`: the decision is then
+    /// the asker's to record once the data dir is free).
+    pub fn decide(&self, query: &str, ask: &DecisionAsk) -> Result<String, RemoteRefusal> {
         let body = serde_json::to_string(ask).unwrap_or_default();
-        let (status, answer) = self.request("POST", &format!("/runs/{}/decide", enc(query)), &body).map_err(|e| e.to_string())?;
+        let (status, answer) = self.request("POST", &format!("/runs/{}/decide", enc(query)), &body).map_err(|e| RemoteRefusal::Refused(e.to_string()))?;
         let value: serde_json::Value = serde_json::from_str(&answer).unwrap_or_default();
         match status {
             200 => Ok(value["message"].as_str().unwrap_or("recorded").to_string()),
-            _ => Err(value["error"].as_str().map(str::to_string).unwrap_or_else(|| format!("status {status}"))),
+            NOT_TAKEN => Err(RemoteRefusal::NotTaken),
+            _ => Err(RemoteRefusal::Refused(value["error"].as_str().map(str::to_string).unwrap_or_else(|| format!("status {status}")))),
         }
     }
 

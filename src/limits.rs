@@ -87,8 +87,8 @@ impl LimitSettings {
     /// lines of the maximums) and checks that the defaults fit under the maximum.
     pub(crate) fn locate(path: &Path, root: Option<&Node>, text: LimitsText) -> Result<LimitSettings, String> {
         let line_of = |key: &str| {
-            let max = child(root?, "limits").and_then(|l| child(l, "max"))?;
-            let line = key_line(max, key)?;
+            let max = root?.child("limits").and_then(|l| l.child("max"))?;
+            let line = max.key_line(key)?;
             Some(Place { file: path.to_path_buf(), line })
         };
         let pick = |written: &ValuesText, base: ResourceLimits| ResourceLimits {
@@ -196,20 +196,6 @@ pub fn bytes(n: u64) -> String {
         }
     }
     format!("{n} bytes")
-}
-
-fn child<'n>(node: &'n Node, key: &str) -> Option<&'n Node> {
-    match node {
-        Node::Map { entries, .. } => entries.iter().find(|(k, _)| k.as_text() == Some(key)).map(|(_, v)| v),
-        _ => None,
-    }
-}
-
-fn key_line(node: &Node, key: &str) -> Option<usize> {
-    match node {
-        Node::Map { entries, .. } => entries.iter().find(|(k, _)| k.as_text() == Some(key)).map(|(k, _)| k.pos().line),
-        _ => None,
-    }
 }
 
 #[cfg(test)]

@@ -89,17 +89,18 @@ pub async fn decide(
     docker_host: Option<&str>,
 ) -> Outcome {
     let config = Config::load(config)?;
-    // The service holding the data dir records the decision (and promotes) itself.
-    if let Some(owner) = Store::holder(data_dir) {
-        if owner.contains(" serve") {
-            let remote = crate::control::Remote::connect(data_dir).ok_or_else(|| {
-                CliError::Other(format!("the data dir is held by a running `gantry serve` ({owner}) that does not answer on its control socket; decide through its dashboard or API"))
-            })?;
-            let token = super::identity::presented_token(args.proof.token_file.as_deref(), config.needs_proof())?;
-            let ask = crate::control::DecisionAsk { who: crate::control::Asker { claimed: args.user.clone(), token }, kind, comment };
-            let said = remote.decide(&args.run, &ask).map_err(CliError::Other)?;
-            println!("{said}");
-            return Ok(ExitCode::SUCCESS);
+    // A service holding the data dir records the decision (and promotes) itself; a
+    // `gantry run` holding it takes none, and the data dir is waited for below.
+    if let Some(remote) = crate::control::Remote::connect(data_dir) {
+        let token = super::identity::presented_token(args.proof.token_file.as_deref(), config.needs_proof())?;
+        let ask = crate::control::DecisionAsk { who: crate::control::Asker { claimed: args.user.clone(), token }, kind, comment: comment.clone() };
+        match remote.decide(&args.run, &ask) {
+            Ok(said) => {
+                println!("{said}");
+                return Ok(ExitCode::SUCCESS);
+            }
+            Err(crate::control::RemoteRefusal::NotTaken) => {}
+            Err(crate::control::RemoteRefusal::Refused(why)) => return Err(CliError::Other(why)),
         }
     }
     // Proof before anything else: a refusal here records nothing and touches nothing.

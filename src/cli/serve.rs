@@ -125,13 +125,16 @@ pub async fn trigger(args: TriggerArgs, config_path: &Path) -> Outcome {
         println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
         return Ok(ExitCode::SUCCESS);
     }
-    let run = value["run"].as_str().unwrap_or("-");
-    let commit = value["commit"].as_str().map(|c| &c[..c.len().min(8)]).unwrap_or("-");
-    match value["outcome"].as_str() {
-        Some("queued") => println!("queued run {run} of {} for commit {commit}", args.project),
-        Some("duplicate") => println!("commit {commit} already ran for {} (run {run}); --force runs it again", args.project),
-        Some("invalid") => println!("recorded run {run} as failed: {}", value["message"].as_str().unwrap_or("")),
-        _ => println!("{}", value),
+    let short = |c: &str| c[..c.len().min(8)].to_string();
+    match serde_json::from_value::<crate::coordinator::Triggered>(value.clone()) {
+        Ok(crate::coordinator::Triggered::Queued { run, commit }) => println!("queued run {run} of {} for commit {}", args.project, short(&commit)),
+        Ok(crate::coordinator::Triggered::Duplicate { run, commit }) => {
+            println!("commit {} already ran for {} (run {run}); --force runs it again", short(&commit), args.project)
+        }
+        Ok(crate::coordinator::Triggered::Invalid { run, message, .. }) => println!("recorded run {run} as failed: {message}"),
+        Ok(crate::coordinator::Triggered::Ignored { reason }) => println!("not run: {reason}"),
+        // A newer service's answer this client does not know: shown as it came.
+        Err(_) => println!("{value}"),
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -83,14 +83,14 @@ pub(super) fn locate(
     root: Option<&Node>,
     written: BTreeMap<String, ProtectionText>,
 ) -> Result<BTreeMap<String, Protection>, String> {
-    let env_nodes = root.and_then(|r| child(r, "environments"));
+    let env_nodes = root.and_then(|r| r.child("environments"));
     let mut out = BTreeMap::new();
     for (name, text) in written {
-        let node = env_nodes.and_then(|n| child(n, &name));
+        let node = env_nodes.and_then(|n| n.child(&name));
         let line_of = |key: Option<&str>| {
             let line = match key {
-                None => env_nodes.and_then(|n| key_line(n, &name)),
-                Some(k) => node.and_then(|n| key_line(n, k)),
+                None => env_nodes.and_then(|n| n.key_line(&name)),
+                Some(k) => node.and_then(|n| n.key_line(k)),
             };
             Place { file: path.to_path_buf(), line: line.unwrap_or(1) }
         };
@@ -133,22 +133,6 @@ pub(super) fn locate(
         );
     }
     Ok(out)
-}
-
-/// The value of `key` in a mapping node.
-fn child<'n>(node: &'n Node, key: &str) -> Option<&'n Node> {
-    match node {
-        Node::Map { entries, .. } => entries.iter().find(|(k, _)| k.as_text() == Some(key)).map(|(_, v)| v),
-        _ => None,
-    }
-}
-
-/// The line `key` is written on in a mapping node.
-fn key_line(node: &Node, key: &str) -> Option<usize> {
-    match node {
-        Node::Map { entries, .. } => entries.iter().find(|(k, _)| k.as_text() == Some(key)).map(|(k, _)| k.pos().line),
-        _ => None,
-    }
 }
 
 impl Protection {

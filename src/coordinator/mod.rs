@@ -51,7 +51,7 @@ pub struct TriggerRequest {
     pub force: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case", tag = "outcome")]
 pub enum Triggered {
     Queued { run: String, commit: String },

@@ -30,7 +30,7 @@ pub(crate) fn declare(ctx: &mut Ctx<'_>, value: &Node) -> BTreeMap<String, Envir
                 // Deciding on promotions is what release managers do (and admins); a
                 // lower role would let a developer wave their own team's change through.
                 if let Some(rule) = spec.approval.as_ref().filter(|r| !r.role.covers(Role::ReleaseManager)) {
-                    let pos = child(env.value, "approval").and_then(|a| child(a, "role")).map_or(env.value.pos(), Node::pos);
+                    let pos = env.value.child("approval").and_then(|a| a.child("role")).map_or(env.value.pos(), Node::pos);
                     ctx.error(pos, &format!("{}.approval.role", env.field), format!("`{}` may not decide on promotions", rule.role))
                         .hint("use `release-manager` (the default) or `admin`");
                 }
@@ -45,14 +45,6 @@ pub(crate) fn declare(ctx: &mut Ctx<'_>, value: &Node) -> BTreeMap<String, Envir
         }
     }
     out
-}
-
-/// The value of `key` in a mapping node.
-fn child<'n>(node: &'n Node, key: &str) -> Option<&'n Node> {
-    match node {
-        Node::Map { entries, .. } => entries.iter().find(|(k, _)| k.as_text() == Some(key)).map(|(_, v)| v),
-        _ => None,
-    }
 }
 
 /// A `kind: deploy` stage may not go live in an environment that asks for approval:

@@ -45,6 +45,23 @@ pub enum Node {
 }
 
 impl Node {
+    /// The value of `key` in a mapping node (`None` for a missing key or another node).
+    pub fn child(&self, key: &str) -> Option<&Node> {
+        self.entry(key).map(|(_, v)| v)
+    }
+
+    /// The line `key` is written on in a mapping node.
+    pub fn key_line(&self, key: &str) -> Option<usize> {
+        self.entry(key).map(|(k, _)| k.pos().line)
+    }
+
+    fn entry(&self, key: &str) -> Option<&(Node, Node)> {
+        match self {
+            Node::Map { entries, .. } => entries.iter().find(|(k, _)| k.as_text() == Some(key)),
+            _ => None,
+        }
+    }
+
     pub fn pos(&self) -> Pos {
         match self {
             Node::Scalar { pos, .. } | Node::Seq { pos, .. } | Node::Map { pos, .. } => *pos,
