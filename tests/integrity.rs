@@ -137,7 +137,24 @@ fn gantry_cancel_stops_a_gantry_run_of_another_terminal_as_ctrl_c_does() {
 /// A site whose pipeline previews a version in `env`, pauses `${var.pause}` seconds while
 /// holding it, then puts the preview live, published on `port`. The pause stage is named
 /// after `env` (`pause-ENV`): tests running at once each wait for their own.
-fn locking_site(env: &str, port: u16) -> (common::World, std::path::PathBuf) {
+struct LockSite {
+    port: u16,
+    // Dropped first: it destroys the environment.
+    env: common::Env,
+    w: common::World,
+    p: std::path::PathBuf,
+    _probe: common::World,
+}
+
+fn locking_site(prefix: &str) -> LockSite {
+    let port = common::free_port();
+    let probe = common::World::new(&[]);
+    let env = common::Env::new(&probe, prefix);
+    let (w, p) = locking_world(&env.name, port);
+    LockSite { port, env, w, p, _probe: probe }
+}
+
+fn locking_world(env: &str, port: u16) -> (common::World, std::path::PathBuf) {
     let w = common::World::new(&[
         ("site/Dockerfile", "FROM gantry/busybox\nCOPY index.html /www/index.html\nCMD [\"busybox\", \"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n"),
         ("site/index.html", "version 1\n"),
@@ -180,10 +197,8 @@ fn logs_of(data: &Path, run: &str) -> String {
 
 #[test]
 fn two_runs_take_turns_in_one_environment_and_a_third_gives_up_after_its_wait() {
-    let port = common::free_port();
-    let probe = common::World::new(&[]);
-    let env = common::Env::new(&probe, "lck");
-    let (w, p) = locking_site(&env.name, port);
+    let site = locking_site("lck");
+    let (port, env, w, p) = (site.port, &site.env, &site.w, &site.p);
     let (da, db, dc) = (w.dir.path().join("a"), w.dir.path().join("b"), w.dir.path().join("c"));
     let first = w.commit(&[("site/index.html", "version 1\n")], "v1");
     // Long enough for the third run below to build, wait its 1 s and give up while the first
@@ -221,10 +236,8 @@ fn two_runs_take_turns_in_one_environment_and_a_third_gives_up_after_its_wait() 
 
 #[test]
 fn the_lock_of_a_holder_killed_with_kill_9_is_released_by_the_recovery_and_the_waiter_goes_on() {
-    let port = common::free_port();
-    let probe = common::World::new(&[]);
-    let env = common::Env::new(&probe, "lk9");
-    let (w, p) = locking_site(&env.name, port);
+    let site = locking_site("lk9");
+    let (env, w, p) = (&site.env, &site.w, &site.p);
     let (da, db) = (w.dir.path().join("a"), w.dir.path().join("b"));
     let mut a = run_in(&w, &da, &p, &["--var", "pause=60"]);
     let holder = common::wait_for_running_stage(&format!("pause-{}", env.name), std::time::Duration::from_secs(60));
@@ -447,10 +460,8 @@ fn an_environment_is_rolled_back_through_the_api_with_the_role_it_needs() {
 
 #[test]
 fn with_newest_cancels_waiting_a_newer_run_cancels_the_older_one_waiting_and_goes_live_after_the_holder() {
-    let port = common::free_port();
-    let probe = common::World::new(&[]);
-    let env = common::Env::new(&probe, "nwt");
-    let (w, p) = locking_site(&env.name, port);
+    let site = locking_site("nwt");
+    let (port, env, w, p) = (site.port, &site.env, &site.w, &site.p);
     let config = w.dir.path().join("newest.yml");
     std::fs::write(&config, "locks: {wait: 5m, newest_cancels_waiting: true}\n").unwrap();
     let (da, db, dc) = (w.dir.path().join("a"), w.dir.path().join("b"), w.dir.path().join("c"));

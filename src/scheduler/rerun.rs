@@ -107,15 +107,7 @@ stages:
     /// A run of DEMO in which `failed` failed and everything after it was skipped.
     fn run_with(failed: &str) -> (Plan, RunRecord) {
         let plan = crate::pipeline::parse("p.yml", DEMO).unwrap();
-        let commit = crate::store::CommitInfo {
-            sha: "a".repeat(40),
-            short: "aaaaaaaa".into(),
-            author_name: "A".into(),
-            author_email: "a@x".into(),
-            time: chrono::Utc::now().fixed_offset(),
-            summary: "s".into(),
-            branch: None,
-        };
+        let commit = crate::store::CommitInfo::for_tests();
         let mut run = RunRecord::new("old".into(), &plan, ".".into(), commit);
         let mut not_ok: Vec<String> = Vec::new();
         for s in plan.stages.clone() {

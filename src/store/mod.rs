@@ -833,15 +833,7 @@ mod tests {
 
     fn run(id: &str) -> RunRecord {
         let plan = crate::pipeline::parse("p.yml", "name: p\nstages:\n  a: {image: x, commands: [\"true\"]}\n").unwrap();
-        let commit = CommitInfo {
-            sha: "a".repeat(40),
-            short: "aaaaaaaa".into(),
-            author_name: "A".into(),
-            author_email: "a@x".into(),
-            time: chrono::Utc::now().fixed_offset(),
-            summary: "s".into(),
-            branch: None,
-        };
+        let commit = CommitInfo::for_tests();
         RunRecord::new(id.into(), &plan, ".".into(), commit)
     }
 

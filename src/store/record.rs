@@ -19,6 +19,22 @@ pub struct CommitInfo {
     pub branch: Option<String>,
 }
 
+#[cfg(test)]
+impl CommitInfo {
+    /// A commit for unit tests: nothing in it matters but that it is one.
+    pub fn for_tests() -> CommitInfo {
+        CommitInfo {
+            sha: "a".repeat(40),
+            short: "aaaaaaaa".into(),
+            author_name: "A".into(),
+            author_email: "a@x".into(),
+            time: chrono::Utc::now().fixed_offset(),
+            summary: "s".into(),
+            branch: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunRecord {
     pub id: String,
