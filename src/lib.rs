@@ -1,6 +1,7 @@
 //! Gantry: pipeline file -> validated plan -> scheduler -> Docker -> events -> store -> reports.
 //! The binary (`main.rs`) is a thin command line over these modules.
 
+pub mod forge;
 pub mod labels;
 pub mod docker;
 pub mod channel;

@@ -28,7 +28,7 @@ pub enum Source {
     /// The API or `gantry trigger`, by a user.
     Manual,
     /// A forge's push webhook.
-    Webhook { forge: String },
+    Webhook { forge: crate::forge::Forge },
     /// The service's polling of the repository.
     Poll,
     /// A repository's `post-receive` hook (scripts/post-receive), after a push.

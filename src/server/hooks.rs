@@ -52,7 +52,7 @@ pub async fn push(State(s): State<AppState>, Path(forge): Path<String>, headers:
                 let req = TriggerRequest {
                     rev: Some(push.after.clone()),
                     branch: Some(branch.clone()),
-                    source: Source::Webhook { forge: forge.name().to_string() },
+                    source: Source::Webhook { forge },
                     by: push.pusher.clone(),
                     pusher: push.pusher.clone().map(|login| crate::store::Pusher { forge: forge.name().to_string(), login }),
                     force: false,

@@ -10,32 +10,10 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-/// The forge a webhook comes from; named in the hook's URL (`/hooks/github`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Forge {
-    GitHub,
-    GitLab,
-    Gitea,
-}
+pub use crate::forge::Forge;
 
+/// How each forge signs its deliveries.
 impl Forge {
-    /// The name used in URLs, configuration and serde: `github`, `gitlab`, `gitea`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Forge::GitHub => "github",
-            Forge::GitLab => "gitlab",
-            Forge::Gitea => "gitea",
-        }
-    }
-
-    /// The forge named by a URL path segment, exactly as [`Forge::name`] spells it.
-    pub fn from_path(segment: &str) -> Option<Forge> {
-        [Forge::GitHub, Forge::GitLab, Forge::Gitea]
-            .into_iter()
-            .find(|forge| forge.name() == segment)
-    }
-
     /// The header that carries the signature (GitHub, Gitea) or the token (GitLab).
     pub fn signature_header(self) -> &'static str {
         match self {
