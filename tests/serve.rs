@@ -534,3 +534,28 @@ fn a_wrong_config_or_a_busy_port_stops_the_service_before_it_starts() {
     // Nothing was started or recorded: the data dir was not even taken.
     assert!(!dir.path().join("data").join("db").exists());
 }
+
+#[test]
+fn stopping_the_service_mid_promotion_finishes_it_and_leaves_no_lock_behind() {
+    let site = common::GatedSite::new("{role: release-manager, count: 1, forbid_author: false}");
+    let project = format!("  site:\n    repo: {}\n    pipeline: gantry.yml\n    branches: [main]\n", site.w.repo().display());
+    let mut svc = Service::start_with(site.w.dir.path(), "", &project, "{global: 1, per_project: 1}");
+    let id = svc.trigger("site", json!({}))["run"].as_str().unwrap().to_string();
+    svc.wait_for(&id, &["awaiting_approval"]);
+    let (status, body) = svc.call("POST", &format!("/api/runs/{id}/approve"), Some(RM), Some(json!({})));
+    assert_eq!(status, 202, "{body}");
+    // SIGTERM while the promotion runs in the service's background.
+    assert!(svc.stop().success());
+    let out = Command::new(env!("CARGO_BIN_EXE_gantry")).arg("--data-dir").arg(&svc.data).args(["show", &id, "--json"]).output().unwrap();
+    let done: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    assert_eq!(done["state"], "succeeded", "the promotion was finished, not dropped: {done}");
+    assert_eq!(site.serving().as_deref(), Some("version 1"));
+    let filter = format!("label=io.gantry.lock={}", site.prod.name);
+    let locks = Command::new("docker").args(["ps", "-aq", "--filter", &filter]).output().unwrap();
+    assert!(text(&locks.stdout).trim().is_empty(), "no lock of {} is left", site.prod.name);
+    // What the run owns goes; the version it put live stays, by design.
+    let run_filter = format!("label=io.gantry.run={id}");
+    let owned = Command::new("docker").args(["ps", "-a", "--filter", &run_filter, "--format", "{{.Names}} {{.Label \"io.gantry.environment\"}}"]).output().unwrap();
+    let outside: Vec<String> = text(&owned.stdout).lines().filter(|l| l.split_whitespace().nth(1).is_none()).map(str::to_string).collect();
+    assert!(outside.is_empty(), "containers of the run outside its environments: {outside:?}");
+}

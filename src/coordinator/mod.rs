@@ -141,6 +141,10 @@ pub struct Coordinator {
     wake: Notify,
     pub shutdown: CancellationToken,
     pub counters: Mutex<Counters>,
+    /// Promotions and rollbacks performed off a request's task: a stopping service waits
+    /// for them rather than drop one half-way (its target's lock and new version left on
+    /// the engine).
+    pub background: tokio_util::task::TaskTracker,
 }
 
 impl Coordinator {
@@ -154,6 +158,7 @@ impl Coordinator {
             wake: Notify::new(),
             shutdown: CancellationToken::new(),
             counters: Mutex::new(Counters::default()),
+            background: tokio_util::task::TaskTracker::new(),
         })
     }
 
@@ -241,7 +246,7 @@ impl Coordinator {
     /// Performs a claimed promotion off the caller's task, counting it on `/metrics`.
     pub fn promote_in_background(self: &Arc<Self>, record: RunRecord) {
         let coord = self.clone();
-        tokio::spawn(async move {
+        self.background.spawn(async move {
             let id = record.id.clone();
             match approvals::promote(&coord.store, coord.engine.clone(), record, &mut crate::recorder::Quiet).await {
                 Ok(done) => {

@@ -138,7 +138,7 @@ impl super::Coordinator {
         let prepared = prepare(&self.store, self.engine.as_ref(), env, app, &user.name).await?;
         let id = prepared.record.id.clone();
         let (c, to) = (self.clone(), to.map(str::to_string));
-        tokio::spawn(async move {
+        self.background.spawn(async move {
             if let Err(e) = perform(&c.store, c.engine.clone(), prepared, to.as_deref(), &mut crate::recorder::Quiet).await {
                 tracing::error!(error = %e, "a rollback could not be recorded");
             }

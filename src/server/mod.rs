@@ -240,6 +240,13 @@ pub async fn serve(coord: Arc<Coordinator>, listener: tokio::net::TcpListener, t
     while !coord.running().is_empty() && tokio::time::Instant::now() < until {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
+    // A promotion or rollback in flight finishes: stopping half-way would leave the
+    // target's lock and a half-swapped version on the engine.
+    coord.background.close();
+    if !coord.background.is_empty() {
+        eprintln!("gantry serve: waiting for {} promotion(s) or rollback(s) in flight to finish", coord.background.len());
+    }
+    coord.background.wait().await;
     for t in tasks {
         t.abort();
     }

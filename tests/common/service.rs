@@ -109,6 +109,14 @@ impl Service {
         }
     }
 
+    /// SIGTERM, as an operator stops it; waits for the process to end and returns its
+    /// status.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().unwrap();
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+        child.wait().unwrap()
+    }
+
     pub fn kill_9(&mut self) {
         let mut child = self.child.take().unwrap();
         child.kill().unwrap();
