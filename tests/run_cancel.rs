@@ -78,3 +78,20 @@ fn a_second_run_on_the_same_data_dir_is_refused_clearly_while_reads_go_through_t
     assert_eq!(docker_objects_of(&run_id), Vec::<String>::new());
     assert_eq!(w.show(&run_id)["state"], "cancelled");
 }
+
+#[test]
+fn a_reader_that_goes_away_does_not_stop_the_run_or_its_cleanup() {
+    use std::io::{BufRead, BufReader};
+    let w = World::new(&[]);
+    let p = w.pipeline("name: piped\nstages:\n  talk:\n    image: gantry/busybox\n    commands: [\"echo first\", \"sleep 2\", \"for i in 1 2 3 4 5; do echo more $i; done\"]\n");
+    let mut child = w.gantry().env_remove("GANTRY_CONFIG").arg("run").arg(&p).arg("--repo").arg(w.repo()).arg("--plain")
+        .stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    // As `gantry run ... | head -1`: read a line, then close the pipe.
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    assert!(first.contains("first"), "{first}");
+    assert!(child.wait().unwrap().success(), "the run goes on to its end");
+    let run = w.latest();
+    assert_eq!(run["state"], "succeeded", "{run}");
+    assert!(common::docker_objects_of(run["id"].as_str().unwrap()).is_empty(), "nothing of the run is left");
+}

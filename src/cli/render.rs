@@ -89,8 +89,8 @@ impl Renderer {
     fn print_log(&self, line: &LogLine) {
         let text = format_log_line(self.width, line);
         match &self.progress {
-            Some(p) => p.multi.suspend(|| println!("{text}")),
-            None => println!("{text}"),
+            Some(p) => p.multi.suspend(|| out(&text)),
+            None => out(&text),
         }
     }
 
@@ -201,4 +201,12 @@ pub fn state_word(state: StageState) -> &'static str {
 
 pub fn state_word_run(state: RunState) -> &'static str {
     state.name()
+}
+
+/// A stage's output line on stdout. A reader that went away (`gantry run ... | head`) must
+/// not stop the run: `println!` would panic on the broken pipe and skip the run's cleanup,
+/// and the line is in the store anyway.
+fn out(text: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout().lock(), "{text}");
 }
