@@ -13,8 +13,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use gantry::commit::CommitInfo;
 use gantry::events::{AttemptOutcome, Deployment, DeploymentOutcome, Event, EventKind, RunState, StageResult};
-use gantry::store::{CommitInfo, RunRecord, Store};
+use gantry::store::{RunRecord, Store};
 
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -183,13 +184,23 @@ fn main() {
 fn service_first_page(data: &Path, root: &Path) {
     use std::io::{Read, Write};
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let hash = { use sha2::Digest; hex::encode(sha2::Sha256::digest(b"bench")) };
+    let hash = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(b"bench"))
+    };
     let config = root.join("serve.yml");
-    std::fs::write(&config, format!("users:\n  b: {{role: viewer, token_sha256: {hash}}}\nserver: {{listen: \"127.0.0.1:{port}\"}}\n")).unwrap();
+    std::fs::write(&config, format!("users:\n  b: {{role: viewer, token_sha256: {hash}}}\nserver: {{listen: \"127.0.0.1:{port}\"}}\n"))
+        .unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_gantry"))
-        .arg("--config").arg(&config).arg("--data-dir").arg(data).arg("serve")
-        .stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null())
-        .spawn().expect("gantry serve");
+        .arg("--config")
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(data)
+        .arg("serve")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("gantry serve");
     let get = |path: &str| -> Option<Duration> {
         let t = Instant::now();
         let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
@@ -203,7 +214,9 @@ fn service_first_page(data: &Path, root: &Path) {
         assert!(start.elapsed() < Duration::from_secs(60), "the service did not start");
         std::thread::sleep(Duration::from_millis(50));
     }
-    for (label, path) in [("GET /api/runs?limit=20 (service)", "/api/runs?limit=20"), ("GET /api/reports?since=365d (service)", "/api/reports?since=365d")] {
+    for (label, path) in
+        [("GET /api/runs?limit=20 (service)", "/api/runs?limit=20"), ("GET /api/reports?since=365d (service)", "/api/reports?since=365d")]
+    {
         let mut times: Vec<Duration> = (0..21).filter_map(|_| get(path)).collect();
         times.sort();
         let median = times[times.len() / 2].as_secs_f64() * 1000.0;

@@ -18,10 +18,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bollard::container::{
-    Config, ListContainersOptions, RemoveContainerOptions, StartContainerOptions, WaitContainerOptions,
-};
 use bollard::container::NetworkingConfig;
+use bollard::container::{Config, ListContainersOptions, RemoveContainerOptions, StartContainerOptions, WaitContainerOptions};
 use bollard::models::{EndpointSettings, HostConfig, Mount, MountTypeEnum};
 use bollard::network::CreateNetworkOptions;
 use bollard::volume::CreateVolumeOptions;
@@ -30,11 +28,14 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
 
-use gantry::docker::{Backend, ContainerSpec, DockerEngine, RUN_LABEL, STAGE_LABEL};
+use gantry::commit::CommitInfo;
+use gantry::docker::DockerEngine;
+use gantry::engine::{Engine, RunScope, StepSpec, Steps};
 use gantry::events::RunState;
+use gantry::labels::{RUN_LABEL, STAGE_LABEL};
 use gantry::scheduler::{self, RunRequest};
 use gantry::stages::Emitter;
-use gantry::store::{CommitInfo, RunRecord, Store};
+use gantry::store::{RunRecord, Store};
 
 const IMAGE: &str = "gantry/busybox";
 /// Marks the raw side's containers, so a bench that dies half-way can be cleaned up by label.
@@ -234,8 +235,12 @@ impl GantrySide {
             repo: None,
             takeover: Default::default(),
         };
-        let scheduler =
-            tokio::spawn(scheduler::run(self.engine.clone(), request, Emitter::new(tx), CancellationToken::new()));
+        let scheduler = tokio::spawn(scheduler::run(
+            Engine { steps: self.engine.clone(), environments: self.engine.clone() },
+            request,
+            Emitter::new(tx),
+            CancellationToken::new(),
+        ));
         let recorded = gantry::recorder::record(&self.store, &run_id, rx, &mut gantry::recorder::Quiet).await;
         let state = scheduler.await.expect("scheduler task");
         let elapsed = started.elapsed();
@@ -244,7 +249,7 @@ impl GantrySide {
         if state != RunState::Succeeded || record.state != RunState::Succeeded {
             // The scheduler sweeps on every path, but a failed bench should not leave
             // anything behind even if that sweep failed too.
-            let _ = self.engine.sweep_run(&run_id).await;
+            let _ = self.engine.destroy_run(&run_id).await;
             panic!("gantry run {run_id} did not succeed: {state:?}, {:?}", record.message);
         }
         elapsed
@@ -371,10 +376,9 @@ async fn profile_phases(engine: &Arc<DockerEngine>, stages: usize) {
         workspace: one_file_tar().into(),
         run_id,
     };
-    let labels = HashMap::from([(RUN_LABEL.to_string(), run.run_id.clone())]);
+    let scope = RunScope { run_id: run.run_id.clone(), network: run.network.clone(), workspace: run.volume.clone() };
     let setup_started = Instant::now();
-    engine.create_network(&run.network, labels.clone()).await.expect("network");
-    engine.create_volume(&run.volume, labels).await.expect("volume");
+    engine.setup_run(&scope).await.expect("network and volume");
     let setup = setup_started.elapsed();
 
     let mut laps: Vec<Laps> = SHAPES.iter().map(|_| Laps::new()).collect();
@@ -385,7 +389,7 @@ async fn profile_phases(engine: &Arc<DockerEngine>, stages: usize) {
         }
     }
     let sweep_started = Instant::now();
-    let report = engine.sweep_run(&run.run_id).await.expect("sweep");
+    let report = engine.destroy_run(&run.run_id).await.expect("sweep");
     let sweep = sweep_started.elapsed();
 
     println!();
@@ -402,10 +406,7 @@ async fn profile_phases(engine: &Arc<DockerEngine>, stages: usize) {
         }
         println!(" {:8.1}", per_stage_ms(laps.totals.iter().sum(), stages));
     }
-    println!(
-        "  (profile objects swept: {} container(s), {} network(s), {} volume(s))",
-        report.containers, report.networks, report.volumes
-    );
+    println!("  (profile objects swept: {} container(s), {} network(s), {} volume(s))", report.containers, report.networks, report.volumes);
     println!("per run (amortised over the run's stages in the gantry rounds above):");
     println!("  create network + volume : {:7.1} ms", setup.as_secs_f64() * 1000.0);
     println!("  sweep_run               : {:7.1} ms", sweep.as_secs_f64() * 1000.0);
@@ -428,23 +429,10 @@ async fn store_costs(stages: usize) -> (f64, f64) {
     let mut per_run = t.elapsed();
     let t = Instant::now();
     for name in &names {
-        store
-            .append(&run_id, &Event::now(EventKind::StageStarted { stage: name.clone(), attempt: 1 }))
-            .expect("append");
-        let line = LogLine {
-            at: chrono::Utc::now(),
-            stage: name.clone(),
-            attempt: 1,
-            stream: Stream::Stdout,
-            text: "+ true".into(),
-        };
+        store.append(&run_id, &Event::now(EventKind::StageStarted { stage: name.clone(), attempt: 1 })).expect("append");
+        let line = LogLine { at: chrono::Utc::now(), stage: name.clone(), attempt: 1, stream: Stream::Stdout, text: "+ true".into() };
         store.append_logs(&run_id, &[line]).expect("logs");
-        let finished = EventKind::AttemptFinished {
-            stage: name.clone(),
-            attempt: 1,
-            result: AttemptOutcome::Succeeded,
-            will_retry: false,
-        };
+        let finished = EventKind::AttemptFinished { stage: name.clone(), attempt: 1, result: AttemptOutcome::Succeeded, will_retry: false };
         store.append(&run_id, &Event::now(finished)).expect("append");
     }
     let per_stage = t.elapsed();
@@ -479,20 +467,14 @@ async fn profiled_lifecycle(engine: &DockerEngine, shape: Shape, run: &ProfileRu
     }
 
     let stage = shape == Shape::Stage;
-    if stage {
-        engine.ensure_image(IMAGE).await.expect("image");
-    }
     laps.lap(0);
-    let mut spec = ContainerSpec {
+    let mut spec = StepSpec {
         name: format!("gantry-{}-{}-{i}", run.run_id, shape as u8),
         image: IMAGE.into(),
         entrypoint: vec!["/bin/sh".into(), "-e".into(), "-c".into()],
         cmd: vec!["true".into()],
         working_dir: WORKSPACE.into(),
-        labels: HashMap::from([
-            (RUN_LABEL.to_string(), run.run_id.clone()),
-            (STAGE_LABEL.to_string(), format!("s{i}")),
-        ]),
+        labels: HashMap::from([(RUN_LABEL.to_string(), run.run_id.clone()), (STAGE_LABEL.to_string(), format!("s{i}"))]),
         ..Default::default()
     };
     if matches!(shape, Shape::Network | Shape::Volume | Shape::Stage) {
@@ -504,11 +486,9 @@ async fn profiled_lifecycle(engine: &DockerEngine, shape: Shape, run: &ProfileRu
     }
     if stage {
         spec.cmd = vec![gantry::stages::command::script(&["true".to_string()])];
-        spec.env = ["CI=true", "GANTRY=true", "GANTRY_RUN_ID=x", "GANTRY_PIPELINE=x", "GANTRY_STAGE=x"]
-            .map(String::from)
-            .to_vec();
+        spec.env = ["CI=true", "GANTRY=true", "GANTRY_RUN_ID=x", "GANTRY_PIPELINE=x", "GANTRY_STAGE=x"].map(String::from).to_vec();
     }
-    let id = engine.create_container(&spec).await.expect("create");
+    let id = engine.create_step(&spec).await.expect("create");
     laps.lap(1);
     if stage && i == 0 {
         engine.upload(&id, WORKSPACE, run.workspace.clone()).await.expect("upload");
@@ -516,21 +496,21 @@ async fn profiled_lifecycle(engine: &DockerEngine, shape: Shape, run: &ProfileRu
     laps.lap(2);
     // As in Gantry, the log stream is made before start but first polled (i.e. requested)
     // after it, concurrently with the wait; its draining is charged to "wait".
-    let output = stage.then(|| engine.output(&id));
-    engine.start(&id).await.expect("start");
+    let output = engine.start_step(&id).await.expect("start");
     laps.lap(3);
-    let logs = output.map(|mut output| {
+    let logs = stage.then(|| {
+        let mut output = output;
         tokio::spawn(async move {
             while let Some(chunk) = output.next().await {
                 chunk.expect("log chunk");
             }
         })
     });
-    assert_eq!(engine.wait(&id).await.expect("wait"), 0, "profiled container failed");
+    assert_eq!(engine.wait_step(&id).await.expect("wait"), 0, "profiled container failed");
     if let Some(logs) = logs {
         logs.await.expect("log task");
     }
     laps.lap(4);
-    engine.remove_container(&id).await.expect("remove");
+    engine.remove_step(&id).await.expect("remove");
     laps.lap(5);
 }

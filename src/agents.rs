@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::docker::{Backend, DockerError};
+use crate::engine::{EngineError, Steps};
 
 /// Image names under this prefix are Gantry's; no pipeline builds into it.
 pub const RESERVED_NAMESPACE: &str = "gantry/";
@@ -24,10 +24,8 @@ pub const RESERVED_NAMESPACE: &str = "gantry/";
 /// (`gantry/smoke`, `docker.io/gantry/smoke:latest`, `GANTRY/x` which the engine would refuse).
 pub fn is_reserved(image: &str) -> bool {
     let lower = image.trim().to_ascii_lowercase();
-    let name = ["docker.io/", "index.docker.io/", "registry-1.docker.io/"]
-        .iter()
-        .find_map(|host| lower.strip_prefix(host))
-        .unwrap_or(&lower);
+    let name =
+        ["docker.io/", "index.docker.io/", "registry-1.docker.io/"].iter().find_map(|host| lower.strip_prefix(host)).unwrap_or(&lower);
     name.starts_with(RESERVED_NAMESPACE)
 }
 
@@ -111,7 +109,7 @@ pub enum AgentError {
     #[error("cannot check the {agent} agent's image {image}: {reason}; scripts/setup (or agents/build.sh {agent}) builds the agents and writes the record")]
     NoRecord { agent: &'static str, image: String, reason: String },
     #[error(transparent)]
-    Docker(#[from] DockerError),
+    Engine(#[from] EngineError),
 }
 
 /// The record: one `NAME IMAGE_ID` line per agent, as `agents/build.sh` writes it.
@@ -132,10 +130,10 @@ fn read_record(path: &Path) -> Result<BTreeMap<String, String>, String> {
 
 /// Checks that `agent`'s configured image is the one the record names, and returns its id:
 /// containers are created from the id, so a tag moved after the check changes nothing.
-pub async fn verify<B: Backend + ?Sized>(backend: &B, settings: &AgentSettings, agent: Agent) -> Result<String, AgentError> {
+pub async fn verify(steps: &dyn Steps, settings: &AgentSettings, agent: Agent) -> Result<String, AgentError> {
     let image = settings.image(agent).to_string();
     let name = agent.name();
-    let Some(facts) = backend.image_facts(&image).await? else {
+    let Some(facts) = steps.image_facts(&image).await? else {
         return Err(AgentError::Missing { agent: name, image });
     };
     let path = settings.record_path();

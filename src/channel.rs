@@ -4,12 +4,12 @@
 //! for it: back-pressure, not memory growth) and in total per stage (beyond the cap one
 //! line says so and the rest is dropped, while the container's stream is still drained).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::{mpsc, Semaphore};
 
-use crate::events::{Emitted, Event, LogLine, Stream};
+use crate::events::{Emitted, Event, EventKind, LogLine, Stream};
 
 /// How much output a run may have in flight and keep per stage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -204,5 +204,72 @@ mod tests {
         assert_eq!(bytes_in_words(64 << 20), "64 MiB");
         assert_eq!(bytes_in_words(3 << 29), "1.5 GiB");
         assert_eq!(bytes_in_words(10), "10 bytes");
+    }
+}
+
+/// The scheduler's and executors' only way to tell the world anything. It also remembers
+/// how this run's stages ended and what they produced, for a gate that judges them: the
+/// run's own knowledge, not a read of the store.
+#[derive(Clone)]
+pub struct Emitter {
+    tx: Sender,
+    memory: std::sync::Arc<std::sync::Mutex<BTreeMap<String, StageMemory>>>,
+}
+
+/// What the run knows of one of its stages.
+#[derive(Debug, Clone, Default)]
+pub struct StageMemory {
+    /// Set once the stage is finished (no retry to come).
+    pub state: Option<crate::events::StageState>,
+    pub message: Option<String>,
+    pub results: Vec<crate::events::StageResult>,
+}
+
+impl Emitter {
+    pub fn new(tx: Sender) -> Self {
+        Emitter { tx, memory: Default::default() }
+    }
+
+    pub fn event(&self, kind: EventKind) {
+        if let Ok(mut memory) = self.memory.lock() {
+            match &kind {
+                EventKind::AttemptFinished { stage, result, will_retry: false, .. } => {
+                    let m = memory.entry(stage.clone()).or_default();
+                    m.state = Some(result.stage_state());
+                    m.message = Some(result.describe());
+                }
+                EventKind::StageSkipped { stage, reason } => {
+                    let m = memory.entry(stage.clone()).or_default();
+                    m.state = Some(crate::events::StageState::Skipped);
+                    m.message = Some(reason.clone());
+                }
+                EventKind::StageResult { stage, result } => {
+                    memory.entry(stage.clone()).or_default().results.push(result.clone());
+                }
+                _ => {}
+            }
+        }
+        self.tx.event(Event::now(kind));
+    }
+
+    /// What this run knows of `stage` so far.
+    pub fn stage(&self, stage: &str) -> Option<StageMemory> {
+        self.memory.lock().ok()?.get(stage).cloned()
+    }
+
+    /// A line of Gantry's own in a stage's log.
+    pub fn log(&self, stage: &str, attempt: u32, stream: Stream, text: String) {
+        self.tx.note(LogLine { at: chrono::Utc::now(), stage: stage.to_string(), attempt, stream, text });
+    }
+
+    /// A line of a container's output: waits while the recorder is behind, and counts
+    /// towards the stage's cap.
+    pub async fn output(&self, stage: &str, attempt: u32, stream: Stream, text: String) {
+        self.tx.output(LogLine { at: chrono::Utc::now(), stage: stage.to_string(), attempt, stream, text }).await;
+    }
+
+    /// `output` from a callback that cannot wait (the builder's): capped, not held back.
+    pub fn output_now(&self, stage: &str, attempt: u32, stream: Stream, text: String) {
+        self.tx.output_now(LogLine { at: chrono::Utc::now(), stage: stage.to_string(), attempt, stream, text });
     }
 }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, FixedOffset, TimeZone};
 use git2::{ObjectType, Repository, TreeWalkMode, TreeWalkResult};
 
-use crate::store::CommitInfo;
+use crate::commit::CommitInfo;
 
 #[derive(Debug, thiserror::Error)]
 pub enum GitError {
@@ -78,7 +78,9 @@ pub fn branch_heads(path: &Path) -> Result<Vec<(String, String)>, GitError> {
     let mut out = Vec::new();
     for branch in repo.branches(Some(git2::BranchType::Local)).map_err(read)? {
         let (branch, _) = branch.map_err(read)?;
-        let (Ok(Some(name)), Some(target)) = (branch.name(), branch.get().target()) else { continue };
+        let (Ok(Some(name)), Some(target)) = (branch.name(), branch.get().target()) else {
+            continue;
+        };
         out.push((name.to_string(), target.to_string()));
     }
     Ok(out)
@@ -99,7 +101,9 @@ pub fn branches_containing(path: &Path, sha: &str, globs: &[String]) -> Result<V
     let mut out = Vec::new();
     for branch in repo.branches(Some(git2::BranchType::Local)).map_err(read)? {
         let (branch, _) = branch.map_err(read)?;
-        let (Ok(Some(name)), Some(head)) = (branch.name(), branch.get().target()) else { continue };
+        let (Ok(Some(name)), Some(head)) = (branch.name(), branch.get().target()) else {
+            continue;
+        };
         if !matchers.iter().any(|m| m.is_match(name)) {
             continue;
         }
@@ -130,8 +134,12 @@ pub fn is_plain_revision(rev: &str) -> bool {
 pub fn branch_contains(path: &Path, branch: &str, sha: &str) -> Result<Option<bool>, GitError> {
     let repo = Repository::discover(path).map_err(|source| GitError::NotARepo { path: path.to_path_buf(), source })?;
     let read = |e: git2::Error| GitError::Read { sha: sha.to_string(), message: e.message().to_string() };
-    let Ok(found) = repo.find_branch(branch, git2::BranchType::Local) else { return Ok(None) };
-    let Some(head) = found.get().target() else { return Ok(None) };
+    let Ok(found) = repo.find_branch(branch, git2::BranchType::Local) else {
+        return Ok(None);
+    };
+    let Some(head) = found.get().target() else {
+        return Ok(None);
+    };
     let commit = git2::Oid::from_str(sha).map_err(read)?;
     Ok(Some(head == commit || repo.graph_descendant_of(head, commit).map_err(read)?))
 }
@@ -198,9 +206,7 @@ pub fn mirror(url: &str, dir: &Path) -> Result<PathBuf, GitError> {
     // Branches deleted upstream go here too (prune), so polling does not chase them.
     let mut options = git2::FetchOptions::new();
     options.prune(git2::FetchPrune::On);
-    remote
-        .fetch(&["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"], Some(&mut options), None)
-        .map_err(fail)?;
+    remote.fetch(&["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"], Some(&mut options), None).map_err(fail)?;
     Ok(dir.to_path_buf())
 }
 
@@ -211,7 +217,9 @@ impl Checkout {
         let err = |message: String| GitError::Read { sha: self.info.sha.clone(), message };
         let oid = git2::Oid::from_str(&self.info.sha).map_err(|e| err(e.message().to_string()))?;
         let tree = self.repo.find_commit(oid).and_then(|c| c.tree()).map_err(|e| err(e.message().to_string()))?;
-        let Ok(entry) = tree.get_path(Path::new(path)) else { return Ok(None) };
+        let Ok(entry) = tree.get_path(Path::new(path)) else {
+            return Ok(None);
+        };
         // The file is the pushed pipeline: its size is read from the object header, so a
         // gigabyte blob is refused without being loaded.
         let max = crate::pipeline::limits::MAX_PIPELINE_BYTES;

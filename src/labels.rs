@@ -17,7 +17,7 @@ pub const STAGE_LABEL: &str = "io.gantry.stage";
 
 /// Objects of a deployed environment: they outlive runs by design, and sweeps leave them.
 pub const ENVIRONMENT_LABEL: &str = "io.gantry.environment";
-/// What a container does in an environment (`stages::environment::Role`).
+/// What a container does in an environment (`docker::environments::Role`).
 pub const ROLE_LABEL: &str = "io.gantry.role";
 pub const SERVICE_LABEL: &str = "io.gantry.service";
 pub const APP_LABEL: &str = "io.gantry.app";
@@ -124,11 +124,45 @@ mod tests {
     #[test]
     fn every_label_is_in_gantrys_namespace_and_unique() {
         let all = [
-            RUN_LABEL, STAGE_LABEL, ENVIRONMENT_LABEL, ROLE_LABEL, SERVICE_LABEL, APP_LABEL, SPEC_LABEL, COMMIT_LABEL, COMMIT_TIME_LABEL,
-            AUTHOR_LABEL, HEALTH_LABEL, PORT_LABEL, PUBLISHED_LABEL, IMAGE_LABEL, PROJECT_LABEL, LOCK_LABEL, WAITING_LABEL, WAITING_PROJECT_LABEL,
+            RUN_LABEL,
+            STAGE_LABEL,
+            ENVIRONMENT_LABEL,
+            ROLE_LABEL,
+            SERVICE_LABEL,
+            APP_LABEL,
+            SPEC_LABEL,
+            COMMIT_LABEL,
+            COMMIT_TIME_LABEL,
+            AUTHOR_LABEL,
+            HEALTH_LABEL,
+            PORT_LABEL,
+            PUBLISHED_LABEL,
+            IMAGE_LABEL,
+            PROJECT_LABEL,
+            LOCK_LABEL,
+            WAITING_LABEL,
+            WAITING_PROJECT_LABEL,
         ];
         assert!(all.iter().all(|l| l.starts_with("io.gantry.")));
         let unique: std::collections::BTreeSet<_> = all.iter().collect();
         assert_eq!(unique.len(), all.len());
     }
+}
+
+/// A short unique suffix for helper object names.
+pub fn short_id() -> String {
+    let u = ulid::Ulid::new().to_string().to_ascii_lowercase();
+    u[u.len() - 6..].to_string()
+}
+
+/// A stable fingerprint of a spec (FNV-1a over its JSON), kept in a label so that a later
+/// provision can tell "same spec" from "changed" across gantry versions.
+pub fn fingerprint(value: &impl serde::Serialize) -> String {
+    let bytes = serde_json::to_vec(value).unwrap_or_default();
+    let mut hash: u64 = 0xcbf29ce484222325;
+    for b in bytes {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(0x100000001b3);
+    }
+    format!("{hash:016x}")
 }

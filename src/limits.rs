@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 use crate::config::size::Size;
 use crate::config::Place;
-use crate::docker::ResourceLimits;
+use crate::engine::ResourceLimits;
 use crate::pipeline::resources::{Asked, LimitsAsked};
 use crate::pipeline::yaml::Node;
 use crate::pipeline::Plan;
@@ -69,7 +69,9 @@ struct ValuesText {
 
 /// A stage that asks for more than the operator allows.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("{file}:{line}:{column}: stages.{stage}.limits.{key}: asks for {asked}, more than the operator allows ({max}, {rule}); nothing ran")]
+#[error(
+    "{file}:{line}:{column}: stages.{stage}.limits.{key}: asks for {asked}, more than the operator allows ({max}, {rule}); nothing ran"
+)]
 pub struct AboveMax {
     pub file: String,
     pub line: usize,
@@ -175,12 +177,28 @@ pub fn check(plan: &Plan, settings: &LimitSettings) -> Result<(), AboveMax> {
         }
         if let Some(Asked { value, line, column }) = l.cpus {
             if value > settings.max.cpus {
-                return Err(refuse(&stage.name, "cpus", line, column, format!("{value} CPUs"), format!("{} CPUs", settings.max.cpus), &settings.max_at.cpus));
+                return Err(refuse(
+                    &stage.name,
+                    "cpus",
+                    line,
+                    column,
+                    format!("{value} CPUs"),
+                    format!("{} CPUs", settings.max.cpus),
+                    &settings.max_at.cpus,
+                ));
             }
         }
         if let Some(Asked { value, line, column }) = l.pids {
             if value > settings.max.pids {
-                return Err(refuse(&stage.name, "pids", line, column, format!("{value} processes"), format!("{} processes", settings.max.pids), &settings.max_at.pids));
+                return Err(refuse(
+                    &stage.name,
+                    "pids",
+                    line,
+                    column,
+                    format!("{value} processes"),
+                    format!("{} processes", settings.max.pids),
+                    &settings.max_at.pids,
+                ));
             }
         }
     }
@@ -249,7 +267,12 @@ mod tests {
     fn a_pipeline_limit_out_of_range_is_a_validation_error_at_its_line() {
         let text = "name: p\nstages:\n  s:\n    image: gantry/busybox\n    commands: [x]\n    limits: {memory: lots, cpus: 0, pids: 3, disk: 1g}\n";
         let err = crate::pipeline::parse("gantry.yml", text).unwrap_err().to_string();
-        for part in ["gantry.yml:6:22: stages.s.limits.memory", "stages.s.limits.cpus: must be from 0.01", "stages.s.limits.pids: must be from 8", "stages.s.limits.disk: unknown key"] {
+        for part in [
+            "gantry.yml:6:22: stages.s.limits.memory",
+            "stages.s.limits.cpus: must be from 0.01",
+            "stages.s.limits.pids: must be from 8",
+            "stages.s.limits.disk: unknown key",
+        ] {
             assert!(err.contains(part), "{part} in {err}");
         }
     }

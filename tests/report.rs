@@ -8,8 +8,9 @@ use std::path::Path;
 use std::process::Command;
 
 use chrono::{DateTime, FixedOffset, Utc};
+use gantry::commit::CommitInfo;
 use gantry::events::{Deployment, DeploymentOutcome, Event, EventKind, RunState, StageResult};
-use gantry::store::{CommitInfo, RunRecord, Store};
+use gantry::store::{RunRecord, Store};
 use serde_json::Value;
 
 fn at(text: &str) -> DateTime<FixedOffset> {
@@ -32,7 +33,15 @@ fn commit(repo: &git2::Repository, summary: &str, time: &str) -> String {
 }
 
 /// A finished run that deployed `sha` to `environment`, finishing at `finished`.
-fn deployed(n: u32, repo: &Path, environment: &str, sha: &str, commit_time: &str, finished: &str, outcome: DeploymentOutcome) -> (RunRecord, Vec<Event>) {
+fn deployed(
+    n: u32,
+    repo: &Path,
+    environment: &str,
+    sha: &str,
+    commit_time: &str,
+    finished: &str,
+    outcome: DeploymentOutcome,
+) -> (RunRecord, Vec<Event>) {
     let plan = gantry::pipeline::parse("p.yml", "name: shop\nstages:\n  release: {image: x, commands: [\"true\"]}\n").unwrap();
     let commit = CommitInfo {
         sha: sha.to_string(),
@@ -159,8 +168,7 @@ fn the_four_keys_of_a_known_history() {
         .collect();
     assert_eq!(
         weeks,
-        [("2025-12-29", 0), ("2026-01-05", 4), ("2026-01-12", 0), ("2026-01-19", 0), ("2026-01-26", 0)]
-            .map(|(d, n)| (d.to_string(), n))
+        [("2025-12-29", 0), ("2026-01-05", 4), ("2026-01-12", 0), ("2026-01-19", 0), ("2026-01-26", 0)].map(|(d, n)| (d.to_string(), n))
     );
 
     // The same commit c1 through staging: staging's own report counts it (1h).

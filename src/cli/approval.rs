@@ -3,7 +3,6 @@
 
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -12,11 +11,10 @@ use clap::Args;
 use super::render::{format_duration, Renderer};
 use super::{CliError, Outcome};
 use crate::config::Config;
-use crate::docker::DockerEngine;
 use crate::coordinator::approvals;
 use crate::events::RunState;
 use crate::gate::approval::DecisionKind;
-use crate::store::{RunRecord, Store};
+use crate::store::RunRecord;
 
 #[derive(Args, Debug)]
 pub struct DecideArgs {
@@ -35,11 +33,8 @@ pub struct DecideArgs {
 
 /// Lists the promotions waiting for approval (with `all`, every run's approval).
 pub fn list(store: &dyn crate::store::read::ReadHistory, all: bool, limit: usize, json: bool) -> Outcome {
-    let runs: Vec<RunRecord> = if all {
-        store.list_runs(limit)?.into_iter().filter(|r| r.approval.is_some()).collect()
-    } else {
-        store.pending_approvals()?
-    };
+    let runs: Vec<RunRecord> =
+        if all { store.list_runs(limit)?.into_iter().filter(|r| r.approval.is_some()).collect() } else { store.pending_approvals()? };
     if json {
         let items: Vec<serde_json::Value> = runs.iter().map(approvals::summary).collect();
         let text = serde_json::to_string_pretty(&items).map_err(|e| CliError::Other(e.to_string()))?;
@@ -93,7 +88,11 @@ pub async fn decide(
     // `gantry run` holding it takes none, and the data dir is waited for below.
     if let Some(remote) = crate::control::Remote::connect(data_dir) {
         let token = super::identity::presented_token(args.proof.token_file.as_deref(), config.needs_proof())?;
-        let ask = crate::control::DecisionAsk { who: crate::control::Asker { claimed: args.user.clone(), token }, kind, comment: comment.clone() };
+        let ask = crate::control::DecisionAsk {
+            who: crate::control::Asker { claimed: args.user.clone(), token },
+            kind,
+            comment: comment.clone(),
+        };
         match remote.decide(&args.run, &ask) {
             Ok(said) => {
                 println!("{said}");
@@ -107,17 +106,20 @@ pub async fn decide(
     let user = super::identity::identify(&config, args.user.as_deref(), &args.proof)?.user;
     // An approval may have to promote: know that Docker answers before deciding anything.
     let engine = match kind {
-        DecisionKind::Approve => Some(Arc::new(DockerEngine::connect(docker_host).await?)),
+        DecisionKind::Approve => Some(crate::engine::connect(&crate::engine::EngineChoice::docker(docker_host)).await?),
         DecisionKind::Reject => None,
     };
     let store = super::open_store_waiting(data_dir, docker_host, args.wait).await?;
     let run = store.find_run(&args.run)?;
     if let (DecisionKind::Approve, Some(engine)) = (kind, &engine) {
-        approvals::refuse_if_outdated(&store, engine.as_ref(), &run).await.map_err(|e| CliError::Other(e.to_string()))?;
+        approvals::refuse_if_outdated(&store, engine.environments.as_ref(), &run).await.map_err(|e| CliError::Other(e.to_string()))?;
     }
     let now = Utc::now();
-    let record = approvals::record_decision(&store, &config.protections, &run.id, &user, kind, comment, now).map_err(|e| CliError::Other(e.to_string()))?;
-    let Some(a) = &record.approval else { return Ok(ExitCode::FAILURE) };
+    let record = approvals::record_decision(&store, &config.protections, &run.id, &user, kind, comment, now)
+        .map_err(|e| CliError::Other(e.to_string()))?;
+    let Some(a) = &record.approval else {
+        return Ok(ExitCode::FAILURE);
+    };
     let target = format!("{} to {}", a.request.image, a.request.environment);
     match kind {
         DecisionKind::Reject => {
@@ -144,31 +146,7 @@ pub async fn decide(
     Ok(if done.state == RunState::Succeeded { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
-fn report(r: &RunRecord) {
+pub(super) fn report(r: &RunRecord) {
     let message = r.message.as_deref().map(|m| format!(": {m}")).unwrap_or_default();
     eprintln!("gantry: run {} {}{message}", r.id, r.state.name());
-}
-
-/// Finishes promotions claimed by processes that died (kill -9, power loss) after the
-/// approval was recorded: without this, an approved promotion would be lost. The deploy
-/// mechanism adopts a version that already went live rather than starting it again, so a
-/// promotion is neither lost nor repeated.
-pub async fn resume_promotions(store: &Store, docker_host: Option<&str>) -> Result<(), CliError> {
-    let claimed = store.promotions_to_resume()?;
-    if claimed.is_empty() {
-        return Ok(());
-    }
-    let engine = match DockerEngine::connect(docker_host).await {
-        Ok(e) => Arc::new(e),
-        Err(e) => {
-            eprintln!("gantry: {} approved promotion(s) wait to be finished, but Docker is unreachable ({e}); the next gantry command retries", claimed.len());
-            return Ok(());
-        }
-    };
-    for run in claimed {
-        let by = run.approval.as_ref().and_then(|a| a.claimed_by.clone()).unwrap_or_default();
-        eprintln!("gantry: finishing the promotion of run {} approved by {by}, whose gantry process stopped before it was done", run.id);
-        report(&approvals::promote(store, engine.clone(), run, &mut crate::recorder::Quiet).await?);
-    }
-    Ok(())
 }

@@ -7,9 +7,8 @@ use clap::Subcommand;
 
 use super::render::format_duration;
 use super::{CliError, Outcome};
-use crate::docker::DockerEngine;
+use crate::engine::EnvironmentView;
 use crate::events::DeploymentOutcome;
-use crate::stages::environment::{self, EnvironmentView};
 
 #[derive(Subcommand, Debug)]
 pub enum EnvCommand {
@@ -54,7 +53,7 @@ pub async fn run(command: EnvCommand, config: Option<&std::path::Path>, data_dir
     }
     if let EnvCommand::Rollback { name, app, to, user, proof } = &command {
         let by = may_roll_back(config, name, user.as_deref(), proof)?;
-        let engine = std::sync::Arc::new(DockerEngine::connect(docker_host).await?);
+        let engine = crate::engine::connect(&crate::engine::EngineChoice::docker(docker_host)).await?;
         let store = super::open_store_waiting(data_dir, docker_host, std::time::Duration::from_secs(10)).await?;
         let mut quiet = crate::recorder::Quiet;
         let done = crate::coordinator::rollback::roll_back(&store, engine, name, app.as_deref(), to.as_deref(), &by, &mut quiet)
@@ -71,10 +70,10 @@ pub async fn run(command: EnvCommand, config: Option<&std::path::Path>, data_dir
             _ => Err(CliError::Other(done.message.unwrap_or_else(|| format!("the rollback of {name} failed")))),
         };
     }
-    let engine = DockerEngine::connect(docker_host).await?;
+    let engine = crate::engine::connect(&crate::engine::EngineChoice::docker(docker_host)).await?.environments;
     match command {
         EnvCommand::List { json } => {
-            let envs = environment::list(&engine).await?;
+            let envs = engine.list().await?;
             if json {
                 println!("{}", to_json(&envs)?);
             } else if envs.is_empty() {
@@ -87,7 +86,7 @@ pub async fn run(command: EnvCommand, config: Option<&std::path::Path>, data_dir
             }
         }
         EnvCommand::Show { name, json } => {
-            let view = environment::describe(&engine, &name).await?;
+            let view = engine.describe(&name).await?;
             let store = super::open_reader(data_dir, docker_host).await?;
             let history = store.deployments(Some(&name))?;
             if view.services.is_empty() && view.routers.is_empty() && view.versions.is_empty() && history.is_empty() {
@@ -134,7 +133,7 @@ pub async fn run(command: EnvCommand, config: Option<&std::path::Path>, data_dir
         }
         EnvCommand::Rollback { .. } => unreachable!("handled above"),
         EnvCommand::Destroy { name, .. } => {
-            let (containers, networks) = environment::destroy(&engine, &name).await?;
+            let (containers, networks) = engine.destroy(&name).await?;
             if containers + networks == 0 {
                 return Err(CliError::Other(format!("there is no environment '{name}' on this engine")));
             }
@@ -148,8 +147,11 @@ pub async fn run(command: EnvCommand, config: Option<&std::path::Path>, data_dir
 /// pipeline never destroys one.
 fn may_destroy(config: Option<&std::path::Path>, name: &str, proof: &super::identity::ProofArgs) -> Result<(), CliError> {
     let config = crate::config::Config::load_for_cli(config)?;
-    let Some(p) = config.protections.get(name) else { return Ok(()) };
-    let refuse = |why: String| CliError::Other(format!("{}: {name} is protected; destroying it needs an admin ({why}); nothing was removed", p.at));
+    let Some(p) = config.protections.get(name) else {
+        return Ok(());
+    };
+    let refuse =
+        |why: String| CliError::Other(format!("{}: {name} is protected; destroying it needs an admin ({why}); nothing was removed", p.at));
     let who = super::identity::identify(&config, None, proof).map_err(|e| refuse(e.to_string()))?;
     if !who.user.role.covers(crate::config::Role::Admin) {
         return Err(refuse(format!("{} is {}", who.user.name, who.user.role)));
@@ -159,13 +161,20 @@ fn may_destroy(config: Option<&std::path::Path>, name: &str, proof: &super::iden
 
 /// Who rolls back: in an environment the operator protects, a release manager who proves
 /// it; elsewhere whoever runs the command (named, or their login).
-fn may_roll_back(config: Option<&std::path::Path>, name: &str, claimed: Option<&str>, proof: &super::identity::ProofArgs) -> Result<String, CliError> {
+fn may_roll_back(
+    config: Option<&std::path::Path>,
+    name: &str,
+    claimed: Option<&str>,
+    proof: &super::identity::ProofArgs,
+) -> Result<String, CliError> {
     let config = crate::config::Config::load_for_cli(config)?;
     let Some(p) = config.protections.get(name) else {
         let login = crate::config::identity::os_login();
         return Ok(claimed.map(str::to_string).or(login).unwrap_or_else(|| "someone".into()));
     };
-    let refuse = |why: String| CliError::Other(format!("{}: {name} is protected; rolling it back needs a release manager ({why}); nothing changed", p.at));
+    let refuse = |why: String| {
+        CliError::Other(format!("{}: {name} is protected; rolling it back needs a release manager ({why}); nothing changed", p.at))
+    };
     let who = super::identity::identify(&config, claimed, proof).map_err(|e| refuse(e.to_string()))?;
     if !who.user.role.covers(crate::config::Role::ReleaseManager) {
         return Err(refuse(format!("{} is {}", who.user.name, who.user.role)));
@@ -174,18 +183,22 @@ fn may_roll_back(config: Option<&std::path::Path>, name: &str, claimed: Option<&
 }
 
 fn live(e: &EnvironmentView) -> String {
-    let live: Vec<String> = e
-        .versions
-        .iter()
-        .filter(|v| v.serving.as_deref() == Some("live"))
-        .map(|v| format!("{} {}", v.of, v.image))
-        .collect();
-    if live.is_empty() { "-".into() } else { live.join(", ") }
+    let live: Vec<String> =
+        e.versions.iter().filter(|v| v.serving.as_deref() == Some("live")).map(|v| format!("{} {}", v.of, v.image)).collect();
+    if live.is_empty() {
+        "-".into()
+    } else {
+        live.join(", ")
+    }
 }
 
 fn urls(e: &EnvironmentView) -> String {
     let urls: Vec<String> = e.routers.iter().filter_map(|r| r.url.clone()).collect();
-    if urls.is_empty() { "-".into() } else { urls.join(", ") }
+    if urls.is_empty() {
+        "-".into()
+    } else {
+        urls.join(", ")
+    }
 }
 
 fn to_json(value: &impl serde::Serialize) -> Result<String, CliError> {

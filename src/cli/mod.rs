@@ -3,19 +3,19 @@
 
 mod approval;
 mod env;
-mod identity;
-mod serve;
 mod history;
+mod identity;
 mod render;
 mod report;
 mod run;
+mod serve;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::docker::{DockerEngine, DockerError};
+use crate::engine::EngineError;
 use crate::gate::approval::DecisionKind;
 use crate::store::{Store, StoreError};
 
@@ -142,7 +142,9 @@ pub enum CliError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
-    Docker(#[from] DockerError),
+    Engine(#[from] EngineError),
+    #[error(transparent)]
+    Run(#[from] crate::runs::RunError),
     #[error(transparent)]
     Git(#[from] crate::git::GitError),
     #[error(transparent)]
@@ -178,8 +180,7 @@ pub fn main() -> ExitCode {
 }
 
 fn init_tracing(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().init(),
@@ -225,9 +226,7 @@ async fn dispatch(cli: Cli) -> Outcome {
             let store = open_reader(&data_dir, docker_host).await?;
             approval::list(&*store, all, limit, json)
         }
-        Command::Approve { args, comment } => {
-            approval::decide(args, DecisionKind::Approve, comment, &config, &data_dir, docker_host).await
-        }
+        Command::Approve { args, comment } => approval::decide(args, DecisionKind::Approve, comment, &config, &data_dir, docker_host).await,
         Command::Reject { args, reason } => {
             approval::decide(args, DecisionKind::Reject, Some(reason), &config, &data_dir, docker_host).await
         }
@@ -237,7 +236,8 @@ async fn dispatch(cli: Cli) -> Outcome {
             history::logs(&*store, &run, stage.as_deref(), json)
         }
         Command::Logs { run, stage, json, follow: true } => {
-            let first: Box<dyn std::ops::Deref<Target = dyn crate::store::read::ReadHistory>> = Box::new(open_reader(&data_dir, docker_host).await?);
+            let first: Box<dyn std::ops::Deref<Target = dyn crate::store::read::ReadHistory>> =
+                Box::new(open_reader(&data_dir, docker_host).await?);
             let handle = tokio::runtime::Handle::current();
             let reopen = || -> Result<Box<dyn std::ops::Deref<Target = dyn crate::store::read::ReadHistory>>, CliError> {
                 let reader = tokio::task::block_in_place(|| handle.block_on(open_reader(&data_dir, docker_host)))?;
@@ -259,13 +259,21 @@ pub(crate) fn leave(store: Store) -> Result<(), CliError> {
 
 /// `gantry cancel`: through the process that drives the run (which holds the data dir),
 /// or, for a run still queued in a service's store nobody holds, in the store itself.
-async fn cancel(query: &str, claimed: Option<&str>, proof: &identity::ProofArgs, config: Option<&std::path::Path>, data_dir: &std::path::Path, docker_host: Option<&str>) -> Outcome {
+async fn cancel(
+    query: &str,
+    claimed: Option<&str>,
+    proof: &identity::ProofArgs,
+    config: Option<&std::path::Path>,
+    data_dir: &std::path::Path,
+    docker_host: Option<&str>,
+) -> Outcome {
     let config = crate::config::Config::load_for_cli(config)?;
     match open_store(data_dir, docker_host).await {
         Ok(store) => {
             let token = identity::presented_token(proof.token_file.as_deref(), config.needs_proof())?;
             let login = crate::config::identity::os_login();
-            let user = config.identify_steerer(claimed, token.as_deref(), login.as_deref()).map_err(|e| CliError::Other(e.to_string()))?.user;
+            let user =
+                config.identify_steerer(claimed, token.as_deref(), login.as_deref()).map_err(|e| CliError::Other(e.to_string()))?.user;
             if !user.role.covers(crate::config::Role::Developer) {
                 return Err(CliError::Other(format!("{} ({}) may not cancel runs: that needs the role developer", user.name, user.role)));
             }
@@ -278,11 +286,15 @@ async fn cancel(query: &str, claimed: Option<&str>, proof: &identity::ProofArgs,
                 // Running, yet nobody holds the store: its process is gone (the open
                 // above recorded that), so there is nothing to stop.
                 Ok(r) => Err(CliError::Other(format!("run {} is driven by no gantry process", r.id))),
-                Err(state) => Err(CliError::Other(format!("run {} is {}; only a queued or running run can be cancelled", run.id, state.name()))),
+                Err(state) => {
+                    Err(CliError::Other(format!("run {} is {}; only a queued or running run can be cancelled", run.id, state.name())))
+                }
             }
         }
         Err(CliError::Store(e @ StoreError::InUse { .. })) => {
-            let Some(remote) = crate::control::Remote::connect(data_dir) else { return Err(CliError::Store(e)) };
+            let Some(remote) = crate::control::Remote::connect(data_dir) else {
+                return Err(CliError::Store(e));
+            };
             let token = identity::presented_token(proof.token_file.as_deref(), config.needs_proof())?;
             let who = crate::control::Asker { claimed: claimed.map(str::to_string), token };
             let said = remote.cancel(query, &who).map_err(CliError::Other)?;
@@ -350,18 +362,22 @@ pub(crate) async fn open_store_waiting(
     let store = tokio::task::spawn_blocking(move || Store::open_waiting(&dir, wait))
         .await
         .map_err(|e| CliError::Other(format!("opening the store crashed: {e}")))??;
-    for run in store.expire_approvals(chrono::Utc::now())? {
+    let told = |run: &crate::store::RunRecord| {
+        let by = run.approval.as_ref().and_then(|a| a.claimed_by.clone()).unwrap_or_default();
+        eprintln!("gantry: finishing the promotion of run {} approved by {by}, whose gantry process stopped before it was done", run.id);
+    };
+    let recovered = crate::runs::recover(&store, &crate::engine::EngineChoice::docker(docker_host), &told).await?;
+    for run in &recovered.expired {
         tracing::info!(run = %run, "approval request expired");
     }
-    approval::resume_promotions(&store, docker_host).await?;
-    if !store.unswept_runs()?.is_empty() {
-        match DockerEngine::connect(docker_host).await {
-            Ok(engine) => match crate::sweep::sweep_finished_runs(&store, &engine).await {
-                Ok(n) => tracing::info!(runs = n, "swept Docker objects of interrupted runs"),
-                Err(e) => tracing::warn!(error = %e, "could not sweep Docker objects of interrupted runs"),
-            },
-            Err(e) => tracing::warn!(error = %e, "could not sweep Docker objects of interrupted runs"),
-        }
+    for done in &recovered.promotions {
+        approval::report(done);
+    }
+    for later in &recovered.deferred {
+        eprintln!("gantry: {later}");
+    }
+    if recovered.swept > 0 {
+        tracing::info!(runs = recovered.swept, "swept Docker objects of interrupted runs");
     }
     Ok(store)
 }

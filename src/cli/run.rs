@@ -10,10 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::render::Renderer;
 use super::{CliError, Outcome};
-use crate::docker::{Backend, DockerEngine};
 use crate::events::RunState;
-use crate::scheduler::{self, RunRequest};
-use crate::stages::Emitter;
 use crate::store::RunRecord;
 
 #[derive(Args, Debug)]
@@ -108,7 +105,15 @@ fn var_overrides(plan: &crate::pipeline::Plan, given: &[String]) -> Result<std::
 pub async fn run(args: RunArgs, config: Option<&Path>, data_dir: &Path, docker_host: Option<&str>) -> Outcome {
     let plan = crate::pipeline::load(&args.file)?;
     let vars = var_overrides(&plan, &args.vars)?;
-    let source = Source { plan, repo: args.repo.clone(), rev: args.commit.clone(), branch: args.branch.clone(), vars, takeover: Default::default(), rerun_of: None };
+    let source = Source {
+        plan,
+        repo: args.repo.clone(),
+        rev: args.commit.clone(),
+        branch: args.branch.clone(),
+        vars,
+        takeover: Default::default(),
+        rerun_of: None,
+    };
     start(source, &args.opts, config, data_dir, docker_host).await
 }
 
@@ -148,38 +153,27 @@ pub async fn rerun(args: RerunArgs, config: Option<&Path>, data_dir: &Path, dock
 async fn start(source: Source, args: &RunOptions, config: Option<&Path>, data_dir: &Path, docker_host: Option<&str>) -> Outcome {
     // Everything that can be wrong with the input is found before the run exists.
     let config = crate::config::Config::load_for_cli(config)?;
-    let Source { plan, repo: repo_path, rev, branch, vars: var_overrides, takeover, rerun_of } = source;
-    crate::limits::check(&plan, &config.limits)?;
-    let checkout = crate::git::resolve(&repo_path, rev.as_deref())?;
-    let mut commit = checkout.info.clone();
-    if let Some(branch) = &branch {
-        if !crate::git::is_branch_name(branch) {
-            return Err(CliError::Other(format!("--branch `{branch}` is not a branch name (git's ref-name rules)")));
-        }
-        commit.branch = Some(branch.clone());
-    }
+    let Source { plan, repo, rev, branch, vars: var_overrides, takeover, rerun_of } = source;
     let triggered_by = starter(&config, args)?;
-    // Which protected branches hold the commit is read from the repository, never taken
-    // from --branch.
-    let protections = std::sync::Arc::new(config.protections.clone());
-    let globs = crate::policy::RunPolicy::branch_globs(&protections);
-    let branches = crate::git::branches_containing(&repo_path, &commit.sha, &globs)?;
-    let policy = crate::policy::RunPolicy { protections, project: plan.name.clone(), commit: commit.sha.clone(), branches, lock_wait: config.locks.wait, newest_cancels_waiting: config.locks.newest_cancels_waiting, limits: config.limits.clone(), agents: config.agents.clone() };
-    let uses = plan.stages.iter().flat_map(|s| s.secrets.iter().map(move |n| (n.as_str(), s.name.as_str())));
-    let grant = config.pipeline_grant(&plan.name, &args.secret);
-    let sources = crate::secrets::Sources { dir: args.secrets_dir.as_deref(), env: args.secrets_from_env };
-    let secrets = crate::secrets::resolve(uses, &grant, sources)?;
-    let engine = Arc::new(DockerEngine::connect(docker_host).await?);
+    let ask = crate::runs::Ask {
+        grant: config.pipeline_grant(&plan.name, &args.secret),
+        project: plan.name.clone(),
+        repo,
+        rev,
+        branch,
+        secrets_dir: args.secrets_dir.clone(),
+        secrets_from_env: args.secrets_from_env,
+    };
+    let prepared = crate::runs::prepare(&plan, &ask, &config)?;
+    let engine = crate::engine::connect(&crate::engine::EngineChoice::docker(docker_host)).await?;
     // A read command of another terminal holds the data dir for a moment: wait it out
     // rather than refuse the run.
     let store = std::sync::Arc::new(super::open_store_waiting(data_dir, docker_host, std::time::Duration::from_secs(10)).await?);
-    let workspace = checkout.tar()?;
 
     let run_id = crate::store::new_run_id();
-    let repo = repo_path.canonicalize().unwrap_or(repo_path.clone()).display().to_string();
-    let mut record = RunRecord::new(run_id.clone(), &plan, repo, commit.clone());
+    let mut record = RunRecord::new(run_id.clone(), &plan, prepared.repo.display().to_string(), prepared.commit.clone());
     record.triggered_by = triggered_by;
-    record.vars = var_overrides.clone();
+    record.vars = var_overrides;
     record.rerun_failed = !takeover.is_empty();
     record.rerun_of = rerun_of;
     store.create_run_with_plan(&record, &plan)?;
@@ -188,38 +182,36 @@ async fn start(source: Source, args: &RunOptions, config: Option<&Path>, data_di
         eprintln!("gantry: taking over from run {}: {}", record.rerun_of.as_deref().unwrap_or_default(), names.join(", "));
     }
     let mut renderer = Renderer::new(&record, args.plain);
-    renderer.started(&record, engine.endpoint(), &engine.api_version());
+    renderer.started(&record, engine.steps.endpoint(), &engine.steps.version());
 
     let cancel = CancellationToken::new();
     spawn_signal_handler(cancel.clone());
     // Other gantry commands on this data dir read through this process while it runs, and
     // may cancel the run (`gantry cancel`), as Ctrl-C does.
-    let steering = crate::control::Steering { config: Arc::new(config.clone()), cancel: cancel_this(store.clone(), run_id.clone(), cancel.clone()), decide: None };
+    let steering = crate::control::Steering {
+        config: Arc::new(config.clone()),
+        cancel: cancel_this(store.clone(), run_id.clone(), cancel.clone()),
+        decide: None,
+    };
     let _answering = crate::control::listen(store.clone(), data_dir, Some(steering))
         .map_err(|e| tracing::warn!(error = %e, "cannot answer other gantry commands on the data dir's socket"))
         .ok();
-    let (tx, rx) = crate::channel::channel(config.logs.output_limits());
-    let request = RunRequest {
-        run_id: run_id.clone(),
-        plan,
-        commit,
-        workspace: workspace.into(),
-        secrets,
-        max_parallel: args.parallel,
-        var_overrides,
-        shutdown: CancellationToken::new(),
-        policy,
-        repo: Some(repo_path.canonicalize().unwrap_or(repo_path.clone())),
-        takeover,
-    };
-    let scheduler = tokio::spawn(scheduler::run(engine.clone(), request, Emitter::new(tx), cancel));
-    let recorded = crate::recorder::record(&store, &run_id, rx, &mut renderer).await;
-    let state = scheduler.await.map_err(|e| CliError::Other(format!("the scheduler crashed: {e}")))?;
-    let final_record = recorded?;
-    // What this run put live may make promotions waiting elsewhere outdated.
-    if let Err(e) = crate::coordinator::approvals::supersede_outdated(&store, engine.as_ref()).await {
-        tracing::warn!(error = %e, "could not look for outdated approvals");
-    }
+    let started = crate::runs::start(
+        &engine,
+        &record,
+        crate::runs::Start {
+            plan,
+            prepared,
+            max_parallel: args.parallel,
+            shutdown: CancellationToken::new(),
+            cancel,
+            takeover,
+            output: config.logs.output_limits(),
+            may_have_leftovers: false,
+        },
+    )
+    .await?;
+    let (state, final_record) = crate::runs::follow(&store, &run_id, started, &mut renderer).await?;
     renderer.finished(&final_record);
     Ok(match state {
         RunState::Succeeded => ExitCode::SUCCESS,
@@ -232,7 +224,11 @@ async fn start(source: Source, args: &RunOptions, config: Option<&Path>, data_di
 
 /// `gantry cancel` of this process's run, through the control socket: recorded with who
 /// asked, then stopped as Ctrl-C stops it.
-fn cancel_this(store: Arc<crate::store::Store>, run_id: String, cancel: CancellationToken) -> Arc<dyn Fn(&str, &str) -> Result<String, String> + Send + Sync> {
+fn cancel_this(
+    store: Arc<crate::store::Store>,
+    run_id: String,
+    cancel: CancellationToken,
+) -> Arc<dyn Fn(&str, &str) -> Result<String, String> + Send + Sync> {
     Arc::new(move |query: &str, by: &str| {
         let run = store.find_run(query).map_err(|e| e.to_string())?;
         if run.id != run_id {

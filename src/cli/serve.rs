@@ -9,7 +9,6 @@ use clap::Args;
 use super::{CliError, Outcome};
 use crate::config::Config;
 use crate::coordinator::Coordinator;
-use crate::docker::DockerEngine;
 
 #[derive(Args, Debug)]
 pub struct TriggerArgs {
@@ -37,16 +36,16 @@ pub async fn serve(config_path: &Path, data_dir: Option<&Path>, docker_host: Opt
     // Everything that can be wrong is found before the service takes the data dir.
     crate::server::hook_secrets(&config).map_err(|e| CliError::Other(format!("{}: {e}", config.path.display())))?;
     let tls = match &config.server.tls {
-        Some(files) => Some(crate::server::tls::server_config(files).map_err(|e| CliError::Other(format!("{}: {e}", config.path.display())))?),
+        Some(files) => {
+            Some(crate::server::tls::server_config(files).map_err(|e| CliError::Other(format!("{}: {e}", config.path.display())))?)
+        }
         None => None,
     };
     let scheme = if tls.is_some() { "https" } else { "http" };
     let addr: std::net::SocketAddr = config.server.listen.parse().map_err(|e| CliError::Other(format!("server.listen: {e}")))?;
-    let data_dir = data_dir
-        .map(Path::to_path_buf)
-        .or_else(|| config.server.data_dir.clone())
-        .unwrap_or_else(crate::store::default_data_dir);
-    let engine = Arc::new(DockerEngine::connect(docker_host).await?);
+    let data_dir =
+        data_dir.map(Path::to_path_buf).or_else(|| config.server.data_dir.clone()).unwrap_or_else(crate::store::default_data_dir);
+    let engine = crate::engine::connect(&crate::engine::EngineChoice::docker(docker_host)).await?;
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| CliError::Other(format!("cannot listen on {addr}: {e}")))?;
     let store = super::open_store(&data_dir, docker_host).await?;
     let projects = config.projects.len();
@@ -59,7 +58,9 @@ pub async fn serve(config_path: &Path, data_dir: Option<&Path>, docker_host: Opt
     let steer = coord.clone();
     let cancel = Arc::new(move |run: &str, by: &str| match steer.cancel(run, by) {
         Ok(crate::coordinator::Cancelled::Dequeued { run }) => Ok(format!("run {run} was queued: it is cancelled")),
-        Ok(crate::coordinator::Cancelled::Stopping { run }) => Ok(format!("run {run} is stopping: its containers are removed and it ends cancelled")),
+        Ok(crate::coordinator::Cancelled::Stopping { run }) => {
+            Ok(format!("run {run} is stopping: its containers are removed and it ends cancelled"))
+        }
         Err(e) => Err(e.to_string()),
     });
     let decider = coord.clone();
@@ -76,7 +77,8 @@ pub async fn serve(config_path: &Path, data_dir: Option<&Path>, docker_host: Opt
         })
     });
     let steering = crate::control::Steering { config, cancel, decide: Some(decide) };
-    let _answering = crate::control::listen(store, &data_dir, Some(steering)).map_err(|e| CliError::Other(format!("cannot answer on {}: {e}", crate::control::socket_path(&data_dir).display())))?;
+    let _answering = crate::control::listen(store, &data_dir, Some(steering))
+        .map_err(|e| CliError::Other(format!("cannot answer on {}: {e}", crate::control::socket_path(&data_dir).display())))?;
     eprintln!(
         "gantry serve: listening on {scheme}://{} ({projects} project(s), {users} user(s), data in {})",
         listener.local_addr().map(|a| a.to_string()).unwrap_or_else(|_| addr.to_string()),
@@ -90,14 +92,24 @@ pub async fn serve(config_path: &Path, data_dir: Option<&Path>, docker_host: Opt
 /// What `gantry approve/reject` prints for a decision the service recorded.
 fn decided(record: &crate::store::RunRecord, by: &str, kind: crate::gate::approval::DecisionKind) -> String {
     use crate::gate::approval::DecisionKind;
-    let Some(a) = &record.approval else { return format!("recorded for run {}", record.id) };
+    let Some(a) = &record.approval else {
+        return format!("recorded for run {}", record.id);
+    };
     let target = format!("{} to {}", a.request.image, a.request.environment);
     match kind {
         DecisionKind::Reject => format!("rejected run {}: {target} will not happen. Recorded: {by}.", record.id),
         DecisionKind::Approve if record.state == crate::events::RunState::Promoting => {
-            format!("approved run {} as {by}; the service is promoting {target} (follow it with gantry logs {} --follow)", record.id, record.id)
+            format!(
+                "approved run {} as {by}; the service is promoting {target} (follow it with gantry logs {} --follow)",
+                record.id, record.id
+            )
         }
-        DecisionKind::Approve => format!("approved run {} as {by}; {} more approval(s) by a {} needed before {target}", record.id, a.remaining(), a.request.rule.role),
+        DecisionKind::Approve => format!(
+            "approved run {} as {by}; {} more approval(s) by a {} needed before {target}",
+            record.id,
+            a.remaining(),
+            a.request.rule.role
+        ),
     }
 }
 
@@ -116,7 +128,8 @@ pub async fn trigger(args: TriggerArgs, config_path: &Path) -> Outcome {
         .await
         .map_err(|e| CliError::Other(format!("cannot reach the service at {server}: {e}")))?;
     let status = response.status();
-    let value: serde_json::Value = response.json().await.map_err(|e| CliError::Other(format!("the service answered {status} without JSON: {e}")))?;
+    let value: serde_json::Value =
+        response.json().await.map_err(|e| CliError::Other(format!("the service answered {status} without JSON: {e}")))?;
     if !status.is_success() {
         let message = value["error"].as_str().unwrap_or("no reason given");
         return Err(CliError::Other(format!("the service refused ({status}): {message}")));
@@ -127,11 +140,15 @@ pub async fn trigger(args: TriggerArgs, config_path: &Path) -> Outcome {
     }
     let short = |c: &str| c[..c.len().min(8)].to_string();
     match serde_json::from_value::<crate::coordinator::Triggered>(value.clone()) {
-        Ok(crate::coordinator::Triggered::Queued { run, commit }) => println!("queued run {run} of {} for commit {}", args.project, short(&commit)),
+        Ok(crate::coordinator::Triggered::Queued { run, commit }) => {
+            println!("queued run {run} of {} for commit {}", args.project, short(&commit))
+        }
         Ok(crate::coordinator::Triggered::Duplicate { run, commit }) => {
             println!("commit {} already ran for {} (run {run}); --force runs it again", short(&commit), args.project)
         }
-        Ok(crate::coordinator::Triggered::Invalid { run, message, .. }) => println!("recorded run {run} as failed: {message}"),
+        Ok(crate::coordinator::Triggered::Invalid { run, message, .. }) => {
+            println!("recorded run {run} as failed: {message}")
+        }
         Ok(crate::coordinator::Triggered::Ignored { reason }) => println!("not run: {reason}"),
         // A newer service's answer this client does not know: shown as it came.
         Err(_) => println!("{value}"),

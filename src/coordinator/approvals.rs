@@ -3,12 +3,11 @@
 //! transaction; the claimed promotion is then performed and recorded here.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
 use crate::config::{Protection, User};
-use crate::docker::Backend;
+use crate::engine::{Engine, Environments, Serving};
 use crate::events::Event;
 use crate::gate::approval::{self, Approval, DecisionKind, Refusal};
 use crate::recorder::Viewer;
@@ -44,7 +43,8 @@ pub fn record_decision(
             crate::policy::check(p, crate::policy::Change::Promote, &actor).map_err(|e| Refusal::Protected(e.to_string()))?;
         }
         let floor = protection.and_then(|p| p.approval.as_ref()).map(|a| &a.value);
-        approval::decide(r, user, kind, comment.clone(), now, floor).map(|d| d.events.into_iter().map(|k| Event { at: now, kind: k }).collect())
+        approval::decide(r, user, kind, comment.clone(), now, floor)
+            .map(|d| d.events.into_iter().map(|k| Event { at: now, kind: k }).collect())
     })?;
     let record = decided?;
     store.flush()?;
@@ -52,31 +52,28 @@ pub fn record_decision(
 }
 
 /// Performs a claimed promotion, recording it as it goes; returns the run's final state.
-pub async fn promote<B: Backend + 'static>(
-    store: &Store,
-    backend: Arc<B>,
-    record: RunRecord,
-    viewer: &mut impl Viewer,
-) -> Result<RunRecord, StoreError> {
+pub async fn promote(store: &Store, engine: Engine, record: RunRecord, viewer: &mut impl Viewer) -> Result<RunRecord, StoreError> {
     let (tx, rx) = crate::channel::channel(crate::channel::OutputLimits::default());
     let run_id = record.id.clone();
-    let backend_after = backend.clone();
-    let task = tokio::spawn(async move { crate::scheduler::promotion::run(backend, &record, Emitter::new(tx)).await });
+    let envs = engine.environments.clone();
+    let task = tokio::spawn(async move { crate::scheduler::promotion::run(&engine, &record, Emitter::new(tx)).await });
     let recorded = crate::recorder::record(store, &run_id, rx, viewer).await;
     if let Err(e) = task.await {
         tracing::error!(run = %run_id, error = %e, "the promotion task crashed");
     }
     if recorded.as_ref().is_ok_and(|r| r.state == crate::events::RunState::Succeeded) {
-        supersede_outdated(store, backend_after.as_ref()).await?;
+        supersede_outdated(store, envs.as_ref()).await?;
     }
     recorded
 }
 
 /// Refuses an approval that would roll its target back, marking the run superseded: the
 /// check `record_decision` cannot make in its transaction (it needs the engine and git).
-pub async fn refuse_if_outdated<B: Backend>(store: &Store, backend: &B, run: &RunRecord) -> Result<(), DecideError> {
+pub async fn refuse_if_outdated(store: &Store, envs: &dyn Environments, run: &RunRecord) -> Result<(), DecideError> {
     let pending = run.approval.as_ref().is_some_and(|a| a.state == approval::ApprovalState::Pending);
-    let Some(reason) = outdated(backend, run, store.dir()).await.filter(|_| pending) else { return Ok(()) };
+    let Some(reason) = outdated(envs, run, store.dir()).await.filter(|_| pending) else {
+        return Ok(());
+    };
     store.supersede(&run.id, &reason)?;
     Err(Refusal::Outdated { run: run.id.clone(), reason }.into())
 }
@@ -84,12 +81,11 @@ pub async fn refuse_if_outdated<B: Backend>(store: &Store, backend: &B, run: &Ru
 /// Why promoting `run` now would roll its target back, if it would: the version live
 /// there contains the run's commit (git), or, when the repository cannot tell, was
 /// committed later. An explicit rollback is `gantry env rollback`, not an approval.
-pub async fn outdated<B: Backend>(backend: &B, run: &RunRecord, data_dir: &std::path::Path) -> Option<String> {
-    use crate::stages::environment::{self, Role, APP_LABEL, COMMIT_LABEL, COMMIT_TIME_LABEL};
+pub async fn outdated(envs: &dyn Environments, run: &RunRecord, data_dir: &std::path::Path) -> Option<String> {
     let request = &run.approval.as_ref()?.request;
-    let view = environment::describe(backend, &request.environment).await.ok()?;
-    let live = view.versions.iter().find(|v| v.of == request.app && v.serving.as_deref() == Some("live"))?;
-    let live_sha = live.commit.clone()?;
+    let versions = envs.versions(&request.environment, &request.app).await.ok()?;
+    let live = versions.iter().find(|v| v.serving == Serving::Live)?;
+    let live_sha = Some(live.commit.clone()).filter(|c| !c.is_empty())?;
     let candidate = &run.commit.sha;
     if &live_sha == candidate {
         return None;
@@ -111,20 +107,16 @@ pub async fn outdated<B: Backend>(backend: &B, run: &RunRecord, data_dir: &std::
         _ => {}
     }
     // Unrelated histories, or a repository that cannot tell: by commit time.
-    let containers = environment::containers(backend, &request.environment, Role::App).await.ok()?;
-    let live_time = containers
-        .iter()
-        .find(|c| c.labels.get(APP_LABEL) == Some(&request.app) && c.labels.get(COMMIT_LABEL) == Some(&live_sha))
-        .and_then(|c| chrono::DateTime::parse_from_rfc3339(c.labels.get(COMMIT_TIME_LABEL)?).ok())?;
+    let live_time = versions.iter().find(|v| v.commit == live_sha).and_then(|v| v.commit_time)?;
     (live_time > run.commit.time).then(|| says(&format!("committed {}", live_time.with_timezone(&Utc).format("%Y-%m-%d %H:%M UTC"))))
 }
 
 /// Marks superseded every pending approval that what now runs in its target has made
 /// outdated; returns the runs marked. Called whenever a promotion may have gone live.
-pub async fn supersede_outdated<B: Backend>(store: &Store, backend: &B) -> Result<Vec<String>, StoreError> {
+pub async fn supersede_outdated(store: &Store, envs: &dyn Environments) -> Result<Vec<String>, StoreError> {
     let mut marked = Vec::new();
     for run in store.pending_approvals()? {
-        if let Some(reason) = outdated(backend, &run, store.dir()).await {
+        if let Some(reason) = outdated(envs, &run, store.dir()).await {
             if store.supersede(&run.id, &reason)? {
                 tracing::info!(run = %run.id, %reason, "approval superseded");
                 marked.push(run.id);

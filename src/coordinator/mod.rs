@@ -4,8 +4,8 @@
 //! nothing: queued runs stay queued, runs in flight are marked interrupted.
 
 pub mod approvals;
-pub mod rollback;
 pub mod repo;
+pub mod rollback;
 mod runner;
 
 use std::collections::HashMap;
@@ -16,7 +16,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::docker::DockerEngine;
+use crate::engine::Engine;
 use crate::events::RunState;
 use crate::pipeline::Plan;
 use crate::store::{RunRecord, Store, StoreError};
@@ -54,13 +54,25 @@ pub struct TriggerRequest {
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case", tag = "outcome")]
 pub enum Triggered {
-    Queued { run: String, commit: String },
+    Queued {
+        run: String,
+        commit: String,
+    },
     /// The commit's pipeline file is missing or invalid: recorded as a failed run.
-    Invalid { run: String, commit: String, message: String },
+    Invalid {
+        run: String,
+        commit: String,
+        message: String,
+    },
     /// This commit already ran (or waits) for the project.
-    Duplicate { run: String, commit: String },
+    Duplicate {
+        run: String,
+        commit: String,
+    },
     /// A push to a branch the project does not follow.
-    Ignored { reason: String },
+    Ignored {
+        reason: String,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -133,7 +145,7 @@ pub enum Cancelled {
 
 pub struct Coordinator {
     pub store: Arc<Store>,
-    pub engine: Arc<DockerEngine>,
+    pub engine: Engine,
     pub config: Arc<Config>,
     pub data_dir: PathBuf,
     /// Runs this process is driving, by run id -> project.
@@ -148,7 +160,7 @@ pub struct Coordinator {
 }
 
 impl Coordinator {
-    pub fn new(store: Arc<Store>, engine: Arc<DockerEngine>, config: Arc<Config>, data_dir: PathBuf) -> Arc<Coordinator> {
+    pub fn new(store: Arc<Store>, engine: Engine, config: Arc<Config>, data_dir: PathBuf) -> Arc<Coordinator> {
         Arc::new(Coordinator {
             store,
             engine,
@@ -189,7 +201,9 @@ impl Coordinator {
                     None => Err(TriggerError::Refused(format!("run {} is not driven by this service", r.id))),
                 }
             }
-            Err(state) => Err(TriggerError::Conflict(format!("run {} is {}; only a queued or running run can be cancelled", run.id, state.name()))),
+            Err(state) => {
+                Err(TriggerError::Conflict(format!("run {} is {}; only a queued or running run can be cancelled", run.id, state.name())))
+            }
         }
     }
 
@@ -199,12 +213,16 @@ impl Coordinator {
     pub fn rerun(&self, run_id: &str, failed: bool, by: &str) -> Result<String, TriggerError> {
         let old = self.store.find_run(run_id)?;
         let Some(project) = old.project.clone() else {
-            return Err(TriggerError::Refused(format!("run {} was run by gantry run, not by the service: run it again with gantry rerun", old.id)));
+            return Err(TriggerError::Refused(format!(
+                "run {} was run by gantry run, not by the service: run it again with gantry rerun",
+                old.id
+            )));
         };
         if !self.config.projects.contains_key(&project) {
             return Err(TriggerError::UnknownProject(project));
         }
-        let plan = crate::scheduler::rerun::check(&old, self.store.plan(&old.id)?, failed).map_err(|e| TriggerError::Conflict(e.to_string()))?;
+        let plan =
+            crate::scheduler::rerun::check(&old, self.store.plan(&old.id)?, failed).map_err(|e| TriggerError::Conflict(e.to_string()))?;
         let id = crate::store::new_run_id();
         let mut record = RunRecord::new(id.clone(), &plan, old.repo.clone(), old.commit.clone());
         record.state = RunState::Queued;
@@ -234,7 +252,7 @@ impl Coordinator {
     ) -> Result<RunRecord, approvals::DecideError> {
         let run = self.store.find_run(run_id)?;
         if kind == crate::gate::approval::DecisionKind::Approve {
-            approvals::refuse_if_outdated(&self.store, self.engine.as_ref(), &run).await?;
+            approvals::refuse_if_outdated(&self.store, self.engine.environments.as_ref(), &run).await?;
         }
         let record = approvals::record_decision(&self.store, &self.config.protections, &run.id, user, kind, comment, chrono::Utc::now())?;
         if record.state == RunState::Promoting {
@@ -328,7 +346,13 @@ impl Coordinator {
         let (mut record, plan) = match &parsed {
             Ok(plan) => (RunRecord::new(id.clone(), plan, project.repo.clone(), commit.clone()), Some(plan)),
             Err(e) => {
-                let empty = Plan { name: name.to_string(), source: file.clone(), stages: Vec::new(), vars: Default::default(), environments: Default::default() };
+                let empty = Plan {
+                    name: name.to_string(),
+                    source: file.clone(),
+                    stages: Vec::new(),
+                    vars: Default::default(),
+                    environments: Default::default(),
+                };
                 let mut r = RunRecord::new(id.clone(), &empty, project.repo.clone(), commit.clone());
                 r.state = RunState::Failed;
                 r.message = Some(e.clone());

@@ -3,26 +3,26 @@
 
 use std::sync::Arc;
 
-use crate::docker::Backend;
-use crate::stages::environment::{self, Role, APP_LABEL, COMMIT_LABEL, COMMIT_TIME_LABEL};
-use crate::store::{CommitInfo, RunRecord, Store};
+use crate::commit::CommitInfo;
+use crate::engine::{Engine, Environments, Serving};
+use crate::store::{RunRecord, Store};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RollbackError {
     #[error("{0}")]
     Nothing(String),
     #[error(transparent)]
-    Docker(#[from] crate::docker::DockerError),
+    Engine(#[from] crate::engine::EngineError),
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
 }
 
 /// The app to roll back: the one named, or the environment's only one.
-async fn app_of<B: Backend>(backend: &B, env: &str, app: Option<&str>) -> Result<String, RollbackError> {
+async fn app_of(envs: &dyn Environments, env: &str, app: Option<&str>) -> Result<String, RollbackError> {
     if let Some(app) = app {
         return Ok(app.to_string());
     }
-    let mut apps: Vec<String> = environment::containers(backend, env, Role::App).await?.into_iter().filter_map(|c| c.labels.get(APP_LABEL).cloned()).collect();
+    let mut apps: Vec<String> = envs.describe(env).await?.versions.into_iter().map(|v| v.of).filter(|a| !a.is_empty()).collect();
     apps.sort();
     apps.dedup();
     match apps.as_slice() {
@@ -41,18 +41,16 @@ pub struct Prepared {
 
 /// Finds the kept previous version of `app` in `env` and records a run for putting it
 /// back, started by `by`; nothing on the engine changes yet.
-pub async fn prepare<B: Backend>(store: &Store, backend: &B, env: &str, app: Option<&str>, by: &str) -> Result<Prepared, RollbackError> {
-    let app = app_of(backend, env, app).await?;
-    let kept = environment::containers(backend, env, Role::App)
-        .await?
-        .into_iter()
-        .find(|c| !c.running && c.labels.get(APP_LABEL) == Some(&app))
-        .ok_or_else(|| RollbackError::Nothing(format!("there is no previous version of {app} in {env} to roll back to (each go-live keeps one)")))?;
-    let sha = kept.labels.get(COMMIT_LABEL).cloned().unwrap_or_default();
-    let time = kept.labels.get(COMMIT_TIME_LABEL).and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok()).unwrap_or_else(|| chrono::Utc::now().fixed_offset());
+pub async fn prepare(store: &Store, envs: &dyn Environments, env: &str, app: Option<&str>, by: &str) -> Result<Prepared, RollbackError> {
+    let app = app_of(envs, env, app).await?;
+    let kept = envs.versions(env, &app).await?.into_iter().find(|v| v.serving == Serving::Kept).ok_or_else(|| {
+        RollbackError::Nothing(format!("there is no previous version of {app} in {env} to roll back to (each go-live keeps one)"))
+    })?;
+    let sha = kept.commit.clone();
+    let time = kept.commit_time.unwrap_or_else(|| chrono::Utc::now().fixed_offset());
     let commit = CommitInfo {
         short: sha[..sha.len().min(8)].to_string(),
-        author_name: kept.labels.get(crate::labels::AUTHOR_LABEL).cloned().unwrap_or_default(),
+        author_name: kept.author.clone(),
         author_email: String::new(),
         time,
         summary: format!("rollback of {app} in {env}"),
@@ -67,9 +65,9 @@ pub async fn prepare<B: Backend>(store: &Store, backend: &B, env: &str, app: Opt
 }
 
 /// Performs a prepared rollback, recording it; returns the run as it ended.
-pub async fn perform<B: Backend + 'static>(
+pub async fn perform(
     store: &Store,
-    backend: Arc<B>,
+    engine: Engine,
     prepared: Prepared,
     to: Option<&str>,
     viewer: &mut impl crate::recorder::Viewer,
@@ -79,7 +77,7 @@ pub async fn perform<B: Backend + 'static>(
     let (tx, rx) = crate::channel::channel(crate::channel::OutputLimits::default());
     let (to, id2, commit) = (to.map(str::to_string), id.clone(), record.commit.clone());
     let task = tokio::spawn(async move {
-        crate::scheduler::rollback::run(backend, &id2, commit, &env, &app, to.as_deref(), crate::stages::Emitter::new(tx)).await
+        crate::scheduler::rollback::run(&engine, &id2, commit, &env, &app, to.as_deref(), crate::stages::Emitter::new(tx)).await
     });
     let recorded = crate::recorder::record(store, &id, rx, viewer).await;
     if let Err(e) = task.await {
@@ -90,17 +88,17 @@ pub async fn perform<B: Backend + 'static>(
 
 /// Puts the kept previous version of `app` in `env` live again as a run of its own,
 /// started by `by`; returns the run as it ended.
-pub async fn roll_back<B: Backend + 'static>(
+pub async fn roll_back(
     store: &Store,
-    backend: Arc<B>,
+    engine: Engine,
     env: &str,
     app: Option<&str>,
     to: Option<&str>,
     by: &str,
     viewer: &mut impl crate::recorder::Viewer,
 ) -> Result<RunRecord, RollbackError> {
-    let prepared = prepare(store, backend.as_ref(), env, app, by).await?;
-    perform(store, backend, prepared, to, viewer).await
+    let prepared = prepare(store, engine.environments.as_ref(), env, app, by).await?;
+    perform(store, engine, prepared, to, viewer).await
 }
 
 /// Why the service did not start a rollback.
@@ -126,16 +124,24 @@ pub fn needed_role(protections: &std::collections::BTreeMap<String, crate::confi
 impl super::Coordinator {
     /// Starts the rollback of `app` in `env` for `user` in the background; returns its run
     /// id, recorded before anything on the engine changes.
-    pub async fn roll_back(self: &Arc<Self>, env: &str, app: Option<&str>, to: Option<&str>, user: &crate::config::User) -> Result<String, RollbackRefusal> {
+    pub async fn roll_back(
+        self: &Arc<Self>,
+        env: &str,
+        app: Option<&str>,
+        to: Option<&str>,
+        user: &crate::config::User,
+    ) -> Result<String, RollbackRefusal> {
         let needed = needed_role(&self.config.protections, env);
         if !user.role.covers(needed) {
             let why = match self.config.protections.get(env) {
-                Some(p) => format!("{}: {env} is protected; rolling it back needs the role {needed}, and {} is {}", p.at, user.name, user.role),
+                Some(p) => {
+                    format!("{}: {env} is protected; rolling it back needs the role {needed}, and {} is {}", p.at, user.name, user.role)
+                }
                 None => format!("{} ({}) may not roll environments back: that needs the role {needed}", user.name, user.role),
             };
             return Err(RollbackRefusal::Role(why));
         }
-        let prepared = prepare(&self.store, self.engine.as_ref(), env, app, &user.name).await?;
+        let prepared = prepare(&self.store, self.engine.environments.as_ref(), env, app, &user.name).await?;
         let id = prepared.record.id.clone();
         let (c, to) = (self.clone(), to.map(str::to_string));
         self.background.spawn(async move {

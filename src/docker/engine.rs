@@ -1,20 +1,20 @@
-//! The bollard implementation of `Backend`: a local or remote Docker engine, with the API
+//! The bollard client and its container verbs (`Containers`): a local or remote Docker engine, with the API
 //! version negotiated at connect time (the engines we meet speak 1.41, older than bollard's).
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bollard::container::{
-    Config, CreateContainerOptions, KillContainerOptions, ListContainersOptions, LogOutput, LogsOptions,
-    RemoveContainerOptions, UploadToContainerOptions, WaitContainerOptions,
-};
 use bollard::container::{AttachContainerOptions, DownloadFromContainerOptions, StopContainerOptions};
+use bollard::container::{
+    Config, CreateContainerOptions, KillContainerOptions, ListContainersOptions, LogOutput, LogsOptions, RemoveContainerOptions,
+    UploadToContainerOptions, WaitContainerOptions,
+};
 use bollard::exec::{CreateExecOptions, StartExecResults};
 use bollard::image::{BuildImageOptions, BuilderVersion, CreateImageOptions};
 use bollard::models::ImageId;
-use bollard::network::{ConnectNetworkOptions, DisconnectNetworkOptions};
 use bollard::models::{EndpointSettings, HostConfig, Mount, MountTypeEnum, PortBinding};
+use bollard::network::{ConnectNetworkOptions, DisconnectNetworkOptions};
 use bollard::network::{CreateNetworkOptions, ListNetworksOptions};
 use bollard::volume::{CreateVolumeOptions, ListVolumesOptions};
 use bollard::Docker;
@@ -22,10 +22,10 @@ use bytes::Bytes;
 use futures_util::stream::BoxStream;
 use futures_util::{StreamExt, TryStreamExt};
 
-use super::error::{is_not_found, reason};
+use super::error::{api, is_not_found, reason};
 use super::{
-    Backend, BuildRequest, Confinement, ContainerInfo, ContainerSpec, DockerError, ExitState, ImageFacts, NetworkInfo,
-    OutputChunk, SweepReport, AGENT_USER, ENVIRONMENT_LABEL, RUN_LABEL, WORKLOAD_CAP_DROP,
+    BuildRequest, Confinement, ContainerInfo, ContainerSpec, Containers, DockerError, ExitState, ImageFacts, NetworkInfo, OutputChunk,
+    SweepReport, AGENT_USER, ENVIRONMENT_LABEL, RUN_LABEL, WORKLOAD_CAP_DROP,
 };
 
 /// The CFS period CPU limits are expressed in (Docker's default, 100 ms). A quota, not
@@ -105,7 +105,7 @@ fn is_environment(labels: Option<&HashMap<String, String>>) -> bool {
 }
 
 #[async_trait]
-impl Backend for DockerEngine {
+impl Containers for DockerEngine {
     fn endpoint(&self) -> &str {
         &self.endpoint
     }
@@ -114,7 +114,7 @@ impl Backend for DockerEngine {
         match self.docker.inspect_image(image).await {
             Ok(_) => return Ok(()),
             Err(e) if is_not_found(&e) => {}
-            Err(e) => return Err(DockerError::api(format!("inspect of image '{image}'"), &e)),
+            Err(e) => return Err(api(format!("inspect of image '{image}'"), &e)),
         }
         tracing::info!(image, "image not on the engine; pulling");
         let options = CreateImageOptions { from_image: image, ..Default::default() };
@@ -130,10 +130,11 @@ impl Backend for DockerEngine {
             }
         }
         // A pull that "succeeds" without producing the image is still a failure to the user.
-        self.docker.inspect_image(image).await.map(|_| ()).map_err(|e| DockerError::ImageUnavailable {
-            image: image.into(),
-            reason: reason(&e),
-        })
+        self.docker
+            .inspect_image(image)
+            .await
+            .map(|_| ())
+            .map_err(|e| DockerError::ImageUnavailable { image: image.into(), reason: reason(&e) })
     }
 
     async fn create_network(&self, name: &str, labels: HashMap<String, String>) -> Result<(), DockerError> {
@@ -144,20 +145,12 @@ impl Backend for DockerEngine {
             labels,
             ..Default::default()
         };
-        self.docker
-            .create_network(options)
-            .await
-            .map(|_| ())
-            .map_err(|e| DockerError::api(format!("create of network '{name}'"), &e))
+        self.docker.create_network(options).await.map(|_| ()).map_err(|e| api(format!("create of network '{name}'"), &e))
     }
 
     async fn create_volume(&self, name: &str, labels: HashMap<String, String>) -> Result<(), DockerError> {
         let options = CreateVolumeOptions { name: name.to_string(), labels, ..Default::default() };
-        self.docker
-            .create_volume(options)
-            .await
-            .map(|_| ())
-            .map_err(|e| DockerError::api(format!("create of volume '{name}'"), &e))
+        self.docker.create_volume(options).await.map(|_| ()).map_err(|e| api(format!("create of volume '{name}'"), &e))
     }
 
     async fn create_container(&self, spec: &ContainerSpec) -> Result<String, DockerError> {
@@ -190,8 +183,7 @@ impl Backend for DockerEngine {
                 (format!("{container}/tcp"), Some(vec![binding]))
             })
             .collect();
-        let exposed: HashMap<String, HashMap<(), ()>> =
-            spec.published.iter().map(|(_, c)| (format!("{c}/tcp"), HashMap::new())).collect();
+        let exposed: HashMap<String, HashMap<(), ()>> = spec.published.iter().map(|(_, c)| (format!("{c}/tcp"), HashMap::new())).collect();
         let host_config = HostConfig {
             mounts: Some(mounts),
             port_bindings: (!port_bindings.is_empty()).then_some(port_bindings),
@@ -242,7 +234,7 @@ impl Backend for DockerEngine {
             .create_container(Some(options), config)
             .await
             .map(|r| r.id)
-            .map_err(|e| DockerError::api(format!("create of container '{}'", spec.name), &e))
+            .map_err(|e| api(format!("create of container '{}'", spec.name), &e))
     }
 
     async fn upload(&self, container: &str, path: &str, tar: Bytes) -> Result<(), DockerError> {
@@ -250,14 +242,11 @@ impl Backend for DockerEngine {
         self.docker
             .upload_to_container(container, Some(options), tar)
             .await
-            .map_err(|e| DockerError::api(format!("upload into '{container}:{path}'"), &e))
+            .map_err(|e| api(format!("upload into '{container}:{path}'"), &e))
     }
 
     async fn start(&self, container: &str) -> Result<(), DockerError> {
-        self.docker
-            .start_container::<String>(container, None)
-            .await
-            .map_err(|e| DockerError::api("container start", &e))
+        self.docker.start_container::<String>(container, None).await.map_err(|e| api("container start", &e))
     }
 
     fn output(&self, container: &str) -> BoxStream<'static, Result<OutputChunk, DockerError>> {
@@ -265,7 +254,7 @@ impl Backend for DockerEngine {
         // bollard's stream owns its own handle on the client, so it can outlive this call.
         self.docker
             .logs(container, Some(options))
-            .map_err(|e| DockerError::api("log stream", &e))
+            .map_err(|e| api("log stream", &e))
             .try_filter_map(|out| async move {
                 Ok(match out {
                     LogOutput::StdOut { message } | LogOutput::Console { message } => Some(OutputChunk::Stdout(message)),
@@ -284,14 +273,10 @@ impl Backend for DockerEngine {
             logs: Some(true),
             ..Default::default()
         };
-        let attached = self
-            .docker
-            .attach_container(container, Some(options))
-            .await
-            .map_err(|e| DockerError::api("container attach", &e))?;
+        let attached = self.docker.attach_container(container, Some(options)).await.map_err(|e| api("container attach", &e))?;
         Ok(attached
             .output
-            .map_err(|e| DockerError::api("attached output", &e))
+            .map_err(|e| api("attached output", &e))
             .try_filter_map(|out| async move {
                 Ok(match out {
                     LogOutput::StdOut { message } | LogOutput::Console { message } => Some(OutputChunk::Stdout(message)),
@@ -309,7 +294,7 @@ impl Backend for DockerEngine {
             Some(Ok(response)) => Ok(response.status_code),
             // bollard reports a non-zero exit as an error carrying the code.
             Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => Ok(code),
-            Some(Err(e)) => Err(DockerError::api("container wait", &e)),
+            Some(Err(e)) => Err(api("container wait", &e)),
             None => Err(DockerError::Api { action: "container wait".into(), reason: "no answer".into() }),
         }
     }
@@ -319,7 +304,7 @@ impl Backend for DockerEngine {
             Ok(()) => Ok(()),
             // Already stopped or gone: the goal is reached.
             Err(bollard::errors::Error::DockerResponseServerError { status_code: 404 | 409, .. }) => Ok(()),
-            Err(e) => Err(DockerError::api("container kill", &e)),
+            Err(e) => Err(api("container kill", &e)),
         }
     }
 
@@ -330,7 +315,7 @@ impl Backend for DockerEngine {
             Err(e) if is_not_found(&e) => Ok(()),
             // "removal already in progress"
             Err(bollard::errors::Error::DockerResponseServerError { status_code: 409, .. }) => Ok(()),
-            Err(e) => Err(DockerError::api("container removal", &e)),
+            Err(e) => Err(api("container removal", &e)),
         }
     }
 
@@ -342,9 +327,8 @@ impl Backend for DockerEngine {
             .docker
             .list_containers(Some(ListContainersOptions { all: true, filters: filters.clone(), ..Default::default() }))
             .await
-            .map_err(|e| DockerError::api("container list", &e))?;
-        let doomed: Vec<String> =
-            containers.into_iter().filter(|c| !is_environment(c.labels.as_ref())).filter_map(|c| c.id).collect();
+            .map_err(|e| api("container list", &e))?;
+        let doomed: Vec<String> = containers.into_iter().filter(|c| !is_environment(c.labels.as_ref())).filter_map(|c| c.id).collect();
         futures_util::future::try_join_all(doomed.iter().map(|id| self.remove_container(id))).await?;
 
         let (networks, volumes) = tokio::join!(
@@ -352,13 +336,13 @@ impl Backend for DockerEngine {
             self.docker.list_volumes(Some(ListVolumesOptions { filters })),
         );
         let networks: Vec<String> = networks
-            .map_err(|e| DockerError::api("network list", &e))?
+            .map_err(|e| api("network list", &e))?
             .into_iter()
             .filter(|n| !is_environment(n.labels.as_ref()))
             .filter_map(|n| n.id)
             .collect();
         let volumes: Vec<String> = volumes
-            .map_err(|e| DockerError::api("volume list", &e))?
+            .map_err(|e| api("volume list", &e))?
             .volumes
             .unwrap_or_default()
             .into_iter()
@@ -371,7 +355,7 @@ impl Backend for DockerEngine {
                 match self.docker.remove_volume(name, None).await {
                     Ok(()) => Ok(()),
                     Err(e) if is_not_found(&e) => Ok(()),
-                    Err(e) => Err(DockerError::api("volume removal", &e)),
+                    Err(e) => Err(api("volume removal", &e)),
                 }
             })),
         );
@@ -437,27 +421,20 @@ impl Backend for DockerEngine {
         match self.docker.inspect_image(image).await {
             Ok(i) => Ok(i.id),
             Err(e) if is_not_found(&e) => Ok(None),
-            Err(e) => Err(DockerError::api(format!("inspect of image '{image}'"), &e)),
+            Err(e) => Err(api(format!("inspect of image '{image}'"), &e)),
         }
     }
 
     async fn image_facts(&self, image: &str) -> Result<Option<ImageFacts>, DockerError> {
         match self.docker.inspect_image(image).await {
-            Ok(i) => Ok(Some(ImageFacts {
-                id: i.id.unwrap_or_default(),
-                labels: i.config.and_then(|c| c.labels).unwrap_or_default(),
-            })),
+            Ok(i) => Ok(Some(ImageFacts { id: i.id.unwrap_or_default(), labels: i.config.and_then(|c| c.labels).unwrap_or_default() })),
             Err(e) if is_not_found(&e) => Ok(None),
-            Err(e) => Err(DockerError::api(format!("inspect of image '{image}'"), &e)),
+            Err(e) => Err(api(format!("inspect of image '{image}'"), &e)),
         }
     }
 
     async fn exit_state(&self, container: &str) -> Result<ExitState, DockerError> {
-        let inspect = self
-            .docker
-            .inspect_container(container, None)
-            .await
-            .map_err(|e| DockerError::api("container inspect", &e))?;
+        let inspect = self.docker.inspect_container(container, None).await.map_err(|e| api("container inspect", &e))?;
         Ok(ExitState {
             oom_killed: inspect.state.and_then(|s| s.oom_killed).unwrap_or(false),
             memory_limit: inspect.host_config.and_then(|h| h.memory).filter(|m| *m > 0).map(|m| m as u64),
@@ -465,22 +442,15 @@ impl Backend for DockerEngine {
     }
 
     async fn exec(&self, container: &str, cmd: Vec<String>) -> Result<(i64, String), DockerError> {
-        let options = CreateExecOptions {
-            cmd: Some(cmd),
-            attach_stdout: Some(true),
-            attach_stderr: Some(true),
-            ..Default::default()
-        };
-        let exec = self.docker.create_exec(container, options).await.map_err(|e| DockerError::api("exec", &e))?;
+        let options = CreateExecOptions { cmd: Some(cmd), attach_stdout: Some(true), attach_stderr: Some(true), ..Default::default() };
+        let exec = self.docker.create_exec(container, options).await.map_err(|e| api("exec", &e))?;
         let mut text = String::new();
-        if let StartExecResults::Attached { mut output, .. } =
-            self.docker.start_exec(&exec.id, None).await.map_err(|e| DockerError::api("exec", &e))?
-        {
+        if let StartExecResults::Attached { mut output, .. } = self.docker.start_exec(&exec.id, None).await.map_err(|e| api("exec", &e))? {
             while let Some(Ok(chunk)) = output.next().await {
                 text.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
             }
         }
-        let inspect = self.docker.inspect_exec(&exec.id).await.map_err(|e| DockerError::api("exec", &e))?;
+        let inspect = self.docker.inspect_exec(&exec.id).await.map_err(|e| api("exec", &e))?;
         Ok((inspect.exit_code.unwrap_or(-1), text))
     }
 
@@ -489,10 +459,7 @@ impl Backend for DockerEngine {
             container: container.to_string(),
             endpoint_config: EndpointSettings { aliases: Some(aliases), ..Default::default() },
         };
-        self.docker
-            .connect_network(network, options)
-            .await
-            .map_err(|e| DockerError::api(format!("connect to network '{network}'"), &e))
+        self.docker.connect_network(network, options).await.map_err(|e| api(format!("connect to network '{network}'"), &e))
     }
 
     async fn disconnect(&self, network: &str, container: &str) -> Result<(), DockerError> {
@@ -500,7 +467,7 @@ impl Backend for DockerEngine {
         match self.docker.disconnect_network(network, options).await {
             Ok(()) => Ok(()),
             Err(e) if is_not_found(&e) => Ok(()),
-            Err(e) => Err(DockerError::api(format!("disconnect from network '{network}'"), &e)),
+            Err(e) => Err(api(format!("disconnect from network '{network}'"), &e)),
         }
     }
 
@@ -509,7 +476,7 @@ impl Backend for DockerEngine {
             .docker
             .list_containers(Some(ListContainersOptions { all: true, filters: Self::labels_filter(labels), ..Default::default() }))
             .await
-            .map_err(|e| DockerError::api("container list", &e))?;
+            .map_err(|e| api("container list", &e))?;
         Ok(list
             .into_iter()
             .map(|c| ContainerInfo {
@@ -528,14 +495,10 @@ impl Backend for DockerEngine {
             .docker
             .list_networks(Some(ListNetworksOptions { filters: Self::labels_filter(labels) }))
             .await
-            .map_err(|e| DockerError::api("network list", &e))?;
+            .map_err(|e| api("network list", &e))?;
         Ok(list
             .into_iter()
-            .map(|n| NetworkInfo {
-                id: n.id.unwrap_or_default(),
-                name: n.name.unwrap_or_default(),
-                labels: n.labels.unwrap_or_default(),
-            })
+            .map(|n| NetworkInfo { id: n.id.unwrap_or_default(), name: n.name.unwrap_or_default(), labels: n.labels.unwrap_or_default() })
             .collect())
     }
 
@@ -543,7 +506,7 @@ impl Backend for DockerEngine {
         match self.docker.remove_network(network).await {
             Ok(()) => Ok(()),
             Err(e) if is_not_found(&e) => Ok(()),
-            Err(e) => Err(DockerError::api(format!("removal of network '{network}'"), &e)),
+            Err(e) => Err(api(format!("removal of network '{network}'"), &e)),
         }
     }
 
@@ -554,7 +517,7 @@ impl Backend for DockerEngine {
             .download_from_container(container, Some(options))
             .try_collect()
             .await
-            .map_err(|e| DockerError::api(format!("download of '{path}'"), &e))?;
+            .map_err(|e| api(format!("download of '{path}'"), &e))?;
         Ok(chunks.concat().into())
     }
 
@@ -563,16 +526,12 @@ impl Backend for DockerEngine {
         match self.docker.stop_container(container, Some(options)).await {
             Ok(()) => Ok(()),
             Err(bollard::errors::Error::DockerResponseServerError { status_code: 304 | 404, .. }) => Ok(()),
-            Err(e) => Err(DockerError::api("container stop", &e)),
+            Err(e) => Err(api("container stop", &e)),
         }
     }
 
     async fn aliases(&self, container: &str, network: &str) -> Result<Vec<String>, DockerError> {
-        let inspect = self
-            .docker
-            .inspect_container(container, None)
-            .await
-            .map_err(|e| DockerError::api("container inspect", &e))?;
+        let inspect = self.docker.inspect_container(container, None).await.map_err(|e| api("container inspect", &e))?;
         Ok(inspect
             .network_settings
             .and_then(|n| n.networks)

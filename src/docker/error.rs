@@ -1,21 +1,10 @@
-//! Errors of the engine boundary, worded for the person at the terminal.
+//! bollard's errors turned into the engine seams' `EngineError`.
 
-#[derive(Debug, thiserror::Error)]
-pub enum DockerError {
-    #[error("cannot reach the Docker engine at {endpoint}: {reason}. Is dockerd running? (set DOCKER_HOST or --docker-host to use another engine)")]
-    Unreachable { endpoint: String, reason: String },
-    #[error("image '{image}' is not on this engine and could not be pulled: {reason}")]
-    ImageUnavailable { image: String, reason: String },
-    #[error("the image build failed: {0}")]
-    Build(String),
-    #[error("Docker {action} failed: {reason}")]
-    Api { action: String, reason: String },
-}
+use crate::engine::EngineError;
 
-impl DockerError {
-    pub fn api(action: impl Into<String>, err: &bollard::errors::Error) -> Self {
-        DockerError::Api { action: action.into(), reason: reason(err) }
-    }
+/// An API call that failed, worded with the engine's own reason.
+pub(crate) fn api(action: impl Into<String>, err: &bollard::errors::Error) -> EngineError {
+    EngineError::Api { action: action.into(), reason: reason(err) }
 }
 
 /// The most useful words in a bollard error: the engine's own message when it sent one,

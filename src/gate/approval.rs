@@ -283,11 +283,7 @@ pub fn decide(
     match kind {
         DecisionKind::Reject => events.push(EventKind::RunFinished {
             state: RunState::Failed,
-            message: Some(format!(
-                "the promotion to {environment} was rejected by {}: {}",
-                user.name,
-                comment.unwrap_or_default()
-            )),
+            message: Some(format!("the promotion to {environment} was rejected by {}: {}", user.name, comment.unwrap_or_default())),
         }),
         DecisionKind::Approve if approval.remaining_under(rule) <= 1 => {
             events.push(EventKind::PromotionClaimed { by: user.name.clone(), pid: std::process::id() });
@@ -320,8 +316,8 @@ fn own_part(run: &RunRecord, change: &ChangeSet, user: &User) -> Option<String> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::commit::CommitInfo;
     use crate::pipeline::spec::DeployMode;
-    use crate::store::CommitInfo;
 
     fn user(name: &str, role: Role, email: &str) -> User {
         User { name: name.into(), role, emails: vec![email.into()], token_sha256: None, forges: Default::default() }
@@ -395,10 +391,7 @@ mod tests {
             },
             branches: vec!["main".into()],
         };
-        vec![
-            EventKind::ApprovalRequested { request },
-            EventKind::RunFinished { state: RunState::AwaitingApproval, message: None },
-        ]
+        vec![EventKind::ApprovalRequested { request }, EventKind::RunFinished { state: RunState::AwaitingApproval, message: None }]
     }
 
     fn apply(run: &mut RunRecord, d: &Decided, now: DateTime<Utc>) {
@@ -474,7 +467,10 @@ mod tests {
         let d = decide(&run, &rita, DecisionKind::Approve, None, now, Some(&floor)).unwrap();
         assert!(!d.claims_promotion, "the floor asks for two approvals, the request for one");
         let dev = user("dev", Role::ReleaseManager, "dev@x");
-        assert!(matches!(decide(&run, &dev, DecisionKind::Approve, None, now, Some(&floor)), Err(Refusal::OwnChange { .. })), "the floor bars the author");
+        assert!(
+            matches!(decide(&run, &dev, DecisionKind::Approve, None, now, Some(&floor)), Err(Refusal::OwnChange { .. })),
+            "the floor bars the author"
+        );
         let admin_floor = ApprovalRule { role: Role::Admin, ..rule(1) };
         assert!(matches!(decide(&run, &rita, DecisionKind::Approve, None, now, Some(&admin_floor)), Err(Refusal::MissingRole { .. })));
     }
@@ -485,7 +481,10 @@ mod tests {
         let run = parked(rule(1), now);
         let err = decide(&run, &user("bob", Role::Developer, "bob@x"), DecisionKind::Approve, None, now, None).unwrap_err();
         assert_eq!(err.to_string(), "bob (developer) cannot decide on promotions to production: that needs the role release-manager");
-        assert!(matches!(decide(&run, &user("bob", Role::Developer, "bob@x"), DecisionKind::Reject, Some("no".into()), now, None), Err(Refusal::MissingRole { .. })));
+        assert!(matches!(
+            decide(&run, &user("bob", Role::Developer, "bob@x"), DecisionKind::Reject, Some("no".into()), now, None),
+            Err(Refusal::MissingRole { .. })
+        ));
     }
 
     #[test]

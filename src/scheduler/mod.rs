@@ -9,12 +9,11 @@ use bytes::Bytes;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::docker::{Backend, RUN_LABEL};
+use crate::engine::{Engine, EngineError, RunScope, Steps};
 use crate::events::{AttemptOutcome, EventKind, RunState, StageState};
 use crate::mask::Masker;
 use crate::pipeline::{Plan, Vars};
 use crate::stages::{Emitter, RunContext};
-use crate::store::CommitInfo;
 
 pub mod promotion;
 pub mod rerun;
@@ -24,7 +23,7 @@ pub mod rollback;
 pub struct RunRequest {
     pub run_id: String,
     pub plan: Plan,
-    pub commit: CommitInfo,
+    pub commit: crate::commit::CommitInfo,
     pub workspace: Bytes,
     pub secrets: BTreeMap<String, String>,
     /// How many stages may run at once.
@@ -46,7 +45,7 @@ pub struct RunRequest {
 
 /// Drives the run to its end and returns its final state. All state changes go out through
 /// `emit`; the last one is always `RunFinished`.
-pub async fn run<B: Backend>(backend: Arc<B>, request: RunRequest, emit: Emitter, cancel: CancellationToken) -> RunState {
+pub async fn run(engine: Engine, request: RunRequest, emit: Emitter, cancel: CancellationToken) -> RunState {
     let RunRequest { run_id, plan, commit, workspace, secrets, max_parallel, var_overrides, shutdown, policy, repo, takeover } = request;
     let declared = plan.vars.iter().map(|(k, default)| {
         let value = var_overrides.get(k).unwrap_or(default);
@@ -60,7 +59,8 @@ pub async fn run<B: Backend>(backend: Arc<B>, request: RunRequest, emit: Emitter
         .with("run.id", run_id.clone())
         .with("pipeline.name", plan.name.clone());
     let ctx = Arc::new(RunContext {
-        backend: backend.clone(),
+        steps: engine.steps.clone(),
+        envs: engine.environments.clone(),
         network: crate::labels::run_network(&run_id),
         workspace_volume: crate::labels::run_workspace(&run_id),
         run_id: run_id.clone(),
@@ -83,14 +83,14 @@ pub async fn run<B: Backend>(backend: Arc<B>, request: RunRequest, emit: Emitter
     tracing::debug!(run = %run_id, pipeline = %plan.name, stages = plan.stages.len(), "run starting");
     let (mut state, mut message) = match setup(&ctx).await {
         Ok(()) => run_dag(&ctx, &plan, max_parallel.max(1), &takeover).await,
-        Err(message) => (RunState::Failed, Some(message)),
+        Err(e) => (RunState::Failed, Some(e.to_string())),
     };
     if shutdown.is_cancelled() && state == RunState::Cancelled {
         state = RunState::Interrupted;
         message = Some("the gantry service driving this run stopped".into());
     }
 
-    end(backend.as_ref(), &run_id, &emit, state, message).await;
+    end(engine.steps.as_ref(), &run_id, &emit, state, message).await;
     state
 }
 
@@ -111,23 +111,28 @@ fn approvals(plan: &Plan, policy: &crate::policy::RunPolicy) -> BTreeMap<String,
 
 /// Sweeps the run's Docker objects and says the run is over. Cleanup does not listen to
 /// the cancel token: it must finish even after Ctrl-C.
-async fn end<B: Backend>(backend: &B, run_id: &str, emit: &Emitter, state: RunState, message: Option<String>) {
-    match backend.sweep_run(run_id).await {
+async fn end(steps: &dyn Steps, run_id: &str, emit: &Emitter, state: RunState, message: Option<String>) {
+    match crate::sweep::tear_down(steps, run_id).await {
         Ok(r) => emit.event(EventKind::Swept { containers: r.containers, networks: r.networks, volumes: r.volumes }),
-        Err(e) => tracing::error!(run = %run_id, error = %e, "could not remove the run's Docker objects; the next gantry command will retry"),
+        Err(e) => {
+            tracing::error!(run = %run_id, error = %e, "could not remove the run's Docker objects; the next gantry command will retry")
+        }
     }
     tracing::debug!(run = %run_id, ?state, "run finished");
     emit.event(EventKind::RunFinished { state, message });
 }
 
-async fn setup<B: Backend>(ctx: &RunContext<B>) -> Result<(), String> {
-    let labels = HashMap::from([(RUN_LABEL.to_string(), ctx.run_id.clone())]);
-    ctx.backend.create_network(&ctx.network, labels.clone()).await.map_err(|e| e.to_string())?;
-    ctx.backend.create_volume(&ctx.workspace_volume, labels).await.map_err(|e| e.to_string())?;
-    Ok(())
+async fn setup(ctx: &RunContext) -> Result<(), EngineError> {
+    let scope = RunScope { run_id: ctx.run_id.clone(), network: ctx.network.clone(), workspace: ctx.workspace_volume.clone() };
+    ctx.steps.setup_run(&scope).await
 }
 
-async fn run_dag<B: Backend>(ctx: &Arc<RunContext<B>>, plan: &Plan, max_parallel: usize, takeover: &BTreeMap<String, rerun::TakenOver>) -> (RunState, Option<String>) {
+async fn run_dag(
+    ctx: &Arc<RunContext>,
+    plan: &Plan,
+    max_parallel: usize,
+    takeover: &BTreeMap<String, rerun::TakenOver>,
+) -> (RunState, Option<String>) {
     let mut states: HashMap<&str, StageState> = plan.stages.iter().map(|s| (s.name.as_str(), StageState::Pending)).collect();
     let mut failures: Vec<String> = Vec::new();
     let mut awaiting: Vec<String> = Vec::new();
@@ -174,7 +179,9 @@ async fn run_dag<B: Backend>(ctx: &Arc<RunContext<B>>, plan: &Plan, max_parallel
                 });
             }
         }
-        let Some(joined) = running.join_next().await else { break };
+        let Some(joined) = running.join_next().await else {
+            break;
+        };
         match joined {
             Ok((name, outcome)) => {
                 let state = outcome.stage_state();
@@ -221,15 +228,18 @@ async fn run_dag<B: Backend>(ctx: &Arc<RunContext<B>>, plan: &Plan, max_parallel
 /// A stage taken over from an earlier run: it ends as it ended there, with its result
 /// (an image is checked to be the same on the engine still). A deployment's record is not
 /// repeated: the reports count each deployment once.
-async fn take_over<B: Backend>(ctx: &RunContext<B>, stage: &str, t: &rerun::TakenOver) -> AttemptOutcome {
+async fn take_over(ctx: &RunContext, stage: &str, t: &rerun::TakenOver) -> AttemptOutcome {
     use crate::events::StageResult;
     ctx.emit.event(EventKind::StageStarted { stage: stage.to_string(), attempt: 1 });
     ctx.note(stage, 1, format!("taken over from run {}, where it succeeded", t.from_run));
     let outcome = match &t.stage.result {
-        Some(StageResult::Image { tag, image_id }) => match ctx.backend.image_id(tag).await {
-            Ok(Some(id)) if &id == image_id => AttemptOutcome::Succeeded,
+        Some(StageResult::Image { tag, image_id }) => match ctx.steps.image_facts(tag).await {
+            Ok(Some(facts)) if &facts.id == image_id => AttemptOutcome::Succeeded,
             Ok(_) => AttemptOutcome::Error {
-                message: format!("the image {tag} that run {} built is no longer on the engine as it was; rerun without --failed", t.from_run),
+                message: format!(
+                    "the image {tag} that run {} built is no longer on the engine as it was; rerun without --failed",
+                    t.from_run
+                ),
             },
             Err(e) => ctx.error(e),
         },
@@ -244,7 +254,7 @@ async fn take_over<B: Backend>(ctx: &RunContext<B>, stage: &str, t: &rerun::Take
     outcome
 }
 
-fn skip<'a, B: Backend>(ctx: &RunContext<B>, states: &mut HashMap<&'a str, StageState>, stage: &'a str, reason: String) {
+fn skip<'a>(ctx: &RunContext, states: &mut HashMap<&'a str, StageState>, stage: &'a str, reason: String) {
     states.insert(stage, StageState::Skipped);
     ctx.emit.event(EventKind::StageSkipped { stage: stage.to_string(), reason });
 }

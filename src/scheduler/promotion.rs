@@ -2,21 +2,17 @@
 //! verification), driven by the process that claimed it, or by the next gantry command
 //! when that process died. The run's other stages finished long ago.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use tokio_util::sync::CancellationToken;
-
-use crate::docker::Backend;
+use crate::engine::Engine;
 use crate::events::{AttemptOutcome, EventKind, RunState};
-use crate::mask::Masker;
 use crate::pipeline::{StagePlan, Vars};
 use crate::stages::{Emitter, RunContext};
 use crate::store::RunRecord;
 
 /// Performs the claimed promotion of `run`, emitting its events up to `RunFinished`.
 /// Returns the run's final state.
-pub async fn run<B: Backend>(backend: Arc<B>, run: &RunRecord, emit: Emitter) -> RunState {
+pub async fn run(engine: &Engine, run: &RunRecord, emit: Emitter) -> RunState {
     let Some(approval) = &run.approval else {
         let message = "the run has no approved promotion to perform".to_string();
         emit.event(EventKind::RunFinished { state: RunState::Failed, message: Some(message) });
@@ -39,29 +35,10 @@ pub async fn run<B: Backend>(backend: Arc<B>, run: &RunRecord, emit: Emitter) ->
         action: Default::default(),
         limits: Default::default(),
     };
-    let ctx = RunContext {
-        backend: backend.clone(),
-        run_id: run.id.clone(),
-        pipeline: run.pipeline.clone(),
-        commit: run.commit.clone(),
-        workspace: Default::default(),
-        network: crate::labels::run_network(&run.id),
-        workspace_volume: crate::labels::run_workspace(&run.id),
-        secrets: Default::default(),
-        masker: Masker::new(std::iter::empty::<String>()),
-        vars: request.vars.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<Vars>(),
-        emit: emit.clone(),
-        // A claimed promotion is finished, not abandoned: nothing cancels it.
-        cancel: CancellationToken::new(),
-        workspace_filled: tokio::sync::OnceCell::new(),
-        approvals: Default::default(),
-        // The rules were checked when the approval claimed the promotion, in the same
-        // transaction as the claim.
-        policy: Default::default(),
-        repo: None,
-        held: Default::default(),
-        cancelled_because: Default::default(),
-    };
+    // A claimed promotion is finished, not abandoned: nothing cancels it. The rules were
+    // checked when the approval claimed the promotion, in the same transaction as the claim.
+    let vars = request.vars.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<Vars>();
+    let ctx = RunContext::outside_plan(engine, &run.id, &run.pipeline, run.commit.clone(), vars, emit.clone());
 
     emit.event(EventKind::StageStarted { stage: stage.name.clone(), attempt });
     let deadline = tokio::time::Instant::now() + timeout;
@@ -81,6 +58,6 @@ pub async fn run<B: Backend>(backend: Arc<B>, run: &RunRecord, emit: Emitter) ->
         AttemptOutcome::Succeeded => (RunState::Succeeded, None),
         other => (RunState::Failed, Some(format!("stage '{}' {}", stage.name, other.describe()))),
     };
-    super::end(backend.as_ref(), &run.id, &emit, state, message).await;
+    super::end(engine.steps.as_ref(), &run.id, &emit, state, message).await;
     state
 }

@@ -107,7 +107,7 @@ stages:
     /// A run of DEMO in which `failed` failed and everything after it was skipped.
     fn run_with(failed: &str) -> (Plan, RunRecord) {
         let plan = crate::pipeline::parse("p.yml", DEMO).unwrap();
-        let commit = crate::store::CommitInfo::for_tests();
+        let commit = crate::commit::CommitInfo::for_tests();
         let mut run = RunRecord::new("old".into(), &plan, ".".into(), commit);
         let mut not_ok: Vec<String> = Vec::new();
         for s in plan.stages.clone() {

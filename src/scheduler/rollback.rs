@@ -2,17 +2,13 @@
 //! version live again through the deploy mechanism (health-checked, under the
 //! environment's lock), recorded as a deployment like any other.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use tokio_util::sync::CancellationToken;
-
-use crate::docker::Backend;
+use crate::commit::CommitInfo;
+use crate::engine::Engine;
 use crate::events::{AttemptOutcome, EventKind, RunState, StageResult};
-use crate::mask::Masker;
 use crate::pipeline::{Plan, StagePlan, Vars};
 use crate::stages::{Emitter, RunContext};
-use crate::store::CommitInfo;
 
 /// The name of the rollback run's one stage.
 pub const STAGE: &str = "rollback";
@@ -46,29 +42,18 @@ fn stage(timeout: Duration) -> StagePlan {
 
 /// Performs the rollback of `app` in `environment` (to `to`, if named) as run `run_id`,
 /// whose commit is the version put back; emits its events up to `RunFinished`.
-pub async fn run<B: Backend>(backend: Arc<B>, run_id: &str, commit: CommitInfo, environment: &str, app: &str, to: Option<&str>, emit: Emitter) -> RunState {
+pub async fn run(
+    engine: &Engine,
+    run_id: &str,
+    commit: CommitInfo,
+    environment: &str,
+    app: &str,
+    to: Option<&str>,
+    emit: Emitter,
+) -> RunState {
     let stage = stage(Duration::from_secs(600));
-    let ctx = RunContext {
-        backend: backend.clone(),
-        run_id: run_id.to_string(),
-        pipeline: "rollback".into(),
-        commit,
-        workspace: Default::default(),
-        network: crate::labels::run_network(&run_id),
-        workspace_volume: crate::labels::run_workspace(&run_id),
-        secrets: Default::default(),
-        masker: Masker::new(std::iter::empty::<String>()),
-        vars: Vars::new(),
-        emit: emit.clone(),
-        cancel: CancellationToken::new(),
-        workspace_filled: tokio::sync::OnceCell::new(),
-        approvals: Default::default(),
-        // Who may roll back was checked by the command that asked.
-        policy: Default::default(),
-        repo: None,
-        held: Default::default(),
-        cancelled_because: Default::default(),
-    };
+    // Who may roll back was checked by the command that asked.
+    let ctx = RunContext::outside_plan(engine, run_id, "rollback", commit, Vars::new(), emit.clone());
     emit.event(EventKind::StageStarted { stage: STAGE.into(), attempt: 1 });
     let deadline = tokio::time::Instant::now() + stage.timeout;
     let outcome = match crate::stages::lock::hold(&ctx, STAGE, 1, environment).await {
@@ -86,6 +71,6 @@ pub async fn run<B: Backend>(backend: Arc<B>, run_id: &str, commit: CommitInfo, 
         AttemptOutcome::Succeeded => (RunState::Succeeded, None),
         other => (RunState::Failed, Some(format!("the rollback of {app} in {environment} {}", other.describe()))),
     };
-    super::end(backend.as_ref(), run_id, &emit, state, message).await;
+    super::end(engine.steps.as_ref(), run_id, &emit, state, message).await;
     state
 }

@@ -58,8 +58,14 @@ impl Name {
     pub fn check(self, param: &str, value: &str) -> Result<(), ApiError> {
         let (max, ok, rule): (usize, fn(char) -> bool, &str) = match self {
             Name::Run => (26, |c| c.is_ascii_alphanumeric(), "letters and digits (a run id, a prefix of one, or latest)"),
-            Name::Project => (40, |c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-', "lowercase letters, digits, `_` and `-`"),
-            Name::Environment => (40, |c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-', "lowercase letters, digits and `-`, not starting with `-`"),
+            Name::Project => {
+                (40, |c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-', "lowercase letters, digits, `_` and `-`")
+            }
+            Name::Environment => (
+                40,
+                |c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-',
+                "lowercase letters, digits and `-`, not starting with `-`",
+            ),
             Name::Stage => (63, |c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'), "letters, digits, `_`, `.` and `-`"),
         };
         let valid = !value.is_empty()
@@ -162,7 +168,12 @@ pub const LOG_LINES_PER_PAGE: (usize, usize) = (1000, 5000);
 /// `GET /api/runs/{id}/logs?stage=&after=&limit=`: one page of the run's stored lines;
 /// `next`, the `after` of the following page (null on the last); `last`, the position of
 /// the page's last line (null for an empty page).
-pub async fn logs(State(s): State<AppState>, caller: Caller, Path(id): Path<String>, Query(q): Query<LogsQuery>) -> Result<Json<Value>, ApiError> {
+pub async fn logs(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(q): Query<LogsQuery>,
+) -> Result<Json<Value>, ApiError> {
     caller.require(Role::Viewer)?;
     if let Some(stage) = &q.stage {
         Name::Stage.check("stage", stage)?;
@@ -191,7 +202,9 @@ fn position(param: &str, value: u64) -> Result<u64, ApiError> {
 
 /// Where a reconnecting `EventSource` left off: the `id` of the last event it received.
 pub fn last_event_id(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
-    let Some(value) = headers.get("last-event-id") else { return Ok(None) };
+    let Some(value) = headers.get("last-event-id") else {
+        return Ok(None);
+    };
     let refused = || ApiError::BadRequest("Last-Event-ID: not the id of a log event (digits, as the stream sent them)".into());
     let text = value.to_str().map_err(|_| refused())?.trim();
     // Browsers send the header empty when no event had an id: start at the beginning.
@@ -320,28 +333,40 @@ pub struct DecisionBody {
     pub reason: Option<String>,
 }
 
-pub async fn approve(State(s): State<AppState>, caller: Caller, Path(id): Path<String>, body: Option<Body<DecisionBody>>) -> Result<(StatusCode, Json<Value>), ApiError> {
+pub async fn approve(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: Option<Body<DecisionBody>>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
     let body = body.map(|b| b.0).unwrap_or_default();
     decide(&s, &caller, &id, DecisionKind::Approve, body.comment).await
 }
 
-pub async fn reject(State(s): State<AppState>, caller: Caller, Path(id): Path<String>, body: Option<Body<DecisionBody>>) -> Result<(StatusCode, Json<Value>), ApiError> {
+pub async fn reject(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: Option<Body<DecisionBody>>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
     let body = body.map(|b| b.0).unwrap_or_default();
     decide(&s, &caller, &id, DecisionKind::Reject, body.reason).await
 }
 
 /// Records a decision exactly as `gantry approve/reject` does; the approval that claims the
 /// promotion starts it in the background (202, the run `promoting`).
-pub async fn decide(s: &AppState, caller: &Caller, id: &str, kind: DecisionKind, comment: Option<String>) -> Result<(StatusCode, Json<Value>), ApiError> {
+pub async fn decide(
+    s: &AppState,
+    caller: &Caller,
+    id: &str,
+    kind: DecisionKind,
+    comment: Option<String>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
     // Pipelines may ask for more (admin), never less: validation refuses lower roles.
     caller.require(Role::ReleaseManager)?;
     let run = find_run(s, id)?;
     let record = s.coord.decide(&run.id, &caller.0, kind, comment).await?;
-    let status = if record.state == RunState::Promoting {
-        StatusCode::ACCEPTED
-    } else {
-        StatusCode::OK
-    };
+    let status = if record.state == RunState::Promoting { StatusCode::ACCEPTED } else { StatusCode::OK };
     Ok((status, Json(approvals::summary(&record))))
 }
 
@@ -361,7 +386,12 @@ pub struct RerunQuery {
 }
 
 /// Queues a run again, all of it or only what failed (developer).
-pub async fn rerun(State(s): State<AppState>, caller: Caller, Path(id): Path<String>, Query(q): Query<RerunQuery>) -> Result<(StatusCode, Json<Value>), ApiError> {
+pub async fn rerun(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(q): Query<RerunQuery>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
     let user = caller.require(Role::Developer)?;
     let old = find_run(&s, &id)?;
     let run = s.coord.rerun(&old.id, q.failed, &user.name)?;
@@ -377,7 +407,12 @@ pub struct RollbackQuery {
 
 /// Puts an environment's kept previous version live again (developer; release manager
 /// where the operator protects the environment). Answers with the rollback's run.
-pub async fn rollback(State(s): State<AppState>, caller: Caller, Path(name): Path<String>, Query(q): Query<RollbackQuery>) -> Result<(StatusCode, Json<Value>), ApiError> {
+pub async fn rollback(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    Query(q): Query<RollbackQuery>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
     let user = caller.require(Role::Viewer)?;
     Name::Environment.check("name", &name)?;
     if let Some(app) = &q.app {
@@ -392,14 +427,14 @@ pub async fn rollback(State(s): State<AppState>, caller: Caller, Path(name): Pat
 
 pub async fn environments(State(s): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
     caller.require(Role::Viewer)?;
-    let envs = crate::stages::environment::list(s.coord.engine.as_ref()).await?;
+    let envs = s.coord.engine.environments.list().await?;
     Ok(Json(json!(envs)))
 }
 
 pub async fn environment(State(s): State<AppState>, caller: Caller, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
     caller.require(Role::Viewer)?;
     Name::Environment.check("name", &name)?;
-    let view = crate::stages::environment::describe(s.coord.engine.as_ref(), &name).await?;
+    let view = s.coord.engine.environments.describe(&name).await?;
     let deployments = s.coord.store.deployments(Some(&name))?;
     Ok(Json(json!({"environment": view, "deployments": deployments})))
 }
@@ -417,7 +452,11 @@ pub fn report_for(s: &AppState, q: &crate::server::pages::ReportQuery) -> Result
 }
 
 /// `GET /api/reports?env=production&pipeline=&since=90d`: the four keys, as JSON.
-pub async fn reports(State(s): State<AppState>, caller: Caller, Query(q): Query<crate::server::pages::ReportQuery>) -> Result<Json<crate::report::Report>, ApiError> {
+pub async fn reports(
+    State(s): State<AppState>,
+    caller: Caller,
+    Query(q): Query<crate::server::pages::ReportQuery>,
+) -> Result<Json<crate::report::Report>, ApiError> {
     caller.require(Role::Viewer)?;
     // The dashboard's form sends an empty pipeline for "all"; the API's document does not.
     Name::Environment.check("env", &q.env)?;
@@ -431,7 +470,6 @@ pub async fn reports(State(s): State<AppState>, caller: Caller, Query(q): Query<
     }
     Ok(Json(report_for(&s, &q)?))
 }
-
 
 /// The longest `pipeline` a report query takes (pipeline names are free text).
 const MAX_PIPELINE_NAME: usize = 200;

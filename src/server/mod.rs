@@ -116,7 +116,9 @@ impl From<StoreError> for ApiError {
 impl From<DecideError> for ApiError {
     fn from(e: DecideError) -> Self {
         match e {
-            DecideError::Refused(r @ (Refusal::MissingRole { .. } | Refusal::OwnChange { .. } | Refusal::Protected(_))) => ApiError::Forbidden(r.to_string()),
+            DecideError::Refused(r @ (Refusal::MissingRole { .. } | Refusal::OwnChange { .. } | Refusal::Protected(_))) => {
+                ApiError::Forbidden(r.to_string())
+            }
             DecideError::Refused(r @ Refusal::NoReason) => ApiError::BadRequest(r.to_string()),
             DecideError::Refused(r) => ApiError::Conflict(r.to_string()),
             DecideError::Store(e) => e.into(),
@@ -143,7 +145,7 @@ impl From<crate::coordinator::rollback::RollbackRefusal> for ApiError {
         match e {
             RollbackRefusal::Role(m) => ApiError::Forbidden(m),
             RollbackRefusal::Failed(RollbackError::Nothing(m)) => ApiError::Conflict(m),
-            RollbackRefusal::Failed(RollbackError::Docker(d)) => d.into(),
+            RollbackRefusal::Failed(RollbackError::Engine(d)) => d.into(),
             RollbackRefusal::Failed(RollbackError::Store(s)) => s.into(),
         }
     }
@@ -203,7 +205,11 @@ const TLS_DRAIN: std::time::Duration = std::time::Duration::from_secs(20);
 /// Serves (HTTPS with `tls`, else HTTP) until SIGINT/SIGTERM; then stops taking work,
 /// interrupts the runs in flight (their containers removed, the runs recorded
 /// `interrupted`) and returns.
-pub async fn serve(coord: Arc<Coordinator>, listener: tokio::net::TcpListener, tls: Option<Arc<rustls::ServerConfig>>) -> std::io::Result<()> {
+pub async fn serve(
+    coord: Arc<Coordinator>,
+    listener: tokio::net::TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) -> std::io::Result<()> {
     let hook_secrets = hook_secrets(&coord.config).map_err(std::io::Error::other)?;
     let tasks = coord.start();
     let state = AppState::new(coord.clone(), hook_secrets);

@@ -88,12 +88,16 @@ async fn approvals_page(State(s): State<AppState>, v: Visitor) -> Response {
 }
 
 async fn environments(State(s): State<AppState>, v: Visitor) -> Response {
-    let envs = crate::stages::environment::list(s.coord.engine.as_ref()).await;
+    let envs = s.coord.engine.environments.list().await;
     let deployments = s.coord.store.deployments(None);
     match (envs, deployments) {
         (Ok(envs), Ok(deployments)) => pages::environments(&viewer(&v), &envs, &deployments).into_response(),
-        (Err(e), _) => failure(Some(&viewer(&v)), axum::http::StatusCode::SERVICE_UNAVAILABLE, "Docker is unreachable", &e.to_string(), "/"),
-        (_, Err(e)) => failure(Some(&viewer(&v)), axum::http::StatusCode::INTERNAL_SERVER_ERROR, "Cannot read deployments", &e.to_string(), "/"),
+        (Err(e), _) => {
+            failure(Some(&viewer(&v)), axum::http::StatusCode::SERVICE_UNAVAILABLE, "Docker is unreachable", &e.to_string(), "/")
+        }
+        (_, Err(e)) => {
+            failure(Some(&viewer(&v)), axum::http::StatusCode::INTERNAL_SERVER_ERROR, "Cannot read deployments", &e.to_string(), "/")
+        }
     }
 }
 
@@ -213,7 +217,13 @@ struct LoginForm {
 
 /// Signs in: same origin, within the address's rate, a token of a user. The answer opens a
 /// session (its id in the cookie) and hands its CSRF token to the page's script, once.
-async fn login(State(s): State<AppState>, _same: SameOrigin, ConnectInfo(peer): ConnectInfo<SocketAddr>, headers: header::HeaderMap, Form(f): Form<LoginForm>) -> Response {
+async fn login(
+    State(s): State<AppState>,
+    _same: SameOrigin,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: header::HeaderMap,
+    Form(f): Form<LoginForm>,
+) -> Response {
     if let Err(wait) = s.sign_ins.take(peer.ip(), std::time::Instant::now()) {
         let secs = wait.as_secs().max(1);
         let message = format!("Too many sign-in attempts from your address; try again in {secs} s.");
@@ -235,7 +245,10 @@ async fn login(State(s): State<AppState>, _same: SameOrigin, ConnectInfo(peer): 
         tracing::warn!(error = %e, "cannot sweep expired sessions");
     }
     let ttl = s.coord.config.server.session_ttl;
-    let issued = match chrono::Duration::from_std(ttl).map_err(|e| e.to_string()).and_then(|ttl| sessions.create(&user.name, binding, ttl, now).map_err(|e| e.to_string())) {
+    let issued = match chrono::Duration::from_std(ttl)
+        .map_err(|e| e.to_string())
+        .and_then(|ttl| sessions.create(&user.name, binding, ttl, now).map_err(|e| e.to_string()))
+    {
         Ok(issued) => issued,
         Err(e) => return failure(None, StatusCode::INTERNAL_SERVER_ERROR, "Cannot sign in", &e, "/login"),
     };

@@ -7,10 +7,10 @@
 use std::collections::HashMap;
 
 use super::container;
-use super::environment;
 use super::RunContext;
-use crate::docker::{Backend, Confinement, ContainerSpec, RUN_LABEL, STAGE_LABEL};
+use crate::engine::{Confinement, EngineError, StepSpec};
 use crate::events::AttemptOutcome;
+use crate::labels::{RUN_LABEL, STAGE_LABEL};
 use crate::pipeline::spec::Version;
 
 /// The agent's scratch volume: the only place it can write.
@@ -21,38 +21,38 @@ pub const OUT_DIR: &str = "/gantry/out";
 pub enum AgentError {
     /// The environment has no app to aim at.
     NoTarget(String),
-    Docker(crate::docker::DockerError),
+    Engine(EngineError),
 }
 
 impl AgentError {
-    pub fn outcome<B: Backend>(self, ctx: &RunContext<B>) -> AttemptOutcome {
+    pub fn outcome(self, ctx: &RunContext) -> AttemptOutcome {
         match self {
             AgentError::NoTarget(message) => AttemptOutcome::Error { message },
-            AgentError::Docker(e) => ctx.error(e),
+            AgentError::Engine(e) => ctx.error(e),
         }
     }
 }
 
 /// Base URL of `app` in `env` (its live version or its preview), as seen from the
 /// environment's network.
-pub async fn target_url<B: Backend>(ctx: &RunContext<B>, env: &str, app: &str, version: Version) -> Result<String, AgentError> {
+pub async fn target_url(ctx: &RunContext, env: &str, app: &str, version: Version) -> Result<String, AgentError> {
     let preview = version == Version::Preview;
-    match environment::app_url(ctx.backend.as_ref(), env, app, preview).await {
+    match ctx.envs.app_url(env, app, preview).await {
         Ok(Some(url)) => Ok(url),
         Ok(None) => Err(AgentError::NoTarget(format!(
             "environment '{env}' has no {} of app '{app}' (deploy it first with a `kind: deploy` stage{})",
             if preview { "preview" } else { "live version" },
             if preview { " in `mode: preview`" } else { "" }
         ))),
-        Err(e) => Err(AgentError::Docker(e)),
+        Err(e) => Err(AgentError::Engine(e)),
     }
 }
 
 /// Creates agent `image`'s container (an id `RunContext::agent_image` checked) on `env`'s
 /// network with `args`, the spec uploaded at SPEC_PATH and a world-writable OUT_DIR (the
 /// agents run as nobody), under the stage's limits.
-pub async fn create<B: Backend>(
-    ctx: &RunContext<B>,
+pub async fn create(
+    ctx: &RunContext,
     plan: &crate::pipeline::StagePlan,
     attempt: u32,
     image: &str,
@@ -61,26 +61,23 @@ pub async fn create<B: Backend>(
     spec_json: &[u8],
 ) -> Result<container::Created, AgentError> {
     let stage = plan.name.as_str();
-    let spec = ContainerSpec {
+    let spec = StepSpec {
         name: crate::labels::stage_container(&ctx.run_id, stage, attempt),
         image: image.to_string(),
         cmd: args,
-        labels: HashMap::from([
-            (RUN_LABEL.to_string(), ctx.run_id.clone()),
-            (STAGE_LABEL.to_string(), stage.to_string()),
-        ]),
-        network: Some(environment::network(env)),
+        labels: HashMap::from([(RUN_LABEL.to_string(), ctx.run_id.clone()), (STAGE_LABEL.to_string(), stage.to_string())]),
+        network: Some(ctx.envs.network(env)),
         limits: Some(ctx.limits(plan)),
         confinement: Confinement::Agent,
         scratch: Some(SCRATCH.into()),
         ..Default::default()
     };
     let upload = container::tar_of(&[("spec.json", spec_json, 0o644)], &[("out", 0o777)]);
-    container::create(ctx, &spec, &[(SCRATCH, upload)]).await.map_err(AgentError::Docker)
+    container::create(ctx, &spec, &[(SCRATCH, upload)]).await.map_err(AgentError::Engine)
 }
 
 /// Reads the agent's result file out of its container (running or stopped), if written.
-pub async fn result<B: Backend>(ctx: &RunContext<B>, id: &str, file: &str) -> Option<Vec<u8>> {
-    let tar = ctx.backend.download(id, &format!("{OUT_DIR}/{file}")).await.ok()?;
+pub async fn result(ctx: &RunContext, id: &str, file: &str) -> Option<Vec<u8>> {
+    let tar = ctx.steps.download(id, &format!("{OUT_DIR}/{file}")).await.ok()?;
     container::file_from_tar(&tar)
 }

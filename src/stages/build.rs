@@ -9,14 +9,16 @@ use bytes::Bytes;
 use globset::GlobSet;
 
 use super::RunContext;
-use crate::docker::{Backend, BuildRequest, DockerError, PROJECT_LABEL, RUN_LABEL};
+use crate::engine::{BuildRequest, EngineError};
 use crate::events::{AttemptOutcome, EventKind, StageResult, Stream};
+use crate::labels::{PROJECT_LABEL, RUN_LABEL};
 use crate::pipeline::spec::BuildSpec;
 use crate::pipeline::{interpolate, StagePlan};
 
-pub async fn attempt<B: Backend>(ctx: &RunContext<B>, stage: &StagePlan, spec: &BuildSpec, attempt: u32) -> AttemptOutcome {
+pub async fn attempt(ctx: &RunContext, stage: &StagePlan, spec: &BuildSpec, attempt: u32) -> AttemptOutcome {
     let tag = interpolate(&spec.tag, &ctx.vars);
-    if let Err(message) = may_tag(ctx, &tag).await {
+    if let Err(refused) = may_tag(ctx, &tag).await {
+        let message = refused.to_string();
         ctx.note(&stage.name, attempt, message.clone());
         return AttemptOutcome::Refused { message };
     }
@@ -41,19 +43,18 @@ pub async fn attempt<B: Backend>(ctx: &RunContext<B>, stage: &StagePlan, spec: &
     let name = stage.name.clone();
     let output = |line: &str| ctx.emit.output_now(&name, attempt, Stream::Stdout, ctx.masker.mask(line));
     let built = tokio::select! {
-        built = ctx.backend.build_image(context, &request, &output) => built,
+        built = ctx.steps.build_image(context, &request, &output) => built,
         _ = ctx.cancel.cancelled() => return AttemptOutcome::Cancelled,
     };
     match built {
         Ok(image_id) => {
             ctx.note(&stage.name, attempt, format!("built {tag} ({image_id})"));
-            ctx.emit.event(EventKind::StageResult {
-                stage: stage.name.clone(),
-                result: StageResult::Image { tag, image_id },
-            });
+            ctx.emit.event(EventKind::StageResult { stage: stage.name.clone(), result: StageResult::Image { tag, image_id } });
             AttemptOutcome::Succeeded
         }
-        Err(DockerError::Build(message)) => AttemptOutcome::Error { message: ctx.masker.mask(&format!("the build of {tag} failed: {message}")) },
+        Err(EngineError::Build(message)) => {
+            AttemptOutcome::Error { message: ctx.masker.mask(&format!("the build of {tag} failed: {message}")) }
+        }
         Err(e) => ctx.error(e),
     }
 }
@@ -61,21 +62,29 @@ pub async fn attempt<B: Backend>(ctx: &RunContext<B>, stage: &StagePlan, spec: &
 /// Whether this run's build may put `tag` on its image: never into Gantry's namespace
 /// (checked again here because a variable can put it there), never over another
 /// project's image. An image without the label (built outside Gantry) is not guarded.
-async fn may_tag<B: Backend>(ctx: &RunContext<B>, tag: &str) -> Result<(), String> {
+async fn may_tag(ctx: &RunContext, tag: &str) -> Result<(), TagRefused> {
     if crate::agents::is_reserved(tag) {
-        return Err(format!(
-            "refused: the build's tag {tag} is in the {} namespace, which is reserved for Gantry's own images (scripts/setup builds them); tag the image under another name",
-            crate::agents::RESERVED_NAMESPACE
-        ));
+        return Err(TagRefused::Reserved { tag: tag.to_string(), namespace: crate::agents::RESERVED_NAMESPACE });
     }
     let project = &ctx.policy.project;
-    let facts = ctx.backend.image_facts(tag).await.map_err(|e| e.to_string())?;
+    let facts = ctx.steps.image_facts(tag).await?;
     match facts.as_ref().and_then(|f| f.labels.get(PROJECT_LABEL)) {
-        Some(owner) if owner != project => Err(format!(
-            "refused: {tag} was built by project {owner}'s pipeline; project {project} may not overwrite another project's image (use a tag of its own, e.g. {project}/...)"
-        )),
+        Some(owner) if owner != project => {
+            Err(TagRefused::OtherProject { tag: tag.to_string(), owner: owner.clone(), project: project.clone() })
+        }
         _ => Ok(()),
     }
+}
+
+/// Why a build may not put its tag on the image it builds.
+#[derive(Debug, thiserror::Error)]
+enum TagRefused {
+    #[error("refused: the build's tag {tag} is in the {namespace} namespace, which is reserved for Gantry's own images (scripts/setup builds them); tag the image under another name")]
+    Reserved { tag: String, namespace: &'static str },
+    #[error("refused: {tag} was built by project {owner}'s pipeline; project {project} may not overwrite another project's image (use a tag of its own, e.g. {project}/...)")]
+    OtherProject { tag: String, owner: String, project: String },
+    #[error("{0}")]
+    Engine(#[from] EngineError),
 }
 
 /// The build context: the entries of the workspace archive under `dir`, re-rooted, minus
@@ -91,7 +100,9 @@ pub fn context_tar(workspace: &[u8], dir: &str, dockerfile: &str) -> Result<Byte
     for entry in archive.entries().map_err(|e| format!("cannot read the checkout: {e}"))? {
         let mut entry = entry.map_err(|e| format!("cannot read the checkout: {e}"))?;
         let path = entry.path().map_err(|e| e.to_string())?.to_string_lossy().into_owned();
-        let Some(rel) = path.strip_prefix(&prefix) else { continue };
+        let Some(rel) = path.strip_prefix(&prefix) else {
+            continue;
+        };
         if rel.is_empty() {
             continue;
         }
@@ -116,9 +127,7 @@ pub fn context_tar(workspace: &[u8], dir: &str, dockerfile: &str) -> Result<Byte
         if name != dockerfile && name != ".dockerignore" && ignore.excludes(name) {
             continue;
         }
-        builder
-            .append_data(&mut header, &path, data.as_slice())
-            .map_err(|e| format!("cannot pack the build context: {e}"))?;
+        builder.append_data(&mut header, &path, data.as_slice()).map_err(|e| format!("cannot pack the build context: {e}"))?;
     }
     Ok(Bytes::from(builder.into_inner().map_err(|e| e.to_string())?))
 }
@@ -169,7 +178,6 @@ impl DockerIgnore {
         excluded
     }
 }
-
 
 #[cfg(test)]
 mod tests {

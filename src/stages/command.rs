@@ -6,8 +6,9 @@ use std::collections::HashMap;
 use tokio::time::Instant;
 
 use super::{container, RunContext};
-use crate::docker::{Backend, Confinement, ContainerSpec, RUN_LABEL, STAGE_LABEL};
+use crate::engine::{Confinement, StepSpec};
 use crate::events::AttemptOutcome;
+use crate::labels::{RUN_LABEL, STAGE_LABEL};
 use crate::pipeline::{interpolate, StagePlan};
 
 pub const WORKSPACE: &str = "/workspace";
@@ -26,7 +27,7 @@ fn shell_quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', r"'\''"))
 }
 
-pub async fn attempt<B: Backend>(ctx: &RunContext<B>, stage: &StagePlan, attempt: u32, deadline: Instant) -> AttemptOutcome {
+pub async fn attempt(ctx: &RunContext, stage: &StagePlan, attempt: u32, deadline: Instant) -> AttemptOutcome {
     let image = interpolate(&stage.image, &ctx.vars);
     let spec = container_spec(ctx, stage, &image, attempt);
     let created = match container::create(ctx, &spec, &[]).await {
@@ -36,10 +37,7 @@ pub async fn attempt<B: Backend>(ctx: &RunContext<B>, stage: &StagePlan, attempt
     let started = Instant::now();
     let outcome = async {
         // The workspace is filled once, into whichever stage container comes first.
-        let filled = ctx
-            .workspace_filled
-            .get_or_try_init(|| ctx.backend.upload(&created.id, WORKSPACE, ctx.workspace.clone()))
-            .await;
+        let filled = ctx.workspace_filled.get_or_try_init(|| ctx.steps.upload(&created.id, WORKSPACE, ctx.workspace.clone())).await;
         if let Err(e) = filled {
             return AttemptOutcome::Error { message: format!("could not fill the workspace: {e}") };
         }
@@ -53,24 +51,19 @@ pub async fn attempt<B: Backend>(ctx: &RunContext<B>, stage: &StagePlan, attempt
     outcome
 }
 
-fn container_spec<B: Backend>(ctx: &RunContext<B>, stage: &StagePlan, image: &str, attempt: u32) -> ContainerSpec {
+fn container_spec(ctx: &RunContext, stage: &StagePlan, image: &str, attempt: u32) -> StepSpec {
     let mut env = ctx.base_env(&stage.name, attempt);
     env.extend(stage.env.iter().map(|(k, v)| format!("{k}={}", interpolate(v, &ctx.vars))));
-    env.extend(
-        stage.secrets.iter().filter_map(|name| ctx.secrets.get(name).map(|value| format!("{name}={value}"))),
-    );
+    env.extend(stage.secrets.iter().filter_map(|name| ctx.secrets.get(name).map(|value| format!("{name}={value}"))));
     let commands: Vec<String> = stage.commands.iter().map(|c| crate::pipeline::interpolate_for_shell(c, &ctx.vars)).collect();
-    ContainerSpec {
+    StepSpec {
         name: crate::labels::stage_container(&ctx.run_id, &stage.name, attempt),
         image: image.to_string(),
         entrypoint: vec!["/bin/sh".into(), "-e".into(), "-c".into()],
         cmd: vec![script(&commands)],
         env,
         working_dir: WORKSPACE.into(),
-        labels: HashMap::from([
-            (RUN_LABEL.to_string(), ctx.run_id.clone()),
-            (STAGE_LABEL.to_string(), stage.name.clone()),
-        ]),
+        labels: HashMap::from([(RUN_LABEL.to_string(), ctx.run_id.clone()), (STAGE_LABEL.to_string(), stage.name.clone())]),
         network: Some(ctx.network.clone()),
         aliases: vec![stage.name.clone()],
         volumes: vec![(ctx.workspace_volume.clone(), WORKSPACE.to_string())],

@@ -1,4 +1,4 @@
-//! One container from start to end, as every container-running stage kind needs it:
+//! One step from start to end, as every container-running stage kind needs it:
 //! optional uploads before start, output streamed (masked) into the stage's log as it
 //! comes, and an end by exit, deadline or cancel, whichever comes first.
 
@@ -9,7 +9,7 @@ use futures_util::StreamExt;
 use tokio::time::Instant;
 
 use super::RunContext;
-use crate::docker::{Backend, ContainerSpec, DockerError, OutputChunk};
+use crate::engine::{EngineError, Output, OutputChunk, StepSpec};
 use crate::events::{AttemptOutcome, Stream};
 
 /// How long output may still trickle in after the container stopped.
@@ -20,7 +20,10 @@ const DRAIN_GRACE: Duration = Duration::from_secs(10);
 pub enum Ended {
     Exited(i64),
     /// Exited after the kernel's OOM killer ended one of its processes.
-    OutOfMemory { exit_code: i64, memory: Option<u64> },
+    OutOfMemory {
+        exit_code: i64,
+        memory: Option<u64>,
+    },
     TimedOut,
     Cancelled,
 }
@@ -38,18 +41,17 @@ impl Ended {
     }
 }
 
-/// A created container that is removed when the stage is done with it.
+/// A created step that is removed when the stage is done with it.
 pub struct Created {
     pub id: String,
 }
 
-/// Creates the container and uploads `(path, tar)` archives into it before it starts.
-pub async fn create<B: Backend>(ctx: &RunContext<B>, spec: &ContainerSpec, uploads: &[(&str, Bytes)]) -> Result<Created, DockerError> {
-    ctx.backend.ensure_image(&spec.image).await?;
-    let id = ctx.backend.create_container(spec).await?;
+/// Creates the step and uploads `(path, tar)` archives into it before it starts.
+pub async fn create(ctx: &RunContext, spec: &StepSpec, uploads: &[(&str, Bytes)]) -> Result<Created, EngineError> {
+    let id = ctx.steps.create_step(spec).await?;
     for (path, tar) in uploads {
-        if let Err(e) = ctx.backend.upload(&id, path, tar.clone()).await {
-            let _ = ctx.backend.remove_container(&id).await;
+        if let Err(e) = ctx.steps.upload(&id, path, tar.clone()).await {
+            let _ = ctx.steps.remove_step(&id).await;
             return Err(e);
         }
     }
@@ -57,22 +59,15 @@ pub async fn create<B: Backend>(ctx: &RunContext<B>, spec: &ContainerSpec, uploa
 }
 
 /// Starts the container and follows it to its end. Output lines go to the stage's log.
-pub async fn run<B: Backend>(
-    ctx: &RunContext<B>,
-    stage: &str,
-    attempt: u32,
-    id: &str,
-    deadline: Instant,
-) -> Result<Ended, DockerError> {
-    let backend = &ctx.backend;
-    let output = backend.attach(id).await?;
-    backend.start(id).await?;
+pub async fn run(ctx: &RunContext, stage: &str, attempt: u32, id: &str, deadline: Instant) -> Result<Ended, EngineError> {
+    let steps = &ctx.steps;
+    let output = steps.start_step(id).await?;
     let forward = forward_output(ctx, stage, attempt, output);
     tokio::pin!(forward);
     let mut forwarded = false;
     let wait = async {
         // Output ending first is normal (it ends as the container stops); then wait on.
-        let code = backend.wait(id);
+        let code = steps.wait_step(id);
         tokio::pin!(code);
         loop {
             tokio::select! {
@@ -87,7 +82,7 @@ pub async fn run<B: Backend>(
         _ = ctx.cancel.cancelled() => Ended::Cancelled,
     };
     if ended != Ended::Exited(0) && !matches!(ended, Ended::Exited(_)) {
-        if let Err(e) = backend.kill(id).await {
+        if let Err(e) = steps.stop_step(id).await {
             tracing::warn!(container = %id, error = %e, "could not kill container");
         }
     }
@@ -98,10 +93,12 @@ pub async fn run<B: Backend>(
     // memory limit. A script that survived a killed child and exited 0 still succeeded.
     if let Ended::Exited(code) = ended {
         if code != 0 {
-            match backend.exit_state(id).await {
+            match steps.exit_state(id).await {
                 Ok(state) if state.oom_killed => return Ok(Ended::OutOfMemory { exit_code: code, memory: state.memory_limit }),
                 Ok(_) => {}
-                Err(e) => tracing::warn!(container = %id, error = %e, "could not inspect how the container ended"),
+                Err(e) => {
+                    tracing::warn!(container = %id, error = %e, "could not inspect how the container ended")
+                }
             }
         }
     }
@@ -109,19 +106,14 @@ pub async fn run<B: Backend>(
 }
 
 /// Removal is on every path; the end-of-run sweep catches whatever this misses.
-pub async fn remove<B: Backend>(ctx: &RunContext<B>, created: Created) {
-    if let Err(e) = ctx.backend.remove_container(&created.id).await {
+pub async fn remove(ctx: &RunContext, created: Created) {
+    if let Err(e) = ctx.steps.remove_step(&created.id).await {
         tracing::warn!(container = %created.id, error = %e, "could not remove container");
     }
 }
 
 /// Output of one container, masked per stream, emitted line by line as it arrives.
-pub async fn forward_output<B: Backend>(
-    ctx: &RunContext<B>,
-    stage: &str,
-    attempt: u32,
-    mut output: futures_util::stream::BoxStream<'static, Result<OutputChunk, DockerError>>,
-) {
+pub async fn forward_output(ctx: &RunContext, stage: &str, attempt: u32, mut output: Output) {
     let mut stdout = ctx.masker.stream();
     let mut stderr = ctx.masker.stream();
     while let Some(chunk) = output.next().await {
@@ -180,9 +172,9 @@ pub fn file_from_tar(tar: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// The last `n` lines of a stopped container's output, masked (for failure messages).
-pub async fn tail<B: Backend>(ctx: &RunContext<B>, id: &str, n: usize) -> String {
+pub async fn tail(ctx: &RunContext, id: &str, n: usize) -> String {
     let mut text = Vec::new();
-    let mut output = ctx.backend.output(id);
+    let mut output = ctx.steps.tail_step(id);
     while let Some(Ok(chunk)) = output.next().await {
         match chunk {
             OutputChunk::Stdout(b) | OutputChunk::Stderr(b) => text.extend_from_slice(&b),

@@ -1,5 +1,6 @@
 //! Health checks of services and new app versions: a command run inside the container
-//! (exec), or an HTTP probe by Gantry's smoke agent from inside the environment's network,
+//! (exec, through the environment seam), or an HTTP probe by Gantry's smoke agent, a step
+//! of the run on the environment's network,
 //! so the check sees what the environment's other containers see.
 
 use std::collections::HashMap;
@@ -8,7 +9,8 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::{container, RunContext};
-use crate::docker::{Backend, Confinement, ContainerSpec, ResourceLimits, RUN_LABEL, STAGE_LABEL};
+use crate::engine::{Confinement, ResourceLimits, StepSpec};
+use crate::labels::{RUN_LABEL, STAGE_LABEL};
 use crate::pipeline::spec::HealthSpec;
 
 /// A probe container's limits.
@@ -31,14 +33,7 @@ pub struct Target<'a> {
     pub default_port: Option<u16>,
 }
 
-pub async fn check<B: Backend>(
-    ctx: &RunContext<B>,
-    stage: &str,
-    attempt: u32,
-    target: &Target<'_>,
-    health: &HealthSpec,
-    deadline: Instant,
-) -> Health {
+pub async fn check(ctx: &RunContext, stage: &str, attempt: u32, target: &Target<'_>, health: &HealthSpec, deadline: Instant) -> Health {
     let deadline = deadline.min(Instant::now() + health.deadline.0);
     if let Some(command) = &health.command {
         return by_command(ctx, target.container, &command.0, health, deadline).await;
@@ -51,19 +46,13 @@ pub async fn check<B: Backend>(
     by_http(ctx, stage, attempt, target.network, &url, health, deadline).await
 }
 
-async fn by_command<B: Backend>(
-    ctx: &RunContext<B>,
-    container: &str,
-    command: &[String],
-    health: &HealthSpec,
-    deadline: Instant,
-) -> Health {
+async fn by_command(ctx: &RunContext, container: &str, command: &[String], health: &HealthSpec, deadline: Instant) -> Health {
     let mut last = String::from("the check never ran");
     for _ in 0..health.retries.max(1) {
         if ctx.cancel.is_cancelled() {
             return Health::Cancelled;
         }
-        match ctx.backend.exec(container, command.to_vec()).await {
+        match ctx.envs.exec(container, command.to_vec()).await {
             Ok((0, _)) => return Health::Healthy,
             Ok((code, output)) => last = format!("`{}` exited with {code}: {}", command.join(" "), output.trim()),
             Err(e) => last = e.to_string(),
@@ -81,23 +70,15 @@ async fn by_command<B: Backend>(
 
 /// One probe container polls until healthy or the deadline: one container lifecycle for
 /// the whole wait instead of one per attempt.
-async fn by_http<B: Backend>(
-    ctx: &RunContext<B>,
-    stage: &str,
-    attempt: u32,
-    network: &str,
-    url: &str,
-    health: &HealthSpec,
-    deadline: Instant,
-) -> Health {
+async fn by_http(ctx: &RunContext, stage: &str, attempt: u32, network: &str, url: &str, health: &HealthSpec, deadline: Instant) -> Health {
     let wait = deadline.saturating_duration_since(Instant::now()).max(Duration::from_secs(1));
     // The smoke agent probes; it must be the one agents/build.sh built, like any agent.
-    let image = match crate::agents::verify(ctx.backend.as_ref(), &ctx.policy.agents, crate::agents::Agent::Smoke).await {
+    let image = match crate::agents::verify(ctx.steps.as_ref(), &ctx.policy.agents, crate::agents::Agent::Smoke).await {
         Ok(id) => id,
         Err(e) => return Health::Unhealthy(e.to_string()),
     };
-    let spec = ContainerSpec {
-        name: crate::labels::probe_container(&ctx.run_id, stage, attempt, &short_id()),
+    let spec = StepSpec {
+        name: crate::labels::probe_container(&ctx.run_id, stage, attempt, &crate::labels::short_id()),
         image,
         cmd: vec![
             "probe".into(),
@@ -107,10 +88,7 @@ async fn by_http<B: Backend>(
             "--interval".into(),
             format!("{}ms", health.interval.0.as_millis()),
         ],
-        labels: HashMap::from([
-            (RUN_LABEL.to_string(), ctx.run_id.clone()),
-            (STAGE_LABEL.to_string(), stage.to_string()),
-        ]),
+        labels: HashMap::from([(RUN_LABEL.to_string(), ctx.run_id.clone()), (STAGE_LABEL.to_string(), stage.to_string())]),
         network: Some(network.to_string()),
         // Its own modest limits: a probe is one small request at a time, whatever the
         // stage's own limits are for.
@@ -141,10 +119,4 @@ async fn by_http<B: Backend>(
         Ok(container::Ended::OutOfMemory { .. }) => Health::Unhealthy(format!("the probe of {url} ran out of memory")),
         Err(e) => Health::Unhealthy(e.to_string()),
     }
-}
-
-/// A short unique suffix for helper container names.
-pub fn short_id() -> String {
-    let u = ulid::Ulid::new().to_string().to_ascii_lowercase();
-    u[u.len() - 6..].to_string()
 }

@@ -9,12 +9,11 @@ use tokio::time::Instant;
 
 use super::agent::{self, OUT_DIR, SPEC_PATH};
 use super::{container, RunContext};
-use crate::docker::Backend;
 use crate::events::{AttemptOutcome, EventKind, StageResult};
 use crate::gate::apm::{run as apm_run, Provider};
 use crate::gate::threshold::{self, Threshold, ThresholdResult};
-use crate::load::{LoadSpec, LoadSummary, Mode, RequestSpec, Stage};
-use crate::pipeline::spec::LoadSpec as StageSpec;
+use crate::load::{self, LoadSummary, Mode, RequestSpec, Stage};
+use crate::pipeline::spec::LoadSpec;
 use crate::pipeline::StagePlan;
 
 const SUMMARY: &str = "summary.json";
@@ -22,13 +21,7 @@ const SUMMARY: &str = "summary.json";
 const ABORT_AFTER: Duration = Duration::from_secs(5);
 const WATCH_EVERY: Duration = Duration::from_secs(2);
 
-pub async fn attempt<B: Backend>(
-    ctx: &RunContext<B>,
-    stage: &StagePlan,
-    spec: &StageSpec,
-    attempt: u32,
-    deadline: Instant,
-) -> AttemptOutcome {
+pub async fn attempt(ctx: &RunContext, stage: &StagePlan, spec: &LoadSpec, attempt: u32, deadline: Instant) -> AttemptOutcome {
     // First, so that a replaced agent is said before anything else is looked at.
     let image = match ctx.agent_image(&stage.name, attempt, crate::agents::Agent::Load).await {
         Ok(id) => id,
@@ -69,7 +62,7 @@ pub async fn attempt<B: Backend>(
             ended = &mut run => (ended, None),
             failing = watch => {
                 // A threshold failed on the figures so far: stop the load, keep the figures.
-                let _ = ctx.backend.kill(&id).await;
+                let _ = ctx.steps.stop_step(&id).await;
                 (run.await, Some(failing))
             }
         }
@@ -95,7 +88,11 @@ pub async fn attempt<B: Backend>(
     let apm_results = apm_report.as_ref().map(crate::gate::verdict::from_apm).unwrap_or_default();
     for c in &apm_results {
         let verdict = if c.passed { "pass" } else { "FAIL" };
-        ctx.note(&stage.name, attempt, format!("{verdict} {}: {} (measured {})", c.name, c.threshold, c.measured.as_deref().unwrap_or("no data")));
+        ctx.note(
+            &stage.name,
+            attempt,
+            format!("{verdict} {}: {} (measured {})", c.name, c.threshold, c.measured.as_deref().unwrap_or("no data")),
+        );
     }
     let results = threshold::evaluate(&summary, &thresholds);
     // The agent printed its own table; the verdicts are the coordinator's.
@@ -147,7 +144,7 @@ fn metric_name(r: &ThresholdResult) -> String {
 }
 
 /// With `abort_on_fail`, resolves when a snapshot fails a threshold; otherwise never.
-async fn watch<B: Backend>(ctx: &RunContext<B>, id: &str, thresholds: &[Threshold], abort_on_fail: bool) {
+async fn watch(ctx: &RunContext, id: &str, thresholds: &[Threshold], abort_on_fail: bool) {
     if !abort_on_fail {
         return std::future::pending().await;
     }
@@ -162,12 +159,12 @@ async fn watch<B: Backend>(ctx: &RunContext<B>, id: &str, thresholds: &[Threshol
     }
 }
 
-async fn read_summary<B: Backend>(ctx: &RunContext<B>, id: &str) -> Option<LoadSummary> {
+async fn read_summary(ctx: &RunContext, id: &str) -> Option<LoadSummary> {
     serde_json::from_slice(&agent::result(ctx, id, SUMMARY).await?).ok()
 }
 
 /// The pipeline's load settings in the agent's wire format.
-fn agent_spec(spec: &StageSpec, base_url: String) -> LoadSpec {
+fn agent_spec(spec: &LoadSpec, base_url: String) -> load::LoadSpec {
     let requests = match &spec.path {
         Some(path) => vec![RequestSpec { method: "GET".into(), path: path.clone(), headers: Default::default(), body: None, weight: 1 }],
         None => spec
@@ -182,7 +179,7 @@ fn agent_spec(spec: &StageSpec, base_url: String) -> LoadSpec {
             })
             .collect(),
     };
-    LoadSpec {
+    load::LoadSpec {
         base_url,
         requests,
         mode: Mode::ConstantArrivalRate,

@@ -1,12 +1,12 @@
 //! Stage executors: one per stage kind. The scheduler hands an executor a stage and a
-//! context; the executor drives the engine and reports only through emitted events.
+//! context; the executor asks the engine seams (`ctx.steps`, `ctx.envs`) for the work and
+//! reports only through emitted events.
 
 pub mod agent;
 pub mod build;
 pub mod command;
 pub mod container;
 pub mod deploy;
-pub mod environment;
 pub mod health;
 pub mod load;
 pub mod lock;
@@ -20,17 +20,21 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
 
-use crate::docker::{Backend, DockerError};
-use crate::events::{AttemptOutcome, Event, EventKind, LogLine, Stream};
+pub use crate::channel::{Emitter, StageMemory};
+use crate::commit::CommitInfo;
+use crate::engine::{Engine, EngineError, Environments, Steps};
+use crate::events::{AttemptOutcome, EventKind, Stream};
+use crate::mask::Masker;
 use crate::pipeline::spec::Action;
 use crate::pipeline::StagePlan;
-use crate::mask::Masker;
 use crate::pipeline::Vars;
-use crate::store::CommitInfo;
 
 /// What every stage of a run shares.
-pub struct RunContext<B: Backend> {
-    pub backend: Arc<B>,
+pub struct RunContext {
+    /// Runs the run's steps (its containers).
+    pub steps: Arc<dyn Steps>,
+    /// Holds the environments the run provisions, deploys to and promotes into.
+    pub envs: Arc<dyn Environments>,
     pub run_id: String,
     pub pipeline: String,
     pub commit: CommitInfo,
@@ -60,74 +64,34 @@ pub struct RunContext<B: Backend> {
     pub cancelled_because: std::sync::Mutex<Option<String>>,
 }
 
-/// The scheduler's and executors' only way to tell the world anything. It also remembers
-/// how this run's stages ended and what they produced, for a gate that judges them: the
-/// run's own knowledge, not a read of the store.
-#[derive(Clone)]
-pub struct Emitter {
-    tx: crate::channel::Sender,
-    memory: std::sync::Arc<std::sync::Mutex<BTreeMap<String, StageMemory>>>,
-}
-
-/// What the run knows of one of its stages.
-#[derive(Debug, Clone, Default)]
-pub struct StageMemory {
-    /// Set once the stage is finished (no retry to come).
-    pub state: Option<crate::events::StageState>,
-    pub message: Option<String>,
-    pub results: Vec<crate::events::StageResult>,
-}
-
-impl Emitter {
-    pub fn new(tx: crate::channel::Sender) -> Self {
-        Emitter { tx, memory: Default::default() }
-    }
-
-    pub fn event(&self, kind: EventKind) {
-        if let Ok(mut memory) = self.memory.lock() {
-            match &kind {
-                EventKind::AttemptFinished { stage, result, will_retry: false, .. } => {
-                    let m = memory.entry(stage.clone()).or_default();
-                    m.state = Some(result.stage_state());
-                    m.message = Some(result.describe());
-                }
-                EventKind::StageSkipped { stage, reason } => {
-                    let m = memory.entry(stage.clone()).or_default();
-                    m.state = Some(crate::events::StageState::Skipped);
-                    m.message = Some(reason.clone());
-                }
-                EventKind::StageResult { stage, result } => {
-                    memory.entry(stage.clone()).or_default().results.push(result.clone());
-                }
-                _ => {}
-            }
+impl RunContext {
+    /// The context of work done as a run outside a scheduled plan (an approved promotion,
+    /// a rollback by hand): no workspace, no secrets, no variables; rules were checked by
+    /// whoever asked; nothing cancels it.
+    pub fn outside_plan(engine: &Engine, run_id: &str, pipeline: &str, commit: CommitInfo, vars: Vars, emit: Emitter) -> RunContext {
+        RunContext {
+            steps: engine.steps.clone(),
+            envs: engine.environments.clone(),
+            run_id: run_id.to_string(),
+            pipeline: pipeline.to_string(),
+            commit,
+            workspace: Default::default(),
+            network: crate::labels::run_network(run_id),
+            workspace_volume: crate::labels::run_workspace(run_id),
+            secrets: Default::default(),
+            masker: Masker::new(std::iter::empty::<String>()),
+            vars,
+            emit,
+            cancel: CancellationToken::new(),
+            workspace_filled: tokio::sync::OnceCell::new(),
+            approvals: Default::default(),
+            policy: Default::default(),
+            repo: None,
+            held: Default::default(),
+            cancelled_because: Default::default(),
         }
-        self.tx.event(Event::now(kind));
     }
 
-    /// What this run knows of `stage` so far.
-    pub fn stage(&self, stage: &str) -> Option<StageMemory> {
-        self.memory.lock().ok()?.get(stage).cloned()
-    }
-
-    /// A line of Gantry's own in a stage's log.
-    pub fn log(&self, stage: &str, attempt: u32, stream: Stream, text: String) {
-        self.tx.note(LogLine { at: chrono::Utc::now(), stage: stage.to_string(), attempt, stream, text });
-    }
-
-    /// A line of a container's output: waits while the recorder is behind, and counts
-    /// towards the stage's cap.
-    pub async fn output(&self, stage: &str, attempt: u32, stream: Stream, text: String) {
-        self.tx.output(LogLine { at: chrono::Utc::now(), stage: stage.to_string(), attempt, stream, text }).await;
-    }
-
-    /// `output` from a callback that cannot wait (the builder's): capped, not held back.
-    pub fn output_now(&self, stage: &str, attempt: u32, stream: Stream, text: String) {
-        self.tx.output_now(LogLine { at: chrono::Utc::now(), stage: stage.to_string(), attempt, stream, text });
-    }
-}
-
-impl<B: Backend> RunContext<B> {
     /// Variables every container of the run sees.
     pub fn base_env(&self, stage: &str, attempt: u32) -> Vec<String> {
         vec![
@@ -145,14 +109,14 @@ impl<B: Backend> RunContext<B> {
 
     /// The memory, CPU and process limits of `stage`'s containers: what it asks, else the
     /// operator's defaults, within the operator's maximum.
-    pub fn limits(&self, stage: &StagePlan) -> crate::docker::ResourceLimits {
+    pub fn limits(&self, stage: &StagePlan) -> crate::engine::ResourceLimits {
         self.policy.limits.effective(&stage.limits)
     }
 
     /// Checks that `agent`'s image is the one `agents/build.sh` built; returns the image id
     /// to create its container from. A refusal is said in the stage's log.
     pub async fn agent_image(&self, stage: &str, attempt: u32, agent: crate::agents::Agent) -> Result<String, AttemptOutcome> {
-        crate::agents::verify(self.backend.as_ref(), &self.policy.agents, agent).await.map_err(|e| {
+        crate::agents::verify(self.steps.as_ref(), &self.policy.agents, agent).await.map_err(|e| {
             let message = self.masker.mask(&e.to_string());
             self.note(stage, attempt, message.clone());
             AttemptOutcome::Error { message }
@@ -160,7 +124,7 @@ impl<B: Backend> RunContext<B> {
     }
 
     /// An engine error as an attempt outcome, masked like everything else that leaves.
-    pub fn error(&self, e: DockerError) -> AttemptOutcome {
+    pub fn error(&self, e: EngineError) -> AttemptOutcome {
         AttemptOutcome::Error { message: self.masker.mask(&e.to_string()) }
     }
 
@@ -181,7 +145,13 @@ impl<B: Backend> RunContext<B> {
 
     /// `allowed`, then the environment's lock for the rest of the run: what a stage asks
     /// before it changes an environment.
-    pub async fn may_change(&self, stage: &str, attempt: u32, environment: &str, change: crate::policy::Change) -> Result<(), AttemptOutcome> {
+    pub async fn may_change(
+        &self,
+        stage: &str,
+        attempt: u32,
+        environment: &str,
+        change: crate::policy::Change,
+    ) -> Result<(), AttemptOutcome> {
         self.allowed(stage, attempt, environment, change)?;
         lock::hold(self, stage, attempt, environment).await
     }
@@ -189,7 +159,7 @@ impl<B: Backend> RunContext<B> {
 
 /// Runs a stage with its retries; returns the outcome of the last attempt. Each attempt
 /// has the stage's timeout as its deadline, whatever its kind.
-pub async fn run_stage<B: Backend>(ctx: &RunContext<B>, stage: &StagePlan) -> AttemptOutcome {
+pub async fn run_stage(ctx: &RunContext, stage: &StagePlan) -> AttemptOutcome {
     let attempts = stage.retries + 1;
     let mut attempt = 1;
     loop {
@@ -214,17 +184,9 @@ pub async fn run_stage<B: Backend>(ctx: &RunContext<B>, stage: &StagePlan) -> At
             _ = tokio::time::sleep_until(deadline + std::time::Duration::from_secs(5)) =>
                 AttemptOutcome::TimedOut { after_secs: started.elapsed().as_secs() },
         };
-        let retryable = matches!(
-            outcome,
-            AttemptOutcome::Failed { .. } | AttemptOutcome::TimedOut { .. } | AttemptOutcome::Error { .. }
-        );
+        let retryable = matches!(outcome, AttemptOutcome::Failed { .. } | AttemptOutcome::TimedOut { .. } | AttemptOutcome::Error { .. });
         let will_retry = retryable && attempt < attempts && !ctx.cancel.is_cancelled();
-        ctx.emit.event(EventKind::AttemptFinished {
-            stage: stage.name.clone(),
-            attempt,
-            result: outcome.clone(),
-            will_retry,
-        });
+        ctx.emit.event(EventKind::AttemptFinished { stage: stage.name.clone(), attempt, result: outcome.clone(), will_retry });
         if !will_retry {
             return outcome;
         }

@@ -5,23 +5,16 @@
 
 use tokio::time::Instant;
 
-use super::environment::{self, Role, APP_LABEL};
 use super::RunContext;
-use crate::docker::{Backend, ContainerInfo, RUN_LABEL};
+use crate::engine::{EngineError, Serving, VersionInfo};
 use crate::events::{AttemptOutcome, DeploymentOutcome, EventKind, StageResult, StageState};
-use crate::gate::verdict::{Check, Source, Verdict};
-use crate::gate::judge::{judge_from_histograms, JudgeConfig, Verdict as JudgeVerdict};
 use crate::gate::approval::{ApprovalRequest, ChangeAuthor, ChangeSet};
+use crate::gate::judge::{judge_from_histograms, JudgeConfig, Verdict as JudgeVerdict};
+use crate::gate::verdict::{Check, Source, Verdict};
 use crate::pipeline::spec::{DeployMode, DeploySpec, LatencyComparison, PromoteSpec, VerifySpec};
 use crate::pipeline::StagePlan;
 
-pub async fn attempt<B: Backend>(
-    ctx: &RunContext<B>,
-    stage: &StagePlan,
-    spec: &PromoteSpec,
-    attempt: u32,
-    deadline: Instant,
-) -> AttemptOutcome {
+pub async fn attempt(ctx: &RunContext, stage: &StagePlan, spec: &PromoteSpec, attempt: u32, deadline: Instant) -> AttemptOutcome {
     // The operator's rules first: a promotion they forbid is not judged, requested or made.
     if let Err(refused) = ctx.allowed(&stage.name, attempt, &spec.to, crate::policy::Change::Promote) {
         return refused;
@@ -35,9 +28,9 @@ pub async fn attempt<B: Backend>(
         return AttemptOutcome::Error { message: format!("the gate blocked the promotion to {}: {blocked}", spec.to) };
     }
     let (image_id, image) = match passed_version(ctx, spec).await {
-        Ok(Some(c)) => {
-            let tag = c.labels.get(environment::IMAGE_LABEL).cloned().unwrap_or_else(|| short(&c.image_id).to_string());
-            (c.image_id, tag)
+        Ok(Some(v)) => {
+            let tag = if v.image.is_empty() { short(&v.image_id).to_string() } else { v.image };
+            (v.image_id, tag)
         }
         Ok(None) => {
             return AttemptOutcome::Error {
@@ -96,8 +89,8 @@ pub async fn attempt<B: Backend>(
 /// Moves the image that passed into the target environment through the deploy mechanism,
 /// then watches it for the verification window and rolls back on a breach. Called by the
 /// run itself, or by whoever completed the approval of a gated promotion.
-pub async fn perform<B: Backend>(
-    ctx: &RunContext<B>,
+pub async fn perform(
+    ctx: &RunContext,
     stage: &StagePlan,
     deploy: &DeploySpec,
     verify: Option<&VerifySpec>,
@@ -107,7 +100,9 @@ pub async fn perform<B: Backend>(
     let image_id = deploy.image.clone().unwrap_or_default();
     ctx.note(&stage.name, attempt, format!("promoting {} {} to {}", deploy.app, short(&image_id), deploy.environment));
     let (outcome, record) = super::deploy::run(ctx, stage, deploy, attempt, deadline).await;
-    let Some(mut record) = record else { return outcome };
+    let Some(mut record) = record else {
+        return outcome;
+    };
     let (Some(verify), AttemptOutcome::Succeeded) = (verify, &outcome) else {
         ctx.emit.event(EventKind::StageResult { stage: stage.name.clone(), result: StageResult::Deployment(record) });
         return outcome;
@@ -145,7 +140,7 @@ pub async fn perform<B: Backend>(
 }
 
 /// Every check the gate makes, from what this run knows of its stages.
-fn judge<B: Backend>(ctx: &RunContext<B>, spec: &PromoteSpec) -> Verdict {
+fn judge(ctx: &RunContext, spec: &PromoteSpec) -> Verdict {
     let mut checks = Vec::new();
     for name in &spec.gate.stages {
         let memory = ctx.emit.stage(name);
@@ -189,7 +184,7 @@ fn judge<B: Backend>(ctx: &RunContext<B>, spec: &PromoteSpec) -> Verdict {
 
 /// The latency of two load stages compared by `gate::judge` from their HDR histograms:
 /// noise alone does not block, a real regression does not slip through.
-fn latency_check<B: Backend>(ctx: &RunContext<B>, cmp: &LatencyComparison) -> Check {
+fn latency_check(ctx: &RunContext, cmp: &LatencyComparison) -> Check {
     let histogram = |stage: &str| {
         let memory = ctx.emit.stage(stage)?;
         memory.results.iter().find_map(|r| match r {
@@ -203,7 +198,8 @@ fn latency_check<B: Backend>(ctx: &RunContext<B>, cmp: &LatencyComparison) -> Ch
         tolerance: cmp.tolerance.unwrap_or(defaults.tolerance),
         ..defaults
     };
-    let threshold = format!("not slower than {} (p95 +{:.0}% at {:.0}% confidence)", cmp.baseline, cfg.tolerance * 100.0, cfg.confidence * 100.0);
+    let threshold =
+        format!("not slower than {} (p95 +{:.0}% at {:.0}% confidence)", cmp.baseline, cfg.tolerance * 100.0, cfg.confidence * 100.0);
     let name = format!("latency: {} vs {}", cmp.candidate, cmp.baseline);
     match (histogram(&cmp.candidate), histogram(&cmp.baseline)) {
         (Some(candidate), Some(baseline)) => {
@@ -231,9 +227,9 @@ fn latency_check<B: Backend>(ctx: &RunContext<B>, cmp: &LatencyComparison) -> Ch
 /// The commits this promotion brings into `spec.to`: the candidate's, less those of the
 /// version live there now, read from the run's repository. Without a repository only the
 /// head commit is known, and the set says so.
-async fn change_set<B: Backend>(ctx: &RunContext<B>, spec: &PromoteSpec) -> ChangeSet {
-    let since = match environment::describe(ctx.backend.as_ref(), &spec.to).await {
-        Ok(view) => view.versions.into_iter().find(|v| v.of == spec.app && v.serving.as_deref() == Some("live")).and_then(|v| v.commit),
+async fn change_set(ctx: &RunContext, spec: &PromoteSpec) -> ChangeSet {
+    let since = match ctx.envs.versions(&spec.to, &spec.app).await {
+        Ok(versions) => versions.into_iter().find(|v| v.serving == Serving::Live).map(|v| v.commit).filter(|c| !c.is_empty()),
         Err(_) => None,
     };
     let head = ChangeAuthor {
@@ -260,12 +256,9 @@ async fn change_set<B: Backend>(ctx: &RunContext<B>, spec: &PromoteSpec) -> Chan
 }
 
 /// The version of the app this run deployed to `from`, still running there.
-async fn passed_version<B: Backend>(ctx: &RunContext<B>, spec: &PromoteSpec) -> Result<Option<ContainerInfo>, crate::docker::DockerError> {
-    let versions = environment::containers(ctx.backend.as_ref(), &spec.from, Role::App).await?;
-    Ok(versions
-        .into_iter()
-        .filter(|c| c.running && c.labels.get(APP_LABEL) == Some(&spec.app))
-        .find(|c| c.labels.get(RUN_LABEL) == Some(&ctx.run_id)))
+async fn passed_version(ctx: &RunContext, spec: &PromoteSpec) -> Result<Option<VersionInfo>, EngineError> {
+    let versions = ctx.envs.versions(&spec.from, &spec.app).await?;
+    Ok(versions.into_iter().filter(|v| v.serving != Serving::Kept).find(|v| v.run_id.as_deref() == Some(ctx.run_id.as_str())))
 }
 
 fn short(id: &str) -> &str {

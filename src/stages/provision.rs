@@ -4,21 +4,14 @@
 
 use tokio::time::Instant;
 
-use super::environment::{self, Role, SERVICE_LABEL, SPEC_LABEL};
 use super::health::{self, Health};
 use super::RunContext;
-use crate::docker::{Backend, ContainerSpec, DockerError};
+use crate::engine::{EngineError, ServiceDef};
 use crate::events::{AttemptOutcome, Change, EventKind, ServiceChange, StageResult};
 use crate::pipeline::spec::{ProvisionSpec, ServiceSpec};
 use crate::pipeline::{interpolate, StagePlan};
 
-pub async fn attempt<B: Backend>(
-    ctx: &RunContext<B>,
-    stage: &StagePlan,
-    spec: &ProvisionSpec,
-    attempt: u32,
-    deadline: Instant,
-) -> AttemptOutcome {
+pub async fn attempt(ctx: &RunContext, stage: &StagePlan, spec: &ProvisionSpec, attempt: u32, deadline: Instant) -> AttemptOutcome {
     if let Err(refused) = ctx.may_change(&stage.name, attempt, &spec.environment, crate::policy::Change::Provision).await {
         return refused;
     }
@@ -28,7 +21,7 @@ pub async fn attempt<B: Backend>(
                 stage: stage.name.clone(),
                 result: StageResult::Environment {
                     environment: spec.environment.clone(),
-                    network: environment::network(&spec.environment),
+                    network: ctx.envs.network(&spec.environment),
                     services: changes,
                 },
             });
@@ -39,37 +32,37 @@ pub async fn attempt<B: Backend>(
     }
 }
 
-async fn reconcile<B: Backend>(
-    ctx: &RunContext<B>,
+async fn reconcile(
+    ctx: &RunContext,
     stage: &StagePlan,
     spec: &ProvisionSpec,
     attempt: u32,
     deadline: Instant,
-) -> Result<Result<Vec<ServiceChange>, AttemptOutcome>, DockerError> {
+) -> Result<Result<Vec<ServiceChange>, AttemptOutcome>, EngineError> {
     let env = spec.environment.as_str();
-    let network = environment::ensure_network(ctx.backend.as_ref(), env, &ctx.run_id).await?;
-    let existing = environment::containers(ctx.backend.as_ref(), env, Role::Service).await?;
+    let network = ctx.envs.ensure(env, &ctx.run_id).await?;
+    let existing = ctx.envs.services(env).await?;
     let mut changes = Vec::new();
 
     for (name, service) in &spec.services {
         let wanted = interpolated(ctx, service);
         // The limits are part of what the service is: other limits, a new container.
         let limits = ctx.limits(stage);
-        let print = environment::fingerprint(&(&wanted, format!("{limits:?}")));
-        let current: Vec<_> = existing.iter().filter(|c| c.labels.get(SERVICE_LABEL) == Some(name)).collect();
-        let same = current.len() == 1 && current[0].running && current[0].labels.get(SPEC_LABEL) == Some(&print);
+        let print = crate::labels::fingerprint(&(&wanted, format!("{limits:?}")));
+        let current: Vec<_> = existing.iter().filter(|c| c.service.as_ref() == Some(name)).collect();
+        let same = current.len() == 1 && current[0].running && current[0].fingerprint.as_ref() == Some(&print);
         let change = if same {
             Change::Unchanged
         } else {
             for old in &current {
-                ctx.backend.remove_container(&old.id).await?;
+                ctx.envs.remove_service(env, &old.handle).await?;
             }
-            let mut container = container_spec(ctx, env, &network, name, &wanted, &print);
-            container.limits = Some(limits);
-            ctx.backend.ensure_image(&container.image).await?;
-            let id = ctx.backend.create_container(&container).await?;
-            ctx.backend.start(&id).await?;
-            if current.is_empty() { Change::Created } else { Change::Replaced }
+            ctx.envs.start_service(env, &ctx.run_id, &service_def(name, &wanted, &print, limits)).await?;
+            if current.is_empty() {
+                Change::Created
+            } else {
+                Change::Replaced
+            }
         };
         ctx.note(&stage.name, attempt, format!("{env}/{name}: {}", describe(change)));
         if let Some(check) = &wanted.health {
@@ -91,9 +84,9 @@ async fn reconcile<B: Backend>(
         changes.push(ServiceChange { service: name.clone(), change });
     }
 
-    for stale in existing.iter().filter(|c| c.labels.get(SERVICE_LABEL).is_none_or(|s| !spec.services.contains_key(s))) {
-        ctx.backend.remove_container(&stale.id).await?;
-        let name = stale.labels.get(SERVICE_LABEL).cloned().unwrap_or_else(|| stale.name.clone());
+    for stale in existing.iter().filter(|c| c.service.as_ref().is_none_or(|s| !spec.services.contains_key(s))) {
+        ctx.envs.remove_service(env, &stale.handle).await?;
+        let name = stale.service.clone().unwrap_or_else(|| stale.name.clone());
         ctx.note(&stage.name, attempt, format!("{env}/{name}: removed (no longer provisioned)"));
         changes.push(ServiceChange { service: name, change: Change::Removed });
     }
@@ -110,7 +103,7 @@ fn describe(change: Change) -> &'static str {
 }
 
 /// The spec with variables filled in: what actually runs, and what the fingerprint covers.
-fn interpolated<B: Backend>(ctx: &RunContext<B>, s: &ServiceSpec) -> ServiceSpec {
+fn interpolated(ctx: &RunContext, s: &ServiceSpec) -> ServiceSpec {
     let mut s = s.clone();
     s.image = interpolate(&s.image, &ctx.vars);
     for v in s.env.values_mut() {
@@ -123,26 +116,15 @@ pub fn container_name(env: &str, service: &str) -> String {
     crate::labels::service_container(env, service)
 }
 
-fn container_spec<B: Backend>(
-    ctx: &RunContext<B>,
-    env: &str,
-    network: &str,
-    name: &str,
-    s: &ServiceSpec,
-    print: &str,
-) -> ContainerSpec {
-    let mut labels = environment::labels(env, &ctx.run_id, Role::Service);
-    labels.insert(SERVICE_LABEL.into(), name.into());
-    labels.insert(SPEC_LABEL.into(), print.into());
-    ContainerSpec {
-        name: container_name(env, name),
+/// The service as the environment seam takes it.
+fn service_def(name: &str, s: &ServiceSpec, print: &str, limits: crate::engine::ResourceLimits) -> ServiceDef {
+    ServiceDef {
+        name: name.to_string(),
         image: s.image.clone(),
         cmd: s.command.clone().map(|c| c.0).unwrap_or_default(),
         env: s.env.iter().map(|(k, v)| format!("{k}={v}")).collect(),
-        labels,
-        network: Some(network.to_string()),
-        aliases: vec![name.to_string()],
         published: s.ports.iter().filter_map(|p| p.host.map(|h| (h, p.container))).collect(),
-        ..Default::default()
+        limits,
+        fingerprint: print.to_string(),
     }
 }

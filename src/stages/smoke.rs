@@ -6,21 +6,14 @@ use tokio::time::Instant;
 
 use super::agent::{self, OUT_DIR, SPEC_PATH};
 use super::{container, RunContext};
-use crate::docker::Backend;
 use crate::events::{AttemptOutcome, EventKind, StageResult};
-use crate::pipeline::spec::SmokeSpec as StageSpec;
+use crate::pipeline::spec::SmokeSpec;
 use crate::pipeline::StagePlan;
-use crate::smoke::{Expect, Journey, Request, SmokeReport, SmokeSpec, Step};
+use crate::smoke::{self, Expect, Journey, Request, SmokeReport, Step};
 
 const REPORT: &str = "report.json";
 
-pub async fn attempt<B: Backend>(
-    ctx: &RunContext<B>,
-    stage: &StagePlan,
-    spec: &StageSpec,
-    attempt: u32,
-    deadline: Instant,
-) -> AttemptOutcome {
+pub async fn attempt(ctx: &RunContext, stage: &StagePlan, spec: &SmokeSpec, attempt: u32, deadline: Instant) -> AttemptOutcome {
     // First, so that a replaced agent is said before anything else is looked at.
     let image = match ctx.agent_image(&stage.name, attempt, crate::agents::Agent::Smoke).await {
         Ok(id) => id,
@@ -65,8 +58,8 @@ pub async fn attempt<B: Backend>(
 }
 
 /// The pipeline's journeys in the agent's wire format.
-fn agent_spec(spec: &StageSpec, base_url: String) -> SmokeSpec {
-    SmokeSpec {
+fn agent_spec(spec: &SmokeSpec, base_url: String) -> smoke::SmokeSpec {
+    smoke::SmokeSpec {
         base_url,
         timeout_ms: spec.request_timeout.map(|t| t.0.as_millis() as u64).unwrap_or(10_000),
         journeys: spec

@@ -14,7 +14,7 @@ use sled::Transactional;
 
 use crate::events::{Deployment, Event, EventKind, LogLine, RunState, StageResult};
 use crate::gate::approval::ApprovalState;
-pub use record::{CommitInfo, Pusher, RunRecord, StageRecord};
+pub use record::{Pusher, RunRecord, StageRecord};
 
 /// Bumped whenever the layout of a tree changes; `open` migrates older stores forward.
 /// 2: events and log lines moved to a database of their own (`history/`), so that
@@ -91,10 +91,7 @@ struct History {
 }
 
 fn decode<T: serde::de::DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T, StoreError> {
-    serde_json::from_slice(bytes).map_err(|source| StoreError::Corrupt {
-        key: String::from_utf8_lossy(key).into_owned(),
-        source,
-    })
+    serde_json::from_slice(bytes).map_err(|source| StoreError::Corrupt { key: String::from_utf8_lossy(key).into_owned(), source })
 }
 
 fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
@@ -234,10 +231,7 @@ impl Store {
                     &run.id,
                     &Event::now(EventKind::RunFinished {
                         state: RunState::Interrupted,
-                        message: Some(format!(
-                            "the gantry process driving this run (pid {}) stopped before it finished",
-                            run.pid
-                        )),
+                        message: Some(format!("the gantry process driving this run (pid {}) stopped before it finished", run.pid)),
                     }),
                 )?;
             }
@@ -292,10 +286,7 @@ impl Store {
         plan: Option<&crate::pipeline::Plan>,
         seen_key: Option<Vec<u8>>,
     ) -> Result<Result<(), String>, StoreError> {
-        let created = Event::now(EventKind::RunCreated {
-            pipeline: run.pipeline.clone(),
-            commit: run.commit.sha.clone(),
-        });
+        let created = Event::now(EventKind::RunCreated { pipeline: run.pipeline.clone(), commit: run.commit.sha.clone() });
         let mut record = run.clone();
         let seq = record.events;
         record.apply(&created);
@@ -338,7 +329,8 @@ impl Store {
     /// deployments indexed) in one batch per tree and one flush: for importing history and
     /// for seeding benchmarks, not for live runs. Runs already in the store are refused.
     pub fn import(&self, runs: &[(RunRecord, Vec<Event>)]) -> Result<(), StoreError> {
-        let (mut run_batch, mut event_batch, mut deployment_batch) = (sled::Batch::default(), sled::Batch::default(), sled::Batch::default());
+        let (mut run_batch, mut event_batch, mut deployment_batch) =
+            (sled::Batch::default(), sled::Batch::default(), sled::Batch::default());
         for (run, events) in runs {
             if self.runs.contains_key(run.id.as_bytes())? {
                 return Err(StoreError::Duplicate(run.id.clone()));
@@ -428,8 +420,7 @@ impl Store {
             let bytes = runs
                 .get(run_id.as_bytes())?
                 .ok_or_else(|| ConflictableTransactionError::Abort(StoreError::NoSuchRun(run_id.to_string())))?;
-            let mut record: RunRecord =
-                decode(run_id.as_bytes(), &bytes).map_err(ConflictableTransactionError::Abort)?;
+            let mut record: RunRecord = decode(run_id.as_bytes(), &bytes).map_err(ConflictableTransactionError::Abort)?;
             let new = match decide(&record) {
                 Ok(new) => new,
                 Err(refused) => return Ok(Err(refused)),
@@ -464,8 +455,8 @@ impl Store {
                 queue.remove(run_id.as_bytes())?;
             }
             runs.insert(run_id.as_bytes(), encode(&record))?;
-            let pending = record.approval.as_ref().is_some_and(|a| a.state == ApprovalState::Pending)
-                && record.state == RunState::AwaitingApproval;
+            let pending =
+                record.approval.as_ref().is_some_and(|a| a.state == ApprovalState::Pending) && record.state == RunState::AwaitingApproval;
             if pending {
                 approvals.insert(run_id.as_bytes(), &[])?;
             } else if record.approval.is_some() {
@@ -509,17 +500,15 @@ impl Store {
     pub fn expire_approvals(&self, now: chrono::DateTime<chrono::Utc>) -> Result<Vec<String>, StoreError> {
         let mut expired = Vec::new();
         for run in self.pending_approvals()? {
-            let outcome = self.append_checked(&run.id, |r| {
-                match &r.approval {
-                    Some(a) if a.is_expired(now) && r.state == RunState::AwaitingApproval => Ok(vec![
-                        Event::now(EventKind::ApprovalExpired),
-                        Event::now(EventKind::RunFinished {
-                            state: RunState::Failed,
-                            message: Some(format!("nobody approved the promotion to {} before it expired", a.request.environment)),
-                        }),
-                    ]),
-                    _ => Err(()),
-                }
+            let outcome = self.append_checked(&run.id, |r| match &r.approval {
+                Some(a) if a.is_expired(now) && r.state == RunState::AwaitingApproval => Ok(vec![
+                    Event::now(EventKind::ApprovalExpired),
+                    Event::now(EventKind::RunFinished {
+                        state: RunState::Failed,
+                        message: Some(format!("nobody approved the promotion to {} before it expired", a.request.environment)),
+                    }),
+                ]),
+                _ => Err(()),
             })?;
             if outcome.is_ok() {
                 expired.push(run.id);
@@ -601,11 +590,7 @@ impl Store {
     /// Finds a run by full id, unique prefix, or `latest`.
     pub fn find_run(&self, query: &str) -> Result<RunRecord, StoreError> {
         if query == "latest" || query == "last" {
-            return self
-                .list_runs(1)?
-                .into_iter()
-                .next()
-                .ok_or_else(|| StoreError::NoSuchRun(query.to_string()));
+            return self.list_runs(1)?.into_iter().next().ok_or_else(|| StoreError::NoSuchRun(query.to_string()));
         }
         let prefix = query.to_ascii_lowercase();
         let mut found = Vec::new();
@@ -616,10 +601,7 @@ impl Store {
         match found.len() {
             0 => Err(StoreError::NoSuchRun(query.to_string())),
             1 => Ok(found.remove(0)),
-            _ => Err(StoreError::Ambiguous {
-                prefix: query.to_string(),
-                candidates: found.into_iter().map(|r| r.id).collect(),
-            }),
+            _ => Err(StoreError::Ambiguous { prefix: query.to_string(), candidates: found.into_iter().map(|r| r.id).collect() }),
         }
     }
 
@@ -699,7 +681,9 @@ impl Store {
             if !key.starts_with(prefix) {
                 break;
             }
-            let Some(seq) = key[prefix.len()..].try_into().ok().map(u64::from_be_bytes) else { continue };
+            let Some(seq) = key[prefix.len()..].try_into().ok().map(u64::from_be_bytes) else {
+                continue;
+            };
             let line: LogLine = decode(&key, &bytes)?;
             if stage.is_some_and(|s| s != line.stage) {
                 continue;
@@ -830,6 +814,7 @@ pub fn default_data_dir() -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::commit::CommitInfo;
 
     fn run(id: &str) -> RunRecord {
         let plan = crate::pipeline::parse("p.yml", "name: p\nstages:\n  a: {image: x, commands: [\"true\"]}\n").unwrap();

@@ -1,39 +1,12 @@
 //! The materialised view of one run, kept beside its events and updated in the same
 //! transaction. `apply` is the only way it changes, so it can always be rebuilt from events.
 
-use chrono::{DateTime, FixedOffset, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::commit::CommitInfo;
 use crate::events::{AttemptOutcome, Event, EventKind, RunState, StageResult, StageState};
 use crate::gate::approval::{Approval, ApprovalState, DecisionKind};
-
-/// The commit a run is for, as read from git.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CommitInfo {
-    pub sha: String,
-    pub short: String,
-    pub author_name: String,
-    pub author_email: String,
-    pub time: DateTime<FixedOffset>,
-    pub summary: String,
-    pub branch: Option<String>,
-}
-
-#[cfg(test)]
-impl CommitInfo {
-    /// A commit for unit tests: nothing in it matters but that it is one.
-    pub fn for_tests() -> CommitInfo {
-        CommitInfo {
-            sha: "a".repeat(40),
-            short: "aaaaaaaa".into(),
-            author_name: "A".into(),
-            author_email: "a@x".into(),
-            time: chrono::Utc::now().fixed_offset(),
-            summary: "s".into(),
-            branch: None,
-        }
-    }
-}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunRecord {
@@ -263,11 +236,8 @@ impl RunRecord {
                         if s.state == StageState::Running {
                             s.finished_at = Some(event.at);
                         }
-                        s.state = if s.state == StageState::Pending && *state != RunState::Interrupted {
-                            StageState::Skipped
-                        } else {
-                            leftover
-                        };
+                        s.state =
+                            if s.state == StageState::Pending && *state != RunState::Interrupted { StageState::Skipped } else { leftover };
                     }
                 }
             }
@@ -289,7 +259,9 @@ impl RunRecord {
             EventKind::Swept { .. } => self.swept = true,
             EventKind::ApprovalRequested { request } => self.approval = Some(Approval::new(request.clone())),
             EventKind::ApprovalDecided { decision } => {
-                let Some(a) = self.approval.as_mut() else { return };
+                let Some(a) = self.approval.as_mut() else {
+                    return;
+                };
                 a.record(decision);
                 if decision.kind == DecisionKind::Reject {
                     let stage = a.request.stage.clone();
@@ -310,13 +282,17 @@ impl RunRecord {
                 self.cancelled_by = Some(by.clone());
             }
             EventKind::ApprovalSuperseded { reason } => {
-                let Some(a) = self.approval.as_mut() else { return };
+                let Some(a) = self.approval.as_mut() else {
+                    return;
+                };
                 a.state = ApprovalState::Superseded;
                 let stage = a.request.stage.clone();
                 self.finish_stage(&stage, StageState::Skipped, format!("superseded: {reason}"), event.at);
             }
             EventKind::ApprovalExpired => {
-                let Some(a) = self.approval.as_mut() else { return };
+                let Some(a) = self.approval.as_mut() else {
+                    return;
+                };
                 a.state = ApprovalState::Expired;
                 let stage = a.request.stage.clone();
                 let why = match a.request.expires_at {

@@ -5,16 +5,13 @@ use maud::{html, Markup};
 
 use super::layout::{badge, duration, enc, page, run_href, short_sha, when, Section};
 use super::Viewer;
+use crate::engine::EnvironmentView;
 use crate::events::{Deployment, DeploymentOutcome};
-use crate::stages::environment::EnvironmentView;
 
 pub fn environments(viewer: &Viewer, envs: &[EnvironmentView], deployments: &[Deployment]) -> Markup {
     // Environments destroyed since keep their history.
-    let mut gone: Vec<&str> = deployments
-        .iter()
-        .map(|d| d.environment.as_str())
-        .filter(|name| !envs.iter().any(|e| e.name == *name))
-        .collect();
+    let mut gone: Vec<&str> =
+        deployments.iter().map(|d| d.environment.as_str()).filter(|name| !envs.iter().any(|e| e.name == *name)).collect();
     gone.sort_unstable();
     gone.dedup();
     let body = html! {

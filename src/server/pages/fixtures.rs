@@ -4,13 +4,14 @@
 use chrono::{DateTime, TimeZone, Utc};
 
 use super::Viewer;
+use crate::commit::CommitInfo;
 use crate::config::Role;
+use crate::engine::{EnvironmentView, ObjectView};
 use crate::events::{AttemptOutcome, Deployment, DeploymentOutcome, Event, EventKind, LogLine, RunState, StageResult, Stream};
 use crate::gate::approval::{ApprovalRequest, Decision, DecisionKind};
 use crate::gate::verdict::{Check, Source, Verdict};
 use crate::pipeline::spec::{ApprovalRule, DeployMode, DeploySpec};
-use crate::stages::environment::{EnvironmentView, ObjectView};
-use crate::store::{CommitInfo, RunRecord};
+use crate::store::RunRecord;
 
 pub fn base() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 27, 18, 0, 0).unwrap()
@@ -227,7 +228,8 @@ pub fn production() -> EnvironmentView {
         serving: Some("stopped (kept for rollback)".into()),
         ..object("gantry-production-storefront-r0", "storefront:0ld", "storefront")
     };
-    let router = ObjectView { url: Some("http://127.0.0.1:18080".into()), ..object("gantry-production-storefront", "gantry/router", "storefront") };
+    let router =
+        ObjectView { url: Some("http://127.0.0.1:18080".into()), ..object("gantry-production-storefront", "gantry/router", "storefront") };
     EnvironmentView {
         name: "production".into(),
         network: "gantry-env-production".into(),
