@@ -7,6 +7,7 @@
 
 mod environments;
 mod error;
+pub mod fake;
 mod spec;
 mod steps;
 
@@ -48,4 +49,11 @@ impl EngineChoice {
 pub async fn connect(choice: &EngineChoice) -> Result<Engine, EngineError> {
     let docker = Arc::new(crate::docker::DockerEngine::connect(choice.docker_host.as_deref()).await?);
     Ok(Engine { steps: docker.clone(), environments: docker })
+}
+
+impl Engine {
+    /// An engine of in-memory fakes, for tests that need no Docker.
+    pub fn fake(fake: Arc<fake::FakeEngine>) -> Engine {
+        Engine { steps: fake.clone(), environments: fake }
+    }
 }

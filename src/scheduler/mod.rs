@@ -258,3 +258,6 @@ fn skip<'a>(ctx: &RunContext, states: &mut HashMap<&'a str, StageState>, stage: 
     states.insert(stage, StageState::Skipped);
     ctx.emit.event(EventKind::StageSkipped { stage: stage.to_string(), reason });
 }
+
+#[cfg(test)]
+pub(crate) mod tests;
