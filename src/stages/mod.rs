@@ -193,3 +193,6 @@ pub async fn run_stage(ctx: &RunContext, stage: &StagePlan) -> AttemptOutcome {
         attempt += 1;
     }
 }
+
+#[cfg(test)]
+mod tests;
