@@ -3,7 +3,9 @@
 //! Runs N trivial stages (`true`) through Gantry exactly as `gantry run` does (scheduler +
 //! recorder + sled store), and the same N container lifecycles through the bare Engine API
 //! with the same bollard client, in the same process, and prints the per-stage cost of each
-//! and their ratio. Goal: Gantry's per-stage cost <= 1.05x the raw create/start/wait/remove.
+//! and their ratio. Goal (issue 13): Gantry's chain at <= 0.85x the raw sequential
+//! create/start/wait/remove, which it can beat only by taking work off the critical path
+//! (the next stage's step is created while the one it needs runs; removals go to the background).
 //!
 //! Both sides are sequential (the pipeline is a chain of `needs`), so the comparison is one
 //! lifecycle after another on both sides, not Gantry's parallelism against a serial loop.
@@ -95,7 +97,7 @@ async fn bench(stages: usize, rounds: usize, profile: bool) {
     println!("  raw Engine API, same lifecycles (run network + workspace volume, created and removed per round)");
     println!("    create/start/wait/remove              : {raw_med:7.1} ms/stage   (min {raw_min:.1})");
     println!("  gantry (scheduler + store + logs)       : {ours_med:7.1} ms/stage   (min {ours_min:.1})");
-    println!("  ratio gantry/raw                        : {:.2}x  (goal <= 1.05x)", ours_med / raw_med);
+    println!("  ratio gantry/raw                        : {:.2}x  (goal <= 0.85x)", ours_med / raw_med);
     println!("  ratio gantry/raw, best rounds           : {:.2}x", ours_min / raw_min);
     println!("  for scale: bare lifecycles on the default network, no volume: {bare_med:.1} ms/stage;");
     println!("    gantry/bare {:.2}x (what a per-run network costs on this engine)", ours_med / bare_med);

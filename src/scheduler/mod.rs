@@ -78,6 +78,7 @@ pub async fn run(engine: Engine, request: RunRequest, emit: Emitter, cancel: Can
         repo,
         held: Default::default(),
         cancelled_because: Default::default(),
+        ahead: Default::default(),
     });
 
     tracing::debug!(run = %run_id, pipeline = %plan.name, stages = plan.stages.len(), "run starting");
@@ -90,6 +91,7 @@ pub async fn run(engine: Engine, request: RunRequest, emit: Emitter, cancel: Can
         message = Some("the gantry service driving this run stopped".into());
     }
 
+    ctx.ahead.settle(ctx.steps.as_ref()).await;
     end(engine.steps.as_ref(), &run_id, &emit, state, message).await;
     state
 }
@@ -178,6 +180,7 @@ async fn run_dag(
                     (stage.name, outcome)
                 });
             }
+            prepare_ahead(ctx, plan, &states, &doomed, takeover, max_parallel);
         }
         let Some(joined) = running.join_next().await else {
             break;
@@ -252,6 +255,39 @@ async fn take_over(ctx: &RunContext, stage: &str, t: &rerun::TakenOver) -> Attem
     }
     ctx.emit.event(EventKind::AttemptFinished { stage: stage.to_string(), attempt: 1, result: outcome.clone(), will_retry: false });
     outcome
+}
+
+/// Creates, ahead of their turn, the steps of command stages that wait only for stages
+/// now running: when those finish, the next one starts at once instead of after a create.
+/// At most `max_parallel` wait like this, so a wide fan-out does not fill the engine with
+/// idle containers.
+fn prepare_ahead(
+    ctx: &Arc<RunContext>,
+    plan: &Plan,
+    states: &HashMap<&str, StageState>,
+    doomed: &std::collections::HashSet<&str>,
+    takeover: &BTreeMap<String, rerun::TakenOver>,
+    max_parallel: usize,
+) {
+    for stage in &plan.stages {
+        if ctx.ahead.waiting() >= max_parallel {
+            return;
+        }
+        let runs_commands = matches!(stage.action, crate::pipeline::spec::Action::Run);
+        if states[stage.name.as_str()] != StageState::Pending || !runs_commands || takeover.contains_key(&stage.name) {
+            continue;
+        }
+        if ctx.ahead.is_prepared(&stage.name) || stage.when.as_ref().is_some_and(|w| !w.matches(ctx.commit.branch.as_deref())) {
+            continue;
+        }
+        let need_states = || stage.needs.iter().map(|n| (n.as_str(), states[n.as_str()]));
+        let some_running = need_states().any(|(_, s)| s == StageState::Running);
+        let rest_done = need_states().all(|(n, s)| s == StageState::Running || (s.satisfies_needs() && !doomed.contains(n)));
+        if some_running && rest_done {
+            let spec = crate::stages::command::step_spec(ctx, stage, 1);
+            ctx.ahead.prepare(ctx.steps.clone(), &stage.name, spec);
+        }
+    }
 }
 
 fn skip<'a>(ctx: &RunContext, states: &mut HashMap<&'a str, StageState>, stage: &'a str, reason: String) {

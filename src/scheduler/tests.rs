@@ -112,10 +112,10 @@ async fn stages_start_only_after_what_they_need_and_the_run_is_torn_down() {
     assert_eq!(started.first().map(String::as_str), Some("prepare"));
     assert_eq!(started.last().map(String::as_str), Some("package"));
     // package starts after both of its needs finished, not after the first of them.
-    let journal = fake.journal();
-    let at = |c: Call| journal.iter().position(|j| *j == c).unwrap_or_else(|| panic!("{c:?} missing"));
-    let lint_gone = at(Call::Removed("gantry-01test-lint-1".into()));
-    assert!(at(Call::Created("gantry-01test-package-1".into())) > lint_gone);
+    let at = |wanted: &dyn Fn(&EventKind) -> bool| ran.events.iter().position(wanted).expect("the event");
+    let lint_done = at(&|e| matches!(e, EventKind::AttemptFinished { stage, .. } if stage == "lint"));
+    let package_started = at(&|e| matches!(e, EventKind::StageStarted { stage, .. } if stage == "package"));
+    assert!(package_started > lint_done);
     assert_eq!(fake.most_running(), 2, "lint and test run side by side");
     nothing_left(&fake, &ran);
 }
@@ -278,5 +278,58 @@ async fn the_workspace_goes_into_the_first_step_only_and_secrets_never_reach_the
     assert!(fake.uploads_of("gantry-01test-next-1").is_empty());
     let line = ran.logs.iter().find(|l| l.stage == "prepare" && l.text.starts_with("token is")).expect("the output line");
     assert!(!line.text.contains("s3cr3t-value"), "{}", line.text);
+    nothing_left(&fake, &ran);
+}
+
+const CHAIN: &str = "name: p
+stages:
+  s0: {image: busybox, commands: [\"true\"]}
+  s1: {image: other, commands: [\"true\"]}
+";
+
+#[tokio::test(start_paused = true)]
+async fn the_next_stage_of_a_chain_is_created_while_its_need_runs_and_removed_if_it_never_does() {
+    let fake = FakeEngine::new();
+    fake.on_stage("s0", [Behaviour::hangs()]);
+    let cancel = CancellationToken::new();
+    let stop = cancel.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        stop.cancel();
+    });
+    let ran = run_with(&fake, request(CHAIN, 4), cancel).await;
+    assert_eq!(ran.state, RunState::Cancelled);
+    assert!(fake.created().contains(&"gantry-01test-s1-1".to_string()), "s1 was not created ahead: {:?}", fake.created());
+    assert!(!fake.journal().contains(&Call::Started("gantry-01test-s1-1".into())), "s1 never starts");
+    nothing_left(&fake, &ran);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_step_created_ahead_is_the_one_its_stage_runs_and_one_for_a_skipped_stage_goes() {
+    let fake = FakeEngine::new();
+    fake.on_stage("s0", [Behaviour::exits(0).takes(Duration::from_secs(2))]);
+    let ran = run_yaml(&fake, CHAIN, 1).await;
+    assert_eq!(ran.state, RunState::Succeeded);
+    assert_eq!(fake.created(), ["gantry-01test-s0-1", "gantry-01test-s1-1"], "each step is created once");
+    nothing_left(&fake, &ran);
+
+    let fake = FakeEngine::new();
+    fake.on_stage("s0", [Behaviour::exits(1).takes(Duration::from_secs(2))]);
+    let ran = run_yaml(&fake, CHAIN, 1).await;
+    assert_eq!(ran.skipped(), vec!["s1".to_string()]);
+    nothing_left(&fake, &ran);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_creation_ahead_that_fails_fails_its_stage_as_a_creation_in_turn_would() {
+    let fake = FakeEngine::new();
+    fake.lacks_image("other");
+    fake.on_stage("s0", [Behaviour::exits(0).takes(Duration::from_secs(2))]);
+    let ran = run_yaml(&fake, CHAIN, 1).await;
+    assert_eq!(ran.state, RunState::Failed);
+    match &ran.outcomes("s1")[..] {
+        [AttemptOutcome::Error { message }] => assert!(message.contains("'other' is not on this engine"), "{message}"),
+        other => panic!("{other:?}"),
+    }
     nothing_left(&fake, &ran);
 }

@@ -28,9 +28,12 @@ fn shell_quote(text: &str) -> String {
 }
 
 pub async fn attempt(ctx: &RunContext, stage: &StagePlan, attempt: u32, deadline: Instant) -> AttemptOutcome {
-    let image = interpolate(&stage.image, &ctx.vars);
-    let spec = container_spec(ctx, stage, &image, attempt);
-    let created = match container::create(ctx, &spec, &[]).await {
+    let ahead = if attempt == 1 { ctx.ahead.take(&stage.name).await } else { None };
+    let created = match ahead {
+        Some(created) => created.map(|id| container::Created { id }),
+        None => container::create(ctx, &step_spec(ctx, stage, attempt), &[]).await,
+    };
+    let created = match created {
         Ok(c) => c,
         Err(e) => return ctx.error(e),
     };
@@ -47,18 +50,22 @@ pub async fn attempt(ctx: &RunContext, stage: &StagePlan, attempt: u32, deadline
         }
     }
     .await;
-    container::remove(ctx, created).await;
+    // Off the critical path: the next stage need not wait for this one's removal.
+    ctx.ahead.remove_later(ctx.steps.clone(), created.id);
     outcome
 }
 
-fn container_spec(ctx: &RunContext, stage: &StagePlan, image: &str, attempt: u32) -> StepSpec {
+/// The step of one attempt of a command stage (what `attempt` creates, or the scheduler
+/// creates ahead of its turn).
+pub fn step_spec(ctx: &RunContext, stage: &StagePlan, attempt: u32) -> StepSpec {
+    let image = interpolate(&stage.image, &ctx.vars);
     let mut env = ctx.base_env(&stage.name, attempt);
     env.extend(stage.env.iter().map(|(k, v)| format!("{k}={}", interpolate(v, &ctx.vars))));
     env.extend(stage.secrets.iter().filter_map(|name| ctx.secrets.get(name).map(|value| format!("{name}={value}"))));
     let commands: Vec<String> = stage.commands.iter().map(|c| crate::pipeline::interpolate_for_shell(c, &ctx.vars)).collect();
     StepSpec {
         name: crate::labels::stage_container(&ctx.run_id, &stage.name, attempt),
-        image: image.to_string(),
+        image,
         entrypoint: vec!["/bin/sh".into(), "-e".into(), "-c".into()],
         cmd: vec![script(&commands)],
         env,

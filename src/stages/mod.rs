@@ -3,6 +3,7 @@
 //! reports only through emitted events.
 
 pub mod agent;
+pub mod ahead;
 pub mod build;
 pub mod command;
 pub mod container;
@@ -62,6 +63,8 @@ pub struct RunContext {
     /// Why the run cancelled itself, when it did (a newer run waiting for the same
     /// environment under `locks.newest_cancels_waiting`): its message.
     pub cancelled_because: std::sync::Mutex<Option<String>>,
+    /// Steps created ahead of their turn and removed after it, off the critical path.
+    pub ahead: ahead::Ahead,
 }
 
 impl RunContext {
@@ -89,6 +92,7 @@ impl RunContext {
             repo: None,
             held: Default::default(),
             cancelled_because: Default::default(),
+            ahead: Default::default(),
         }
     }
 
