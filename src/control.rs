@@ -55,7 +55,7 @@ pub struct Steering {
 pub struct Decision {
     pub run: String,
     pub user: crate::config::User,
-    pub kind: crate::gate::approval::DecisionKind,
+    pub kind: crate::approval::DecisionKind,
     pub comment: Option<String>,
 }
 
@@ -205,7 +205,7 @@ async fn cancel(State(h): State<Holder>, UrlPath(id): UrlPath<String>, Json(who)
 pub struct DecisionAsk {
     #[serde(flatten)]
     pub who: Asker,
-    pub kind: crate::gate::approval::DecisionKind,
+    pub kind: crate::approval::DecisionKind,
     #[serde(default)]
     pub comment: Option<String>,
 }

@@ -186,9 +186,9 @@ pub enum EventKind {
     /// What a stage produced: an image, an environment, a deployment, a test report.
     StageResult { stage: String, result: StageResult },
     /// A promotion passed its gate and waits for approval.
-    ApprovalRequested { request: crate::gate::approval::ApprovalRequest },
+    ApprovalRequested { request: crate::approval::ApprovalRequest },
     /// Someone approved or rejected it.
-    ApprovalDecided { decision: crate::gate::approval::Decision },
+    ApprovalDecided { decision: crate::approval::Decision },
     /// The approval that completed the count: this process promotes, and no other will.
     PromotionClaimed { by: String, pid: u32 },
     /// Nobody decided before the request's expiry.

@@ -2,6 +2,7 @@
 //! The binary (`main.rs`) is a thin command line over these modules.
 
 pub mod agents;
+pub mod approval;
 pub mod channel;
 pub mod cli;
 pub mod commit;

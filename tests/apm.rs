@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use futures_util::stream::{self, StreamExt};
 use gantry::gate::apm::run::{begin_scrape, finish_scrape};
-use gantry::gate::apm::{self, ApmConfig, ApmError, QueryResult, Scrape, Selector};
+use gantry::gate::apm::{self, ApmConfig, ApmError, QueryResult, Selector, Window};
 
 // ---------- processes ----------
 
@@ -220,7 +220,7 @@ async fn scrape_window_measures_rate_error_ratio_and_p95() {
     let codes = drive(&slow, "/api/products", 40, 8).await;
     let after = apm::scrape(&slow.metrics()).await.unwrap();
     assert!(codes.iter().all(|c| *c == 200));
-    let w = Scrape::delta(&before, &after);
+    let w = Window::new(&before, &after);
     let products = sel(r#"storefront_http_requests_total{route="/api/products"}"#);
     assert_eq!(w.count(&products).unwrap(), 40.0);
     let rate = w.rate(&products).unwrap();
@@ -253,7 +253,7 @@ async fn scrape_window_measures_rate_error_ratio_and_p95() {
     let before = apm::scrape(&flaky.metrics()).await.unwrap();
     let codes = drive(&flaky, "/api/products", 200, 8).await;
     let after = apm::scrape(&flaky.metrics()).await.unwrap();
-    let w = Scrape::delta(&before, &after);
+    let w = Window::new(&before, &after);
     let served_5xx = codes.iter().filter(|c| (500..600).contains(*c)).count() as f64;
     let ratio = w
         .ratio(

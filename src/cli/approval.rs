@@ -13,7 +13,7 @@ use super::{CliError, Outcome};
 use crate::config::Config;
 use crate::coordinator::approvals;
 use crate::events::RunState;
-use crate::gate::approval::DecisionKind;
+use crate::approval::DecisionKind;
 use crate::store::RunRecord;
 
 #[derive(Args, Debug)]

@@ -166,7 +166,7 @@ pub fn show(store: &dyn ReadHistory, query: &str, json: bool) -> Outcome {
 }
 
 /// The approval of a gated promotion: its rule, where it stands, and every decision.
-fn print_approval(a: &crate::gate::approval::Approval) {
+fn print_approval(a: &crate::approval::Approval) {
     let q = &a.request;
     let r = &q.rule;
     println!();
@@ -185,8 +185,8 @@ fn print_approval(a: &crate::gate::approval::Approval) {
     println!("          requested {}", q.requested_at.to_rfc3339());
     for d in &a.decisions {
         let what = match d.kind {
-            crate::gate::approval::DecisionKind::Approve => "approved",
-            crate::gate::approval::DecisionKind::Reject => "rejected",
+            crate::approval::DecisionKind::Approve => "approved",
+            crate::approval::DecisionKind::Reject => "rejected",
         };
         let why = d.comment.as_deref().map(|c| format!(": {c}")).unwrap_or_default();
         println!("          {} {what} by {} ({}){why}", d.at.to_rfc3339(), d.user, d.role);

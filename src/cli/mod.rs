@@ -16,7 +16,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::engine::EngineError;
-use crate::gate::approval::DecisionKind;
+use crate::approval::DecisionKind;
 use crate::store::{Store, StoreError};
 
 #[derive(Parser, Debug)]

@@ -150,8 +150,8 @@ impl Renderer {
             }
             EventKind::ApprovalDecided { decision } => {
                 let verb = match decision.kind {
-                    crate::gate::approval::DecisionKind::Approve => "approved",
-                    crate::gate::approval::DecisionKind::Reject => "rejected",
+                    crate::approval::DecisionKind::Approve => "approved",
+                    crate::approval::DecisionKind::Reject => "rejected",
                 };
                 let why = decision.comment.as_deref().map(|c| format!(": {c}")).unwrap_or_default();
                 self.status(format!("gantry: {verb} by {}{why}", decision.user));

@@ -90,8 +90,8 @@ pub async fn serve(config_path: &Path, data_dir: Option<&Path>, docker_host: Opt
 }
 
 /// What `gantry approve/reject` prints for a decision the service recorded.
-fn decided(record: &crate::store::RunRecord, by: &str, kind: crate::gate::approval::DecisionKind) -> String {
-    use crate::gate::approval::DecisionKind;
+fn decided(record: &crate::store::RunRecord, by: &str, kind: crate::approval::DecisionKind) -> String {
+    use crate::approval::DecisionKind;
     let Some(a) = &record.approval else {
         return format!("recorded for run {}", record.id);
     };

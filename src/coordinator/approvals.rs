@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use crate::config::{Protection, User};
 use crate::engine::{Engine, Environments, Serving};
 use crate::events::Event;
-use crate::gate::approval::{self, Approval, DecisionKind, Refusal};
+use crate::approval::{self, Approval, DecisionKind, Refusal};
 use crate::recorder::Viewer;
 use crate::stages::Emitter;
 use crate::store::{RunRecord, Store, StoreError};

@@ -247,11 +247,11 @@ impl Coordinator {
         self: &Arc<Self>,
         run_id: &str,
         user: &crate::config::User,
-        kind: crate::gate::approval::DecisionKind,
+        kind: crate::approval::DecisionKind,
         comment: Option<String>,
     ) -> Result<RunRecord, approvals::DecideError> {
         let run = self.store.find_run(run_id)?;
-        if kind == crate::gate::approval::DecisionKind::Approve {
+        if kind == crate::approval::DecisionKind::Approve {
             approvals::refuse_if_outdated(&self.store, self.engine.environments.as_ref(), &run).await?;
         }
         let record = approvals::record_decision(&self.store, &self.config.protections, &run.id, user, kind, comment, chrono::Utc::now())?;

@@ -3,5 +3,4 @@
 pub mod apm;
 pub mod threshold;
 pub mod verdict;
-pub mod approval;
 pub mod judge;

@@ -135,54 +135,6 @@ impl LoadSpec {
     pub fn timeout(&self) -> Duration {
         Duration::from_millis(self.timeout_ms)
     }
-
-    /// Checks everything that can be checked before sending: a spec that passes never
-    /// fails later for a reason of its own (only the target can).
-    pub fn validate(&self) -> Result<(), SpecError> {
-        crate::load::request::Target::parse(&self.base_url)?;
-        if self.requests.is_empty() {
-            return Err(SpecError::NoRequests);
-        }
-        for (index, r) in self.requests.iter().enumerate() {
-            crate::load::request::check_request(r).map_err(|reason| SpecError::Request { index, reason })?;
-        }
-        if self.requests.iter().all(|r| r.weight == 0) {
-            return Err(SpecError::ZeroWeight);
-        }
-        if let Some(rate) = self.rate {
-            if !rate.is_finite() || rate < 0.0 {
-                return Err(SpecError::Rate(rate));
-            }
-        }
-        for (index, s) in self.stages.iter().enumerate() {
-            if !s.target.is_finite() || s.target < 0.0 {
-                return Err(SpecError::Stage { index, reason: format!("target {} must be a finite rate >= 0", s.target) });
-            }
-        }
-        match self.mode {
-            Mode::MaxThroughput if !self.stages.is_empty() => return Err(SpecError::StagesInMaxThroughput),
-            Mode::ConstantArrivalRate if self.stages.is_empty() && self.rate.is_none() => return Err(SpecError::NoRate),
-            _ => {}
-        }
-        if !self.stages.is_empty() {
-            let stages_ms: u64 = self.stages.iter().map(|s| s.duration_ms).sum();
-            if let Some(duration_ms) = self.duration_ms {
-                if duration_ms != stages_ms {
-                    return Err(SpecError::DurationMismatch { duration_ms, stages_ms });
-                }
-            }
-        }
-        if self.duration().is_zero() {
-            return Err(SpecError::NoDuration);
-        }
-        if self.connections == 0 {
-            return Err(SpecError::NoConnections);
-        }
-        if self.timeout_ms == 0 {
-            return Err(SpecError::NoTimeout);
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]

@@ -3,9 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use super::check::{Ctx, Draft};
+use super::context::{object_name, Ctx, Draft};
 use super::de::from_node;
-use super::kind_check::object_name;
 use super::spec::{Action, ApprovalRule, EnvironmentSpec};
 use super::yaml::{join, Node, Pos};
 use crate::config::Role;

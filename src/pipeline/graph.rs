@@ -1,16 +1,7 @@
 //! The stage graph: resolves `needs` (explicit, or implicitly the stage above), reports
 //! unknown names, self-needs and cycles, and orders stages into parallel levels.
 
-use super::check::{suggestion, Ctx};
-use super::yaml::Pos;
-
-/// One name in a `needs` list, where it was written.
-#[derive(Debug, Clone)]
-pub(crate) struct NeedRef {
-    pub name: String,
-    pub pos: Pos,
-    pub field: String,
-}
+use super::context::{suggestion, Ctx, NeedRef};
 
 pub(crate) struct GraphStage {
     pub name: String,

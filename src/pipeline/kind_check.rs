@@ -1,7 +1,7 @@
 //! Checks of kind settings that types alone cannot express (one of two keys required,
 //! names that end up in Docker object names, threshold syntax), located like all others.
 
-use super::check::{Ctx, Entry};
+use super::context::{object_name, Ctx, Entry};
 use super::spec::{Action, DeployMode, HealthSpec};
 use super::yaml::{join, Node, Pos};
 
@@ -143,17 +143,6 @@ fn health(ctx: &mut Ctx<'_>, pos: Pos, field: &str, h: &HealthSpec) {
     }
 }
 
-/// Environment, service and app names become parts of Docker object names and aliases.
-pub(crate) fn object_name(ctx: &mut Ctx<'_>, pos: Pos, field: &str, what: &str, name: &str) {
-    let ok = !name.is_empty()
-        && name.len() <= 40
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        && !name.starts_with('-');
-    if !ok {
-        ctx.error(pos, field, format!("`{name}` is not a valid {what} name"))
-            .hint("use lowercase letters, digits and `-` (at most 40 characters)");
-    }
-}
 
 /// Each threshold expression must parse; a syntax error points into the expression.
 fn thresholds(ctx: &mut Ctx<'_>, entry: &Entry<'_>) {

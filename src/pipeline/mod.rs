@@ -5,6 +5,7 @@
 //! `environments` first) -> `graph` (needs, cycles, order) -> `Plan`.
 
 mod check;
+mod context;
 mod de;
 mod diagnostic;
 mod environments;
@@ -40,7 +41,7 @@ pub fn load(path: &Path) -> Result<Plan, PipelineError> {
 
 /// Validates pipeline `text`; `file` is the name diagnostics use.
 pub fn parse(file: &str, text: &str) -> Result<Plan, PipelineError> {
-    let mut ctx = check::Ctx::new(file, text);
+    let mut ctx = context::Ctx::new(file, text);
     // Checked before parsing, so that no work at all is done for an oversized file
     // (callers that got the text from elsewhere than `load`, such as a push, rely on it).
     if text.len() > limits::MAX_PIPELINE_BYTES {

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::check::{Ctx, Entry};
+use super::context::{Ctx, Entry};
 use super::yaml::{Node, Pos};
 
 /// Keys of `limits:`.

@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::check::{Ctx, Draft, Entry};
-use super::graph::NeedRef;
+use super::context::{Ctx, Draft, Entry, NeedRef};
+
 use super::kind::{Kind, KindError};
 use super::kind::COMMON_KEYS;
 use super::plan::{StagePlan, When, DEFAULT_TIMEOUT};

@@ -20,7 +20,7 @@ use super::{ApiError, AppState};
 use crate::config::Role;
 use crate::coordinator::{approvals, Source, TriggerRequest};
 use crate::events::RunState;
-use crate::gate::approval::DecisionKind;
+use crate::approval::DecisionKind;
 use crate::store::RunRecord;
 
 pub async fn projects(State(s): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {

@@ -24,7 +24,7 @@ use serde_json::json;
 
 use crate::coordinator::approvals::DecideError;
 use crate::coordinator::{Coordinator, TriggerError};
-use crate::gate::approval::Refusal;
+use crate::approval::Refusal;
 use crate::store::StoreError;
 
 /// The OpenAPI document of the API, kept in the repository and served as it is.

@@ -18,7 +18,7 @@ use super::auth::{self, Visitor};
 use super::csrf::{NoFields, Posted, SameOrigin};
 use super::pages::{self, RunsFilter, Viewer};
 use super::AppState;
-use crate::gate::approval::DecisionKind;
+use crate::approval::DecisionKind;
 
 pub fn routes() -> Router<AppState> {
     Router::new()

@@ -8,7 +8,7 @@ use tokio::time::Instant;
 use super::RunContext;
 use crate::engine::{EngineError, Serving, VersionInfo};
 use crate::events::{AttemptOutcome, DeploymentOutcome, EventKind, StageResult, StageState};
-use crate::gate::approval::{ApprovalRequest, ChangeAuthor, ChangeSet};
+use crate::approval::{ApprovalRequest, ChangeAuthor, ChangeSet};
 use crate::gate::judge::{judge_from_histograms, JudgeConfig, Verdict as JudgeVerdict};
 use crate::gate::verdict::{Check, Source, Verdict};
 use crate::pipeline::spec::{DeployMode, DeploySpec, LatencyComparison, PromoteSpec, VerifySpec};

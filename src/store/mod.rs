@@ -13,7 +13,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 
 use crate::events::{Deployment, Event, EventKind, LogLine, RunState, StageResult};
-use crate::gate::approval::ApprovalState;
+use crate::approval::ApprovalState;
 pub use record::{Pusher, RunRecord, StageRecord};
 
 /// Bumped whenever the layout of a tree changes; `open` migrates older stores forward.
@@ -540,7 +540,7 @@ impl Store {
     /// Returns whether it was.
     pub fn supersede(&self, run_id: &str, reason: &str) -> Result<bool, StoreError> {
         let outcome = self.append_checked(run_id, |r| match &r.approval {
-            Some(a) if a.state == crate::gate::approval::ApprovalState::Pending && r.state == RunState::AwaitingApproval => Ok(vec![
+            Some(a) if a.state == crate::approval::ApprovalState::Pending && r.state == RunState::AwaitingApproval => Ok(vec![
                 Event::now(EventKind::ApprovalSuperseded { reason: reason.to_string() }),
                 Event::now(EventKind::RunFinished { state: RunState::Superseded, message: Some(format!("superseded: {reason}")) }),
             ]),

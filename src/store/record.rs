@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::commit::CommitInfo;
 use crate::events::{AttemptOutcome, Event, EventKind, RunState, StageResult, StageState};
-use crate::gate::approval::{Approval, ApprovalState, DecisionKind};
+use crate::approval::{Approval, ApprovalState, DecisionKind};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunRecord {

@@ -104,13 +104,25 @@ pub async fn wait_for_text(b: &Client, css: &str, want: &str, reload: bool) {
             panic!("`{css}` never showed `{want}` (last seen: {seen:?}) on {:?}:\n{page}", b.current_url().await.ok());
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
-        if reload {
+        if network_changed(b).await {
+            // Chrome drops a request in flight when an interface comes or goes, and other
+            // tests create and remove Docker networks all the time: load the page again.
+            if let Ok(url) = b.current_url().await {
+                let _ = b.goto(url.as_str()).await;
+            }
+        } else if reload {
             let _ = b.refresh().await;
         }
     }
 }
 
 /// The path of the page the browser shows.
+/// Whether the browser shows its own error page for a request it dropped because the
+/// machine's network interfaces changed (ERR_NETWORK_CHANGED), not anything Gantry said.
+async fn network_changed(b: &Client) -> bool {
+    b.source().await.is_ok_and(|page| page.contains("ERR_NETWORK_CHANGED"))
+}
+
 pub async fn path_of(b: &Client) -> String {
     b.current_url().await.expect("the browser has a URL").path().to_string()
 }

@@ -132,7 +132,7 @@ fn window_of(
     after: Result<Scrape, ApmError>,
 ) -> Result<Window, Missing> {
     match (before, after) {
-        (Ok(b), Ok(a)) => Ok(Scrape::delta(&b, &a)),
+        (Ok(b), Ok(a)) => Ok(Window::new(&b, &a)),
         (Err(e), _) | (_, Err(e)) => Err(e.into_missing(url)),
     }
 }

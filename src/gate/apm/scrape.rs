@@ -1,12 +1,11 @@
 //! Reading an application's own `/metrics` page. Two scrapes, before and after a window of
-//! traffic, give a [`Window`] whose counter deltas are what the window measured.
+//! traffic, give a window (`window::Window::new`) whose counter deltas are what the window measured.
 
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 
 use super::exposition::{parse_exposition, Sample};
-use super::window::Window;
 use super::{request_error, ApmError};
 
 /// How long one scrape may take; a `/metrics` page that slow is as good as down.
@@ -36,11 +35,6 @@ impl Scrape {
             wall: Utc::now(),
             samples,
         })
-    }
-
-    /// The window between two scrapes of the same page.
-    pub fn delta(before: &Scrape, after: &Scrape) -> Window {
-        Window::new(before, after)
     }
 }
 

@@ -195,7 +195,7 @@ mod tests {
         let b = Scrape::from_text("http://app/metrics", before, t0).unwrap();
         let a =
             Scrape::from_text("http://app/metrics", after, t0 + Duration::from_secs(secs)).unwrap();
-        Scrape::delta(&b, &a)
+        Window::new(&b, &a)
     }
 
     fn sel(s: &str) -> Selector {

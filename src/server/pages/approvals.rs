@@ -6,7 +6,7 @@ use maud::{html, Markup};
 use super::layout::{badge, enc, page, run_href, when, Section};
 use super::Viewer;
 use crate::events::RunState;
-use crate::gate::approval::{Approval, ApprovalState, DecisionKind};
+use crate::approval::{Approval, ApprovalState, DecisionKind};
 use crate::store::RunRecord;
 
 pub fn approvals(viewer: &Viewer, pending: &[RunRecord]) -> Markup {

@@ -8,7 +8,7 @@ use crate::commit::CommitInfo;
 use crate::config::Role;
 use crate::engine::{EnvironmentView, ObjectView};
 use crate::events::{AttemptOutcome, Deployment, DeploymentOutcome, Event, EventKind, LogLine, RunState, StageResult, Stream};
-use crate::gate::approval::{ApprovalRequest, Decision, DecisionKind};
+use crate::approval::{ApprovalRequest, Decision, DecisionKind};
 use crate::gate::verdict::{Check, Source, Verdict};
 use crate::pipeline::spec::{ApprovalRule, DeployMode, DeploySpec};
 use crate::store::RunRecord;
