@@ -24,7 +24,7 @@
 
 use std::time::{Duration, Instant};
 
-use gantry::gate::judge::{judge_from_histograms, judge_latency, JudgeConfig, Verdict};
+use gantry::gate::judge::{judge_from_histograms, judge_latency, JudgeConfig, Finding};
 use hdrhistogram::Histogram;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -141,11 +141,11 @@ fn simulate(
         hist_disagree: 0,
         hist_time: Duration::ZERO,
     };
-    let is_wrong = |v: Verdict| {
+    let is_wrong = |v: Finding| {
         if sc.healthy() {
-            v != Verdict::Pass
+            v != Finding::Pass
         } else {
-            v != Verdict::Regressed
+            v != Finding::Regressed
         }
     };
     for t in 0..trials {
@@ -157,10 +157,10 @@ fn simulate(
         if is_wrong(j.verdict) {
             o.wrong += 1;
         }
-        if j.verdict == Verdict::NotEnoughData {
+        if j.verdict == Finding::NotEnoughData {
             o.not_enough += 1;
         }
-        if j.verdict == Verdict::Pass && j.p_value < 1.0 - cfg.confidence {
+        if j.verdict == Finding::Pass && j.p_value < 1.0 - cfg.confidence {
             o.significant_tolerated += 1;
         }
         o.effects.push(j.effect);

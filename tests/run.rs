@@ -317,3 +317,21 @@ fn log_format_json_gives_machine_readable_diagnostics() {
     assert_eq!(connected["level"], "DEBUG");
     assert!(connected["fields"]["api"].as_str().unwrap().starts_with("1."));
 }
+
+#[test]
+fn a_stage_started_ahead_of_its_turn_sees_what_it_would_have_seen() {
+    // `two` is created and started (held at its gate) while `one` runs; its commands must
+    // begin only after `one` ended, see `one`'s files, and read a closed stdin as before.
+    let w = World::new(&[]);
+    let p = w.pipeline(
+        "name: ahead\nstages:\n  one:\n    image: gantry/busybox\n    commands: [\"sleep 2\", \"echo one > out.txt\"]\n  two:\n    image: gantry/busybox\n    timeout: 60s\n    commands: [\"test \\\"$(cat out.txt)\\\" = one\", \"cat\", \"readlink /proc/self/fd/0\"]\n",
+    );
+    let out = w.run(&p, &[]);
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    let run = w.latest();
+    assert!(stage(&run, "two")["started_at"].as_str() >= stage(&run, "one")["finished_at"].as_str());
+    let logs = text(&w.gantry().args(["logs", "latest", "two"]).output().unwrap().stdout);
+    assert!(logs.contains("/dev/null"), "stdin is /dev/null, as for a step never held: {logs}");
+    assert!(!logs.contains("gantry_go"), "the gate is not part of the stage's script as shown: {logs}");
+    assert!(docker_objects_of(run["id"].as_str().unwrap()).is_empty());
+}

@@ -6,7 +6,7 @@
 pub mod approvals;
 pub mod repo;
 pub mod rollback;
-mod runner;
+mod queue;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -176,10 +176,10 @@ impl Coordinator {
 
     /// Starts the queue runner, the pollers and the periodic sweep.
     pub fn start(self: &Arc<Self>) -> Vec<tokio::task::JoinHandle<()>> {
-        let mut tasks = vec![tokio::spawn(runner::run_queue(self.clone())), tokio::spawn(runner::sweep_every(self.clone()))];
+        let mut tasks = vec![tokio::spawn(queue::run_queue(self.clone())), tokio::spawn(queue::sweep_every(self.clone()))];
         for (name, project) in &self.config.projects {
             if let Some(every) = project.poll {
-                tasks.push(tokio::spawn(runner::poll(self.clone(), name.clone(), every)));
+                tasks.push(tokio::spawn(queue::poll(self.clone(), name.clone(), every)));
             }
         }
         tasks

@@ -226,6 +226,11 @@ impl Containers for DockerEngine {
             networking_config,
             attach_stdout: Some(true),
             attach_stderr: Some(true),
+            // A held step's gate: its stdin, closed by the engine when the one attached
+            // client (Gantry) closes it.
+            attach_stdin: Some(spec.held),
+            open_stdin: Some(spec.held),
+            stdin_once: Some(spec.held),
             tty: Some(false),
             ..Default::default()
         };
@@ -274,17 +279,31 @@ impl Containers for DockerEngine {
             ..Default::default()
         };
         let attached = self.docker.attach_container(container, Some(options)).await.map_err(|e| api("container attach", &e))?;
-        Ok(attached
-            .output
-            .map_err(|e| api("attached output", &e))
-            .try_filter_map(|out| async move {
-                Ok(match out {
-                    LogOutput::StdOut { message } | LogOutput::Console { message } => Some(OutputChunk::Stdout(message)),
-                    LogOutput::StdErr { message } => Some(OutputChunk::Stderr(message)),
-                    LogOutput::StdIn { .. } => None,
-                })
-            })
-            .boxed())
+        Ok(demux(attached.output))
+    }
+
+    async fn attach_held(&self, container: &str) -> Result<(BoxStream<'static, Result<OutputChunk, DockerError>>, crate::engine::Release), DockerError> {
+        let options = AttachContainerOptions::<String> {
+            stdin: Some(true),
+            stdout: Some(true),
+            stderr: Some(true),
+            stream: Some(true),
+            logs: Some(true),
+            ..Default::default()
+        };
+        let attached = self.docker.attach_container(container, Some(options)).await.map_err(|e| api("container attach", &e))?;
+        let (release, released) = crate::engine::Release::new();
+        let mut input = attached.input;
+        tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            // Released: "go". Dropped: nothing, and the gate reads end-of-file.
+            if released.await.is_ok() {
+                let _ = input.write_all(b"go\n").await;
+                let _ = input.flush().await;
+            }
+            let _ = input.shutdown().await;
+        });
+        Ok((demux(attached.output), release))
     }
 
     async fn wait(&self, container: &str) -> Result<i64, DockerError> {
@@ -539,4 +558,20 @@ impl Containers for DockerEngine {
             .and_then(|e| e.aliases)
             .unwrap_or_default())
     }
+}
+
+/// An attached container's output as stdout and stderr chunks.
+fn demux(
+    output: std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<LogOutput, bollard::errors::Error>> + Send>>,
+) -> BoxStream<'static, Result<OutputChunk, DockerError>> {
+    output
+        .map_err(|e| api("attached output", &e))
+        .try_filter_map(|out| async move {
+            Ok(match out {
+                LogOutput::StdOut { message } | LogOutput::Console { message } => Some(OutputChunk::Stdout(message)),
+                LogOutput::StdErr { message } => Some(OutputChunk::Stderr(message)),
+                LogOutput::StdIn { .. } => None,
+            })
+        })
+        .boxed()
 }

@@ -64,6 +64,12 @@ pub(crate) trait Containers: Send + Sync + 'static {
     /// Attaches to a created, not yet started container: every byte it writes, to its end.
     /// (Following the logs instead can miss an unterminated last line written at exit.)
     async fn attach(&self, container: &str) -> Result<BoxStream<'static, Result<OutputChunk, DockerError>>, DockerError>;
+    /// `attach` for a container created held: also its stdin, which the returned release
+    /// writes `go` to (or closes).
+    async fn attach_held(
+        &self,
+        container: &str,
+    ) -> Result<(BoxStream<'static, Result<OutputChunk, DockerError>>, crate::engine::Release), DockerError>;
     /// Waits for the container to stop; returns its exit code.
     async fn wait(&self, container: &str) -> Result<i64, DockerError>;
     async fn kill(&self, container: &str) -> Result<(), DockerError>;

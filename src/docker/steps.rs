@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use super::{Containers, DockerEngine, DockerError, ENVIRONMENT_LABEL, RUN_LABEL};
-use crate::engine::{BuildRequest, ExitState, ImageFacts, Output, RunScope, StepId, StepSpec, Steps, SweepReport};
+use crate::engine::{BuildRequest, ExitState, ImageFacts, Output, Release, RunScope, StepId, StepSpec, Steps, SweepReport};
 
 #[async_trait]
 impl Steps for DockerEngine {
@@ -42,6 +42,12 @@ impl Steps for DockerEngine {
         let output = self.attach(step).await?;
         self.start(step).await?;
         Ok(output)
+    }
+
+    async fn start_held(&self, step: &str) -> Result<(Output, Release), DockerError> {
+        let (output, release) = self.attach_held(step).await?;
+        self.start(step).await?;
+        Ok((output, release))
     }
 
     async fn wait_step(&self, step: &str) -> Result<i64, DockerError> {

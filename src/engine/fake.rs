@@ -15,7 +15,7 @@ use futures_util::StreamExt;
 use tokio::sync::watch;
 
 use super::{
-    BuildRequest, EngineError, EnvironmentView, Environments, ExitState, ImageFacts, Lock, ObjectView, Output, OutputChunk, Retired,
+    BuildRequest, EngineError, EnvironmentView, Environments, ExitState, ImageFacts, Lock, ObjectView, Output, OutputChunk, Release, Retired,
     RouterDef, RunScope, ServiceDef, ServiceState, Serving, StepId, StepSpec, Steps, SweepReport, VersionDef, VersionInfo,
 };
 use crate::labels::{ENVIRONMENT_LABEL, RUN_LABEL, STAGE_LABEL};
@@ -89,6 +89,8 @@ pub enum Call {
     Created(String),
     Uploaded { step: String, path: String },
     Started(String),
+    /// Started held, waiting at its gate.
+    Held(String),
     Stopped(String),
     Removed(String),
     DestroyedRun(String),
@@ -101,6 +103,8 @@ pub enum Call {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
     Created,
+    /// Started held: waiting at its gate.
+    Held,
     Running,
     Exited(i64),
 }
@@ -152,7 +156,53 @@ struct Inner {
 /// The in-memory engine. Cheap to make; one per test.
 #[derive(Default)]
 pub struct FakeEngine {
-    inner: Mutex<Inner>,
+    inner: Arc<Mutex<Inner>>,
+}
+
+fn with<T>(inner: &Mutex<Inner>, f: impl FnOnce(&mut Inner) -> T) -> T {
+    f(&mut inner.lock().unwrap_or_else(|e| e.into_inner()))
+}
+
+/// The step begins running: counted, journalled, and on its own clock to its exit.
+fn begin(inner: &Mutex<Inner>, step: &str) -> Result<(), EngineError> {
+    let (behaviour, exit) = with(inner, |i| {
+        let s = i.steps.get_mut(step).ok_or_else(|| lost(step))?;
+        if !matches!(s.phase, Phase::Created | Phase::Held) {
+            return Err(EngineError::Api { action: "start container".into(), reason: "not waiting to start".into() });
+        }
+        s.phase = Phase::Running;
+        let out = (s.behaviour.clone(), s.exit.clone());
+        let name = s.spec.name.clone();
+        i.running += 1;
+        i.most_running = i.most_running.max(i.running);
+        i.journal.push(Call::Started(name));
+        Ok::<_, EngineError>(out)
+    })?;
+    if let Some(after) = behaviour.runs_for {
+        // It exits by itself unless stopped first.
+        let code = behaviour.exit_code;
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            exit.send_if_modified(|exit| exit.is_none() && exit.replace(code).is_none());
+        });
+    }
+    Ok(())
+}
+
+/// The output a started step gives: what it prints, ending when it ends.
+fn output_of(behaviour: &Behaviour, mut exit: watch::Receiver<Option<i64>>) -> Output {
+    let mut chunks = Vec::new();
+    if !behaviour.stdout.is_empty() {
+        chunks.push(Ok(OutputChunk::Stdout(Bytes::from(behaviour.stdout.clone()))));
+    }
+    if !behaviour.stderr.is_empty() {
+        chunks.push(Ok(OutputChunk::Stderr(Bytes::from(behaviour.stderr.clone()))));
+    }
+    let end = futures_util::stream::once(async move {
+        let _ = exit.wait_for(Option::is_some).await;
+    })
+    .filter_map(|()| async { None });
+    futures_util::stream::iter(chunks).chain(end).boxed()
 }
 
 fn lost(step: &str) -> EngineError {
@@ -165,7 +215,7 @@ impl FakeEngine {
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut Inner) -> T) -> T {
-        f(&mut self.inner.lock().unwrap_or_else(|e| e.into_inner()))
+        with(&self.inner, f)
     }
 
     /// Steps whose spec matches behave as `behaviours` say, one per creation (the last
@@ -264,6 +314,17 @@ impl FakeEngine {
         }
     }
 
+    /// A created step's behaviour and exit, once: a step starts at most once.
+    fn startable(&self, step: &str) -> Result<(Behaviour, watch::Receiver<Option<i64>>), EngineError> {
+        self.with(|i| {
+            let s = i.steps.get(step).ok_or_else(|| lost(step))?;
+            if s.phase != Phase::Created {
+                return Err(EngineError::Api { action: "start container".into(), reason: "already started".into() });
+            }
+            Ok((s.behaviour.clone(), s.exit.subscribe()))
+        })
+    }
+
     fn behaviour_for(inner: &mut Inner, spec: &StepSpec) -> Behaviour {
         for script in &mut inner.scripts {
             if (script.matches)(spec) {
@@ -285,6 +346,10 @@ impl FakeEngine {
             }
         }
     }
+}
+
+fn step_name(inner: &Inner, step: &str) -> String {
+    inner.steps.get(step).map(|s| s.spec.name.clone()).unwrap_or_default()
 }
 
 fn tar_file(path: &str, contents: &[u8]) -> Bytes {
@@ -347,40 +412,33 @@ impl Steps for FakeEngine {
 
     async fn start_step(&self, step: &str) -> Result<Output, EngineError> {
         self.failing(Verb::StartStep, "start container")?;
-        let (behaviour, exit_tx, mut exit) = self.with(|i| {
-            let s = i.steps.get_mut(step).ok_or_else(|| lost(step))?;
-            if s.phase != Phase::Created {
-                return Err(EngineError::Api { action: "start container".into(), reason: "already started".into() });
+        let (behaviour, exit) = self.startable(step)?;
+        begin(&self.inner, step)?;
+        Ok(output_of(&behaviour, exit))
+    }
+
+    async fn start_held(&self, step: &str) -> Result<(Output, Release), EngineError> {
+        self.failing(Verb::StartStep, "start container")?;
+        let (behaviour, exit) = self.startable(step)?;
+        self.with(|i| {
+            if let Some(s) = i.steps.get_mut(step) {
+                s.phase = Phase::Held;
             }
-            s.phase = Phase::Running;
-            let out = (s.behaviour.clone(), s.exit.clone(), s.exit.subscribe());
-            let name = s.spec.name.clone();
-            i.running += 1;
-            i.most_running = i.most_running.max(i.running);
-            i.journal.push(Call::Started(name));
-            Ok(out)
-        })?;
-        if let Some(after) = behaviour.runs_for {
-            // The step's own clock: it exits by itself unless stopped first.
-            let code = behaviour.exit_code;
-            tokio::spawn(async move {
-                tokio::time::sleep(after).await;
-                exit_tx.send_if_modified(|exit| exit.is_none() && exit.replace(code).is_none());
-            });
-        }
-        let mut chunks = Vec::new();
-        if !behaviour.stdout.is_empty() {
-            chunks.push(Ok(OutputChunk::Stdout(Bytes::from(behaviour.stdout.clone()))));
-        }
-        if !behaviour.stderr.is_empty() {
-            chunks.push(Ok(OutputChunk::Stderr(Bytes::from(behaviour.stderr.clone()))));
-        }
-        // The output ends when the step does, as an attached stream does.
-        let end = futures_util::stream::once(async move {
-            let _ = exit.wait_for(Option::is_some).await;
-        })
-        .filter_map(|()| async { None });
-        Ok(futures_util::stream::iter(chunks).chain(end).boxed())
+            i.journal.push(Call::Held(step_name(i, step)));
+        });
+        let (release, released) = Release::new();
+        let inner = self.inner.clone();
+        let id = step.to_string();
+        tokio::spawn(async move {
+            match released.await {
+                Ok(()) => {
+                    let _ = begin(&inner, &id);
+                }
+                // The gate closed: the step ends without running its commands.
+                Err(_) => with(&inner, |i| FakeEngine::exited(i, &id, 125)),
+            }
+        });
+        Ok((output_of(&behaviour, exit), release))
     }
 
     async fn wait_step(&self, step: &str) -> Result<i64, EngineError> {

@@ -18,7 +18,7 @@ pub use environments::{
 };
 pub use error::EngineError;
 pub use spec::{
-    BuildRequest, Confinement, ExitState, ImageFacts, Output, OutputChunk, ResourceLimits, StepSpec, SweepReport, AGENT_USER,
+    BuildRequest, Confinement, ExitState, ImageFacts, Output, OutputChunk, Release, ResourceLimits, StepSpec, SweepReport, AGENT_USER, HOLD_GATE,
     WORKLOAD_CAP_DROP,
 };
 pub use steps::{RunScope, StepId, Steps};

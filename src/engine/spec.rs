@@ -76,6 +76,29 @@ pub struct StepSpec {
     /// A path given an anonymous volume (labelled as the container is, removed with it):
     /// where a read-only agent receives its spec and writes its result.
     pub scratch: Option<String>,
+    /// Started ahead of its turn (`Steps::start_held`): the step's stdin is the gate its
+    /// command waits on, as `HOLD_GATE` does at the head of a shell script.
+    pub held: bool,
+}
+
+/// The first line of a held step's shell script: it waits for the engine to say `go` on
+/// its stdin (`Release::go`), and ends without running anything if the gate closes
+/// instead (the release dropped, or Gantry gone); then stdin is /dev/null, as for a step
+/// that was never held.
+pub const HOLD_GATE: &str = "read -r gantry_go && [ \"$gantry_go\" = go ] || exit 125; exec </dev/null\n";
+
+/// Opens a held step's gate; dropping it closes the gate, and the step ends unrun.
+pub struct Release(tokio::sync::oneshot::Sender<()>);
+
+impl Release {
+    pub fn new() -> (Release, tokio::sync::oneshot::Receiver<()>) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        (Release(tx), rx)
+    }
+
+    pub fn go(self) {
+        let _ = self.0.send(());
+    }
 }
 
 /// What to build: the context is a tar archive; the rest mirrors `docker build`.

@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use super::{BuildRequest, EngineError, ExitState, ImageFacts, Output, StepSpec, SweepReport};
+use super::{BuildRequest, EngineError, ExitState, ImageFacts, Output, Release, StepSpec, SweepReport};
 
 /// An engine's handle on a created step (Docker: the container id).
 pub type StepId = String;
@@ -32,6 +32,10 @@ pub trait Steps: Send + Sync + 'static {
     async fn upload(&self, step: &str, path: &str, tar: Bytes) -> Result<(), EngineError>;
     /// Starts a created step; its output is every byte it writes, to its end (StartStep).
     async fn start_step(&self, step: &str) -> Result<Output, EngineError>;
+    /// Starts a step created `held`, ahead of its turn: it runs up to its gate and waits
+    /// there; its output is every byte it writes once released. The costly part of a
+    /// start (for Docker: joining the network) is then off the critical path.
+    async fn start_held(&self, step: &str) -> Result<(Output, Release), EngineError>;
     /// Waits for the step to stop; returns its exit code (WaitStep).
     async fn wait_step(&self, step: &str) -> Result<i64, EngineError>;
     /// How a stopped step ended: whether the OOM killer ended it, under what limit.

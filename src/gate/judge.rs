@@ -47,7 +47,7 @@
 //! sits between healthy run-to-run differences (a few percent of run noise plus ~1.5% p95
 //! sampling noise per run: up to ~9% in the bench) and the +25% the gate must catch.
 //!
-//! A Verdict is reached only from valid data: empty or small samples (below `min_samples`),
+//! A Finding is reached only from valid data: empty or small samples (below `min_samples`),
 //! NaN, infinite or negative values and an invalid config all give `NotEnoughData`, never a
 //! silent pass.
 //!
@@ -61,10 +61,10 @@ use std::fmt;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
-/// The outcome of one comparison.
+/// What one comparison found (the gate's overall verdict is `gate::verdict::Verdict`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Verdict {
+pub enum Finding {
     /// No regression beyond the tolerance with the stated confidence.
     Pass,
     /// The candidate is slower with the stated confidence, by more than the tolerance.
@@ -74,12 +74,12 @@ pub enum Verdict {
     NotEnoughData,
 }
 
-impl fmt::Display for Verdict {
+impl fmt::Display for Finding {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            Verdict::Pass => "pass",
-            Verdict::Regressed => "regressed",
-            Verdict::NotEnoughData => "not enough data",
+            Finding::Pass => "pass",
+            Finding::Regressed => "regressed",
+            Finding::NotEnoughData => "not enough data",
         })
     }
 }
@@ -87,7 +87,7 @@ impl fmt::Display for Verdict {
 /// The judgement of a latency comparison, with the numbers it rests on.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Judgement {
-    pub verdict: Verdict,
+    pub verdict: Finding,
     /// The p-value the verdict compares with `1 - confidence`: "candidate slower than baseline",
     /// the Bonferroni combination min(1, 2 min(p_U, p_p95)) of the two one-sided tests (just
     /// p_U with `p95_test` off); 1.0 when no test was run (`NotEnoughData`).
@@ -419,7 +419,7 @@ pub fn judge_from_histograms(
 
 fn not_enough(cfg: &JudgeConfig, nb: u64, nc: u64, explanation: String) -> Judgement {
     Judgement {
-        verdict: Verdict::NotEnoughData,
+        verdict: Finding::NotEnoughData,
         p_value: 1.0,
         mann_whitney_p: 1.0,
         p95_test_p: 1.0,
@@ -511,21 +511,21 @@ fn judge_runs(
     };
     let (verdict, explanation) = match (significant, relevant) {
         (true, true) => (
-            Verdict::Regressed,
+            Finding::Regressed,
             format!(
                 "regressed: the candidate is slower than the baseline with {conf_pct}% \
                  confidence and by more than the tolerance: {p95s}; {test_s}"
             ),
         ),
         (true, false) => (
-            Verdict::Pass,
+            Finding::Pass,
             format!(
                 "pass: the candidate is slower with {conf_pct}% confidence, but by no more than \
                  the tolerance, taken as run-to-run noise: {p95s}; {test_s}"
             ),
         ),
         (false, true) => (
-            Verdict::Pass,
+            Finding::Pass,
             format!(
                 "pass: the p95 is above the tolerance, but the candidate is not shown slower \
                  with {conf_pct}% confidence (noise is enough to explain it at this sample \
@@ -533,7 +533,7 @@ fn judge_runs(
             ),
         ),
         (false, false) => (
-            Verdict::Pass,
+            Finding::Pass,
             format!("pass: no slowdown beyond noise: {p95s}; {test_s}"),
         ),
     };
@@ -618,7 +618,7 @@ mod tests {
         assert_eq!(t.u, FASTER_U);
         assert!(close(t.p_value, FASTER_P, 1e-9), "{}", t.p_value);
         let j = judge_latency(&FASTER_B, &FASTER_C, &small_cfg());
-        assert_eq!(j.verdict, Verdict::Pass);
+        assert_eq!(j.verdict, Finding::Pass);
     }
 
     #[test]
@@ -629,10 +629,10 @@ mod tests {
             ..small_cfg()
         };
         let j = judge_latency(&NO_TIES_B, &NO_TIES_C, &at95);
-        assert_eq!(j.verdict, Verdict::Regressed, "{}", j.explanation);
+        assert_eq!(j.verdict, Finding::Regressed, "{}", j.explanation);
         assert!(close(j.effect, 12.3 / 8.4, 1e-12));
         let j = judge_latency(&NO_TIES_B, &NO_TIES_C, &small_cfg());
-        assert_eq!(j.verdict, Verdict::Pass, "{}", j.explanation);
+        assert_eq!(j.verdict, Finding::Pass, "{}", j.explanation);
         assert!(
             j.explanation.contains("not shown slower"),
             "{}",
@@ -684,7 +684,7 @@ mod tests {
             .collect();
         let c = tail_regressed(21, 12_000, 0.97);
         let j = judge_latency(&b, &c, &JudgeConfig::default());
-        assert_eq!(j.verdict, Verdict::Regressed, "{}", j.explanation);
+        assert_eq!(j.verdict, Finding::Regressed, "{}", j.explanation);
         assert!(
             j.mann_whitney_p > 0.5,
             "the U test sees a faster candidate: {j:?}"
@@ -697,7 +697,7 @@ mod tests {
             ..JudgeConfig::default()
         };
         let j = judge_latency(&b, &c, &plain);
-        assert_eq!(j.verdict, Verdict::Pass, "{}", j.explanation);
+        assert_eq!(j.verdict, Finding::Pass, "{}", j.explanation);
         assert_eq!(j.p_value, j.mann_whitney_p);
     }
 
@@ -705,13 +705,13 @@ mod tests {
     fn identical_samples_pass() {
         let b = lognormal(1, 2000, 40.0, 0.5);
         let j = judge_latency(&b, &b, &JudgeConfig::default());
-        assert_eq!(j.verdict, Verdict::Pass, "{}", j.explanation);
+        assert_eq!(j.verdict, Finding::Pass, "{}", j.explanation);
         assert_eq!(j.effect, 1.0);
         assert!(j.p_value > 0.5);
         // Two independent draws from one distribution pass too.
         let c = lognormal(2, 2000, 40.0, 0.5);
         let j = judge_latency(&b, &c, &JudgeConfig::default());
-        assert_eq!(j.verdict, Verdict::Pass, "{}", j.explanation);
+        assert_eq!(j.verdict, Finding::Pass, "{}", j.explanation);
     }
 
     #[test]
@@ -722,7 +722,7 @@ mod tests {
         assert_eq!(t.u, 4000.0);
         assert_eq!(t.p_value, 1.0);
         let j = judge_latency(&b, &c, &JudgeConfig::default());
-        assert_eq!(j.verdict, Verdict::Pass, "{}", j.explanation);
+        assert_eq!(j.verdict, Finding::Pass, "{}", j.explanation);
         assert_eq!(j.effect, 1.0);
         assert_eq!((j.baseline_n, j.candidate_n), (100, 80));
     }
@@ -735,7 +735,7 @@ mod tests {
             .map(|x| x * 1.25)
             .collect();
         let j = judge_latency(&b, &c, &JudgeConfig::default());
-        assert_eq!(j.verdict, Verdict::Regressed, "{}", j.explanation);
+        assert_eq!(j.verdict, Finding::Regressed, "{}", j.explanation);
         assert!(j.p_value < 1e-10);
         assert!(j.effect > 1.15 && j.effect < 1.35, "{}", j.effect);
         assert!(j.explanation.starts_with("regressed"));
@@ -751,7 +751,7 @@ mod tests {
             .collect();
         let j = judge_latency(&b, &c, &JudgeConfig::default());
         assert!(j.p_value < 0.01, "{}", j.p_value);
-        assert_eq!(j.verdict, Verdict::Pass, "{}", j.explanation);
+        assert_eq!(j.verdict, Finding::Pass, "{}", j.explanation);
         assert!(j.explanation.contains("no more than the tolerance"));
     }
 
@@ -767,12 +767,12 @@ mod tests {
             (&[][..], &[][..]),
         ] {
             let j = judge_latency(bb, cc, &cfg);
-            assert_eq!(j.verdict, Verdict::NotEnoughData, "{}", j.explanation);
+            assert_eq!(j.verdict, Finding::NotEnoughData, "{}", j.explanation);
             assert!(j.explanation.contains("not enough samples"));
         }
         let empty = Histogram::<u64>::new(3).unwrap();
         let j = judge_from_histograms(&empty, &empty, &cfg);
-        assert_eq!(j.verdict, Verdict::NotEnoughData);
+        assert_eq!(j.verdict, Finding::NotEnoughData);
         assert_eq!((j.baseline_n, j.candidate_n), (0, 0));
     }
 
@@ -782,7 +782,7 @@ mod tests {
         let c = lognormal(9, 100, 40.0, 0.5);
         b[17] = f64::NAN;
         let j = judge_latency(&b, &c, &JudgeConfig::default());
-        assert_eq!(j.verdict, Verdict::NotEnoughData);
+        assert_eq!(j.verdict, Finding::NotEnoughData);
         assert!(
             j.explanation.contains("baseline sample #17 is NaN"),
             "{}",
@@ -792,7 +792,7 @@ mod tests {
         let mut c2 = c.clone();
         c2[3] = -2.0;
         let j = judge_latency(&b, &c2, &JudgeConfig::default());
-        assert_eq!(j.verdict, Verdict::NotEnoughData);
+        assert_eq!(j.verdict, Finding::NotEnoughData);
         assert!(
             j.explanation.contains("candidate sample #3 is -2"),
             "{}",
@@ -801,7 +801,7 @@ mod tests {
         c2[3] = f64::INFINITY;
         assert_eq!(
             judge_latency(&b, &c2, &JudgeConfig::default()).verdict,
-            Verdict::NotEnoughData
+            Finding::NotEnoughData
         );
         for cfg in [
             JudgeConfig {
@@ -818,7 +818,7 @@ mod tests {
             },
         ] {
             let j = judge_latency(&b, &c, &cfg);
-            assert_eq!(j.verdict, Verdict::NotEnoughData);
+            assert_eq!(j.verdict, Finding::NotEnoughData);
             assert!(
                 j.explanation.starts_with("invalid judge config"),
                 "{}",
@@ -840,9 +840,9 @@ mod tests {
         let b = lognormal(10, 12_000, 40.0, 0.5);
         let cfg = JudgeConfig::default();
         for (seed, scale, expect) in [
-            (11, 1.0, Verdict::Pass),
-            (12, 1.03, Verdict::Pass),
-            (13, 1.25, Verdict::Regressed),
+            (11, 1.0, Finding::Pass),
+            (12, 1.03, Finding::Pass),
+            (13, 1.25, Finding::Regressed),
         ] {
             let c: Vec<f64> = lognormal(seed, 12_000, 40.0, 0.5)
                 .iter()

@@ -257,8 +257,9 @@ async fn take_over(ctx: &RunContext, stage: &str, t: &rerun::TakenOver) -> Attem
     outcome
 }
 
-/// Creates, ahead of their turn, the steps of command stages that wait only for stages
-/// now running: when those finish, the next one starts at once instead of after a create.
+/// Creates and starts (held at their gate), ahead of their turn, the steps of command
+/// stages that wait only for stages now running: when those finish, the next one's
+/// commands begin at once instead of after a create and a start.
 /// At most `max_parallel` wait like this, so a wide fan-out does not fill the engine with
 /// idle containers.
 fn prepare_ahead(
@@ -284,7 +285,7 @@ fn prepare_ahead(
         let some_running = need_states().any(|(_, s)| s == StageState::Running);
         let rest_done = need_states().all(|(n, s)| s == StageState::Running || (s.satisfies_needs() && !doomed.contains(n)));
         if some_running && rest_done {
-            let spec = crate::stages::command::step_spec(ctx, stage, 1);
+            let spec = crate::stages::command::step_spec(ctx, stage, 1, true);
             ctx.ahead.prepare(ctx.steps.clone(), &stage.name, spec);
         }
     }

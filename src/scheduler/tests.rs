@@ -300,7 +300,8 @@ async fn the_next_stage_of_a_chain_is_created_while_its_need_runs_and_removed_if
     let ran = run_with(&fake, request(CHAIN, 4), cancel).await;
     assert_eq!(ran.state, RunState::Cancelled);
     assert!(fake.created().contains(&"gantry-01test-s1-1".to_string()), "s1 was not created ahead: {:?}", fake.created());
-    assert!(!fake.journal().contains(&Call::Started("gantry-01test-s1-1".into())), "s1 never starts");
+    assert!(fake.journal().contains(&Call::Held("gantry-01test-s1-1".into())), "s1 waited at its gate");
+    assert!(!fake.journal().contains(&Call::Started("gantry-01test-s1-1".into())), "s1's commands never began");
     nothing_left(&fake, &ran);
 }
 
@@ -311,6 +312,13 @@ async fn a_step_created_ahead_is_the_one_its_stage_runs_and_one_for_a_skipped_st
     let ran = run_yaml(&fake, CHAIN, 1).await;
     assert_eq!(ran.state, RunState::Succeeded);
     assert_eq!(fake.created(), ["gantry-01test-s0-1", "gantry-01test-s1-1"], "each step is created once");
+    // s1 was held while s0 ran, and its commands began only after s0 had finished.
+    let journal = fake.journal();
+    let at = |c: Call| journal.iter().position(|j| *j == c).unwrap_or_else(|| panic!("{c:?} missing"));
+    assert!(at(Call::Held("gantry-01test-s1-1".into())) < at(Call::Started("gantry-01test-s1-1".into())));
+    let s0_done = ran.events.iter().position(|e| matches!(e, EventKind::AttemptFinished { stage, .. } if stage == "s0")).unwrap();
+    let s1_began = ran.events.iter().position(|e| matches!(e, EventKind::StageStarted { stage, .. } if stage == "s1")).unwrap();
+    assert!(s1_began > s0_done);
     nothing_left(&fake, &ran);
 
     let fake = FakeEngine::new();

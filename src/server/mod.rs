@@ -6,7 +6,7 @@ pub mod auth;
 pub mod csrf;
 pub mod extract;
 pub mod headers;
-pub mod hooks;
+pub mod push;
 pub mod limit;
 pub mod metrics;
 pub mod pages;
@@ -175,7 +175,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/environments", get(api::environments))
         .route("/api/environments/{name}", get(api::environment))
         .route("/api/reports", get(api::reports))
-        .route("/hooks/{forge}", post(hooks::push))
+        .route("/hooks/{forge}", post(push::push))
         .route("/metrics", get(metrics::metrics))
         .route("/openapi.yaml", get(|| async { ([("content-type", "application/yaml")], OPENAPI) }))
         .route("/healthz", get(|| async { "ok\n" }))

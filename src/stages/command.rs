@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use tokio::time::Instant;
 
 use super::{container, RunContext};
-use crate::engine::{Confinement, StepSpec};
+use crate::engine::{Confinement, StepSpec, HOLD_GATE};
 use crate::events::AttemptOutcome;
 use crate::labels::{RUN_LABEL, STAGE_LABEL};
 use crate::pipeline::{interpolate, StagePlan};
@@ -28,36 +28,44 @@ fn shell_quote(text: &str) -> String {
 }
 
 pub async fn attempt(ctx: &RunContext, stage: &StagePlan, attempt: u32, deadline: Instant) -> AttemptOutcome {
-    let ahead = if attempt == 1 { ctx.ahead.take(&stage.name).await } else { None };
-    let created = match ahead {
-        Some(created) => created.map(|id| container::Created { id }),
-        None => container::create(ctx, &step_spec(ctx, stage, attempt), &[]).await,
-    };
-    let created = match created {
-        Ok(c) => c,
-        Err(e) => return ctx.error(e),
+    // The first attempt may find its step created and started ahead, waiting at its gate.
+    let ready = if attempt == 1 { ctx.ahead.take(&stage.name).await } else { None };
+    let (id, held) = match ready {
+        Some(Ok(ready)) => (ready.id, Some((ready.output, ready.release))),
+        Some(Err(e)) => return ctx.error(e),
+        None => match container::create(ctx, &step_spec(ctx, stage, attempt, false), &[]).await {
+            Ok(created) => (created.id, None),
+            Err(e) => return ctx.error(e),
+        },
     };
     let started = Instant::now();
     let outcome = async {
         // The workspace is filled once, into whichever stage container comes first.
-        let filled = ctx.workspace_filled.get_or_try_init(|| ctx.steps.upload(&created.id, WORKSPACE, ctx.workspace.clone())).await;
+        let filled = ctx.workspace_filled.get_or_try_init(|| ctx.steps.upload(&id, WORKSPACE, ctx.workspace.clone())).await;
         if let Err(e) = filled {
             return AttemptOutcome::Error { message: format!("could not fill the workspace: {e}") };
         }
-        match container::run(ctx, &stage.name, attempt, &created.id, deadline).await {
+        let ended = match held {
+            Some((output, release)) => {
+                release.go();
+                container::follow(ctx, &stage.name, attempt, &id, output, deadline).await
+            }
+            None => container::run(ctx, &stage.name, attempt, &id, deadline).await,
+        };
+        match ended {
             Ok(ended) => ended.outcome(started),
             Err(e) => ctx.error(e),
         }
     }
     .await;
     // Off the critical path: the next stage need not wait for this one's removal.
-    ctx.ahead.remove_later(ctx.steps.clone(), created.id);
+    ctx.ahead.remove_later(ctx.steps.clone(), id);
     outcome
 }
 
-/// The step of one attempt of a command stage (what `attempt` creates, or the scheduler
-/// creates ahead of its turn).
-pub fn step_spec(ctx: &RunContext, stage: &StagePlan, attempt: u32) -> StepSpec {
+/// The step of one attempt of a command stage: what `attempt` creates, or (`held`) what
+/// the scheduler creates and starts ahead of its turn, its script behind the gate.
+pub fn step_spec(ctx: &RunContext, stage: &StagePlan, attempt: u32, held: bool) -> StepSpec {
     let image = interpolate(&stage.image, &ctx.vars);
     let mut env = ctx.base_env(&stage.name, attempt);
     env.extend(stage.env.iter().map(|(k, v)| format!("{k}={}", interpolate(v, &ctx.vars))));
@@ -67,7 +75,7 @@ pub fn step_spec(ctx: &RunContext, stage: &StagePlan, attempt: u32) -> StepSpec 
         name: crate::labels::stage_container(&ctx.run_id, &stage.name, attempt),
         image,
         entrypoint: vec!["/bin/sh".into(), "-e".into(), "-c".into()],
-        cmd: vec![script(&commands)],
+        cmd: vec![if held { format!("{HOLD_GATE}{}", script(&commands)) } else { script(&commands) }],
         env,
         working_dir: WORKSPACE.into(),
         labels: HashMap::from([(RUN_LABEL.to_string(), ctx.run_id.clone()), (STAGE_LABEL.to_string(), stage.name.clone())]),
@@ -78,5 +86,6 @@ pub fn step_spec(ctx: &RunContext, stage: &StagePlan, attempt: u32) -> StepSpec 
         limits: Some(ctx.limits(stage)),
         confinement: Confinement::Workload,
         scratch: None,
+        held,
     }
 }

@@ -60,8 +60,14 @@ pub async fn create(ctx: &RunContext, spec: &StepSpec, uploads: &[(&str, Bytes)]
 
 /// Starts the container and follows it to its end. Output lines go to the stage's log.
 pub async fn run(ctx: &RunContext, stage: &str, attempt: u32, id: &str, deadline: Instant) -> Result<Ended, EngineError> {
+    let output = ctx.steps.start_step(id).await?;
+    follow(ctx, stage, attempt, id, output, deadline).await
+}
+
+/// Follows a started step to its end (exit, deadline or cancel); its output goes to the
+/// stage's log.
+pub async fn follow(ctx: &RunContext, stage: &str, attempt: u32, id: &str, output: Output, deadline: Instant) -> Result<Ended, EngineError> {
     let steps = &ctx.steps;
-    let output = steps.start_step(id).await?;
     let forward = forward_output(ctx, stage, attempt, output);
     tokio::pin!(forward);
     let mut forwarded = false;

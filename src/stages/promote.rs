@@ -9,7 +9,7 @@ use super::RunContext;
 use crate::engine::{EngineError, Serving, VersionInfo};
 use crate::events::{AttemptOutcome, DeploymentOutcome, EventKind, StageResult, StageState};
 use crate::approval::{ApprovalRequest, ChangeAuthor, ChangeSet};
-use crate::gate::judge::{judge_from_histograms, JudgeConfig, Verdict as JudgeVerdict};
+use crate::gate::judge::{judge_from_histograms, Finding, JudgeConfig};
 use crate::gate::verdict::{Check, Source, Verdict};
 use crate::pipeline::spec::{DeployMode, DeploySpec, LatencyComparison, PromoteSpec, VerifySpec};
 use crate::pipeline::StagePlan;
@@ -209,7 +209,7 @@ fn latency_check(ctx: &RunContext, cmp: &LatencyComparison) -> Check {
                 source: Source::Baseline,
                 measured: Some(format!("p95 x{:.2}", j.effect)),
                 threshold,
-                passed: j.verdict == JudgeVerdict::Pass,
+                passed: j.verdict == Finding::Pass,
                 note: Some(j.explanation),
             }
         }
