@@ -5,5 +5,5 @@
 pub mod decide;
 pub mod request;
 
-pub use decide::{decide, Approval, ApprovalState, Decided, Refusal};
+pub use decide::{decide, Approval, ApprovalState, Refusal};
 pub use request::{ApprovalRequest, ChangeAuthor, ChangeSet, Decision, DecisionKind};

@@ -20,10 +20,9 @@ use crate::config::Role;
 
 pub use approvals::approvals;
 pub use environments::environments;
-pub use layout::state_key;
 pub use run::run;
 pub use runs::{runs, RunsFilter};
-pub use session::{signed_in, signed_out, CSRF_KEY};
+pub use session::{signed_in, signed_out};
 
 use layout::page;
 

@@ -9,8 +9,10 @@ use maud::{html, Markup, PreEscaped};
 use super::layout::page;
 
 /// Where the browser keeps the session's CSRF token: `localStorage`, scoped to the
-/// dashboard's origin (port included), so no app on another port can read it.
-pub const CSRF_KEY: &str = "gantry-csrf";
+/// dashboard's origin (port included), so no app on another port can read it. The
+/// scripts below spell it out; the test holds them to this name.
+#[cfg(test)]
+const CSRF_KEY: &str = "gantry-csrf";
 
 /// Keeps (or, when empty, forgets) the token of `#handoff`'s `data-csrf` and moves on to
 /// its `data-next` without leaving this page in the history.
