@@ -257,17 +257,7 @@ impl Containers for DockerEngine {
     fn output(&self, container: &str) -> BoxStream<'static, Result<OutputChunk, DockerError>> {
         let options = LogsOptions::<String> { follow: true, stdout: true, stderr: true, ..Default::default() };
         // bollard's stream owns its own handle on the client, so it can outlive this call.
-        self.docker
-            .logs(container, Some(options))
-            .map_err(|e| api("log stream", &e))
-            .try_filter_map(|out| async move {
-                Ok(match out {
-                    LogOutput::StdOut { message } | LogOutput::Console { message } => Some(OutputChunk::Stdout(message)),
-                    LogOutput::StdErr { message } => Some(OutputChunk::Stderr(message)),
-                    LogOutput::StdIn { .. } => None,
-                })
-            })
-            .boxed()
+        demux(self.docker.logs(container, Some(options)), "log stream")
     }
 
     async fn attach(&self, container: &str) -> Result<BoxStream<'static, Result<OutputChunk, DockerError>>, DockerError> {
@@ -279,7 +269,7 @@ impl Containers for DockerEngine {
             ..Default::default()
         };
         let attached = self.docker.attach_container(container, Some(options)).await.map_err(|e| api("container attach", &e))?;
-        Ok(demux(attached.output))
+        Ok(demux(attached.output, "attached output"))
     }
 
     async fn attach_held(&self, container: &str) -> Result<(BoxStream<'static, Result<OutputChunk, DockerError>>, crate::engine::Release), DockerError> {
@@ -303,7 +293,7 @@ impl Containers for DockerEngine {
             }
             let _ = input.shutdown().await;
         });
-        Ok((demux(attached.output), release))
+        Ok((demux(attached.output, "attached output"), release))
     }
 
     async fn wait(&self, container: &str) -> Result<i64, DockerError> {
@@ -560,12 +550,13 @@ impl Containers for DockerEngine {
     }
 }
 
-/// An attached container's output as stdout and stderr chunks.
+/// A container's output (attached or from its logs) as stdout and stderr chunks.
 fn demux(
-    output: std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<LogOutput, bollard::errors::Error>> + Send>>,
+    output: impl futures_util::Stream<Item = Result<LogOutput, bollard::errors::Error>> + Send + 'static,
+    what: &'static str,
 ) -> BoxStream<'static, Result<OutputChunk, DockerError>> {
     output
-        .map_err(|e| api("attached output", &e))
+        .map_err(move |e| api(what, &e))
         .try_filter_map(|out| async move {
             Ok(match out {
                 LogOutput::StdOut { message } | LogOutput::Console { message } => Some(OutputChunk::Stdout(message)),

@@ -177,24 +177,10 @@ async fn a_missing_app_image_is_said_plainly_and_nothing_is_started() {
     assert!(lab.fake.versions("staging", "shop").await.unwrap().is_empty());
 }
 
-const SMOKE: &str = "name: p
-stages:
-  live:
-    kind: deploy
-    environment: staging
-    app: shop
-    image: shop:1
-    port: 8080
-    health: {http: /healthz, deadline: 30s}
-  smoke:
-    kind: smoke
-    target: staging
-    app: shop
-    journeys:
-      - name: browse
-        steps:
-          - {name: home, path: /, expect: {status: 200}}
-";
+/// The deploy above, then a smoke stage against it.
+fn smoke_yaml() -> String {
+    format!("{DEPLOY}  smoke:\n    kind: smoke\n    target: staging\n    app: shop\n    journeys:\n      - name: browse\n        steps:\n          - {{name: home, path: /, expect: {{status: 200}}}}\n")
+}
 
 fn report(outcome: Outcome, status: u16) -> Vec<u8> {
     let step = StepReport { status: Some(status), outcome, ..StepReport::skipped("home") };
@@ -207,7 +193,7 @@ fn report(outcome: Outcome, status: u16) -> Vec<u8> {
 async fn the_smoke_agent_gets_its_spec_aimed_at_the_live_version_and_its_report_decides() {
     let lab = Lab::new();
     lab.fake.on_stage("smoke", [Behaviour::exits(0).writes("/gantry/out/report.json", report(Outcome::Passed, 200))]);
-    let ran = lab.run("01s", SMOKE).await;
+    let ran = lab.run("01s", &smoke_yaml()).await;
     assert_eq!(ran.state, RunState::Succeeded, "{}", log_of(&ran, "smoke"));
     assert!(matches!(result(&ran, "smoke"), Some(StageResult::Smoke(r)) if r.passed));
     assert_eq!(lab.fake.uploads_of("gantry-01s-smoke-1"), vec!["/gantry".to_string()], "the spec goes into the scratch volume");
@@ -219,13 +205,13 @@ async fn the_smoke_agent_gets_its_spec_aimed_at_the_live_version_and_its_report_
 async fn a_failed_journey_fails_the_smoke_stage_and_a_missing_report_is_an_error() {
     let lab = Lab::new();
     lab.fake.on_stage("smoke", [Behaviour::exits(1).writes("/gantry/out/report.json", report(Outcome::Failed, 500))]);
-    let failed = lab.run("01s1", SMOKE).await;
+    let failed = lab.run("01s1", &smoke_yaml()).await;
     assert_eq!(failed.state, RunState::Failed);
     assert!(matches!(outcome(&failed, "smoke"), AttemptOutcome::Error { message } if message.contains("browse")));
     assert!(matches!(result(&failed, "smoke"), Some(StageResult::Smoke(r)) if !r.passed), "the failing report is kept");
 
     lab.fake.on_stage("smoke", [Behaviour::exits(2)]);
-    let silent = lab.run("01s2", SMOKE).await;
+    let silent = lab.run("01s2", &smoke_yaml()).await;
     assert!(
         matches!(outcome(&silent, "smoke"), AttemptOutcome::Error { message } if message == "the smoke agent failed (exit code 2) without a report")
     );
