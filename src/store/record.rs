@@ -4,9 +4,9 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::approval::{Approval, ApprovalState, DecisionKind};
 use crate::commit::CommitInfo;
 use crate::events::{AttemptOutcome, Event, EventKind, RunState, StageResult, StageState};
-use crate::approval::{Approval, ApprovalState, DecisionKind};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunRecord {
@@ -186,26 +186,7 @@ impl RunRecord {
                 }
             }
             EventKind::AttemptFinished { stage, attempt, result, will_retry } => {
-                if let Some(s) = self.stage_mut(stage) {
-                    s.attempts = *attempt;
-                    s.exit_code = result.exit_code();
-                    s.message = match result {
-                        AttemptOutcome::Succeeded => None,
-                        other => Some(other.describe()),
-                    };
-                    if !*will_retry {
-                        s.state = result.stage_state();
-                        s.finished_at = Some(event.at);
-                    }
-                }
-                if let Some(a) = self.approval.as_mut().filter(|a| a.request.stage == *stage && a.state == ApprovalState::Promoting) {
-                    if !*will_retry {
-                        a.state = match result {
-                            AttemptOutcome::Succeeded => ApprovalState::Promoted,
-                            _ => ApprovalState::PromotionFailed,
-                        };
-                    }
-                }
+                self.attempt_finished(event.at, stage, *attempt, result, *will_retry)
             }
             EventKind::StageSkipped { stage, reason } => {
                 if let Some(s) = self.stage_mut(stage) {
@@ -214,33 +195,7 @@ impl RunRecord {
                     s.finished_at = Some(event.at);
                 }
             }
-            EventKind::RunFinished { state, message } => {
-                if let Some(a) = self.approval.as_mut().filter(|a| a.state == ApprovalState::Pending) {
-                    if *state != RunState::AwaitingApproval {
-                        a.state = ApprovalState::Withdrawn;
-                    }
-                }
-                self.state = *state;
-                self.message = match (&self.cancelled_by, state) {
-                    (Some(by), RunState::Cancelled) => Some(format!("cancelled by {by}")),
-                    _ => message.clone(),
-                };
-                self.finished_at = Some(event.at);
-                // A run that ends leaves no stage claiming to be alive.
-                let leftover = match state {
-                    RunState::Interrupted => StageState::Interrupted,
-                    _ => StageState::Cancelled,
-                };
-                for s in &mut self.stages {
-                    if !s.state.is_terminal() {
-                        if s.state == StageState::Running {
-                            s.finished_at = Some(event.at);
-                        }
-                        s.state =
-                            if s.state == StageState::Pending && *state != RunState::Interrupted { StageState::Skipped } else { leftover };
-                    }
-                }
-            }
+            EventKind::RunFinished { state, message } => self.run_finished(event.at, *state, message.clone()),
             EventKind::GateJudged { stage, verdict } => {
                 if let Some(s) = self.stage_mut(stage) {
                     s.verdict = Some(verdict.clone());
@@ -257,6 +212,74 @@ impl RunRecord {
                 }
             }
             EventKind::Swept { .. } => self.swept = true,
+            EventKind::ApprovalRequested { .. }
+            | EventKind::ApprovalDecided { .. }
+            | EventKind::PromotionClaimed { .. }
+            | EventKind::ApprovalSuperseded { .. }
+            | EventKind::ApprovalExpired => self.apply_approval(event),
+            EventKind::CancelRequested { by } => {
+                self.cancelled_by = Some(by.clone());
+            }
+        }
+    }
+
+    /// A stage's attempt ended: the stage ends with it unless it will be retried; an
+    /// approved promotion's stage ending says how the promotion went.
+    fn attempt_finished(&mut self, at: DateTime<Utc>, stage: &str, attempt: u32, result: &AttemptOutcome, will_retry: bool) {
+        if let Some(s) = self.stage_mut(stage) {
+            s.attempts = attempt;
+            s.exit_code = result.exit_code();
+            s.message = match result {
+                AttemptOutcome::Succeeded => None,
+                other => Some(other.describe()),
+            };
+            if !will_retry {
+                s.state = result.stage_state();
+                s.finished_at = Some(at);
+            }
+        }
+        if let Some(a) = self.approval.as_mut().filter(|a| a.request.stage == stage && a.state == ApprovalState::Promoting) {
+            if !will_retry {
+                a.state = match result {
+                    AttemptOutcome::Succeeded => ApprovalState::Promoted,
+                    _ => ApprovalState::PromotionFailed,
+                };
+            }
+        }
+    }
+
+    /// The run ended: no stage is left claiming to be alive, and a pending approval that
+    /// the end did not wait for is withdrawn.
+    fn run_finished(&mut self, at: DateTime<Utc>, state: RunState, message: Option<String>) {
+        if let Some(a) = self.approval.as_mut().filter(|a| a.state == ApprovalState::Pending) {
+            if state != RunState::AwaitingApproval {
+                a.state = ApprovalState::Withdrawn;
+            }
+        }
+        self.state = state;
+        self.message = match (&self.cancelled_by, state) {
+            (Some(by), RunState::Cancelled) => Some(format!("cancelled by {by}")),
+            _ => message,
+        };
+        self.finished_at = Some(at);
+        // A run that ends leaves no stage claiming to be alive.
+        let leftover = match state {
+            RunState::Interrupted => StageState::Interrupted,
+            _ => StageState::Cancelled,
+        };
+        for s in &mut self.stages {
+            if !s.state.is_terminal() {
+                if s.state == StageState::Running {
+                    s.finished_at = Some(at);
+                }
+                s.state = if s.state == StageState::Pending && state != RunState::Interrupted { StageState::Skipped } else { leftover };
+            }
+        }
+    }
+
+    /// The approval's own events: requested, decided, claimed, superseded, expired.
+    fn apply_approval(&mut self, event: &Event) {
+        match &event.kind {
             EventKind::ApprovalRequested { request } => self.approval = Some(Approval::new(request.clone())),
             EventKind::ApprovalDecided { decision } => {
                 let Some(a) = self.approval.as_mut() else {
@@ -278,9 +301,6 @@ impl RunRecord {
                 self.finished_at = None;
                 self.message = None;
             }
-            EventKind::CancelRequested { by } => {
-                self.cancelled_by = Some(by.clone());
-            }
             EventKind::ApprovalSuperseded { reason } => {
                 let Some(a) = self.approval.as_mut() else {
                     return;
@@ -301,6 +321,7 @@ impl RunRecord {
                 };
                 self.finish_stage(&stage, StageState::Failed, why, event.at);
             }
+            _ => {}
         }
     }
 }
