@@ -12,6 +12,7 @@ use super::{container, RunContext};
 use crate::events::{AttemptOutcome, EventKind, StageResult};
 use crate::gate::apm::{run as apm_run, Provider};
 use crate::gate::threshold::{self, Threshold, ThresholdResult};
+use crate::gate::verdict::Check;
 use crate::load::{self, LoadSummary, Mode, RequestSpec, Stage};
 use crate::pipeline::spec::LoadSpec;
 use crate::pipeline::StagePlan;
@@ -109,7 +110,14 @@ pub async fn attempt(ctx: &RunContext, stage: &StagePlan, spec: &LoadSpec, attem
             apm: apm_results.clone(),
         },
     });
-    if matches!(ended, Ok(container::Ended::Cancelled)) {
+    let cancelled = matches!(ended, Ok(container::Ended::Cancelled));
+    decide(cancelled, &summary, &failed, &apm_results, aborted.is_some())
+}
+
+/// What the figures say of the attempt: cancelled, incomplete, or its failed thresholds
+/// and APM checks, each with what was measured.
+fn decide(cancelled: bool, summary: &LoadSummary, failed: &[&ThresholdResult], apm_results: &[Check], aborted: bool) -> AttemptOutcome {
+    if cancelled {
         return AttemptOutcome::Cancelled;
     }
     if failed.is_empty() && !summary.complete {
@@ -135,7 +143,7 @@ pub async fn attempt(ctx: &RunContext, stage: &StagePlan, spec: &LoadSpec, attem
             format!("{} {} (measured {measured})", metric_name(r), r.expression)
         })
         .collect();
-    let how = if aborted.is_some() { " (aborted early: abort_on_fail)" } else { "" };
+    let how = if aborted { " (aborted early: abort_on_fail)" } else { "" };
     AttemptOutcome::Error { message: format!("load thresholds failed{how}: {}", reasons.join("; ")) }
 }
 
