@@ -265,96 +265,14 @@ impl Builder<'_> {
                 self.check_bytes(pos, field)?;
                 (Node::Scalar { text, plain: style == TScalarStyle::Plain, pos }, 0, anchor)
             }
-            Event::Alias(id) => {
-                let Some(target) = self.anchors.get(&id) else {
-                    return Err(SyntaxError {
-                        pos,
-                        field: field.to_owned(),
-                        message: "alias refers to an unknown anchor".into(),
-                        malformed: true,
-                    });
-                };
-                // Checked before the copy is made: the copy is what would be too big.
-                if depth + target.height > MAX_DEPTH {
-                    return Err(too_big(pos, field, format!("this alias nests deeper than {MAX_DEPTH} levels once expanded")));
-                }
-                self.nodes += target.nodes - 1;
-                self.bytes += target.bytes;
-                if self.nodes > MAX_NODES {
-                    return Err(too_big(pos, field, format!("aliases expand the document to more than {MAX_NODES} values")));
-                }
-                self.check_bytes(pos, field)?;
-                let (node, height) = (target.node.clone(), target.height);
-                return Ok(Built { node: with_pos(node, pos), height });
-            }
+            Event::Alias(id) => return self.alias(id, pos, field, depth),
             Event::SequenceStart(anchor, _tag) => {
-                let mut items = Vec::new();
-                let mut height = 0;
-                loop {
-                    let item_field = format!("{field}[{}]", items.len());
-                    let (ev, mark) = self.next(&item_field)?;
-                    if ev == Event::SequenceEnd {
-                        break;
-                    }
-                    let item = self.node(ev, mark, &item_field, depth + 1)?;
-                    height = height.max(item.height + 1);
-                    items.push(item.node);
-                }
-                (Node::Seq { items, pos }, height, anchor)
+                let (node, height) = self.sequence(pos, field, depth)?;
+                (node, height, anchor)
             }
             Event::MappingStart(anchor, _tag) => {
-                let mut entries: Vec<(Node, Node)> = Vec::new();
-                let mut height = 0;
-                loop {
-                    // The scanner reads ahead, so a mistake in a value (`image: a: b`)
-                    // surfaces while looking for the next key: blame the value's key if
-                    // the error is on the value's line.
-                    let (ev, mark) = self.next(field).map_err(|mut e| {
-                        if let Some((k, v)) = entries.last() {
-                            if v.pos().line == e.pos.line {
-                                e.field = join(field, k.as_text().unwrap_or("?"));
-                            }
-                        }
-                        e
-                    })?;
-                    if ev == Event::MappingEnd {
-                        break;
-                    }
-                    let key = self.node(ev, mark, field, depth + 1)?;
-                    let key_field = join(field, key.node.as_text().unwrap_or("?"));
-                    let (ev, mark) = self.next(&key_field)?;
-                    let value = self.node(ev, mark, &key_field, depth + 1)?;
-                    height = height.max(key.height + 1).max(value.height + 1);
-                    let (key, mut value) = (key.node, value.node);
-                    // `image:` with nothing after it: the parser places the empty value
-                    // wherever the next token is, often the next line; the key is where
-                    // the user should look.
-                    if let Node::Scalar {
-                        text,
-                        plain: true,
-                        pos,
-                    } = &mut value
-                    {
-                        if text.is_empty() {
-                            *pos = key.pos();
-                        }
-                    }
-                    entries.push((key, value));
-                }
-                // A block mapping's start marker lies after its first key; the first key
-                // is where the user sees the mapping begin.
-                let pos = match entries.first() {
-                    Some((k, _)) if k.pos().index < pos.index => k.pos(),
-                    _ => pos,
-                };
-                (
-                    Node::Map {
-                        entries: merge_keys(entries),
-                        pos,
-                    },
-                    height,
-                    anchor,
-                )
+                let (node, height) = self.mapping(pos, field, depth)?;
+                (node, height, anchor)
             }
             other => {
                 return Err(SyntaxError {
@@ -377,6 +295,96 @@ impl Builder<'_> {
             self.anchors.insert(anchor, Anchored { node: node.clone(), nodes, bytes, height });
         }
         Ok(Built { node, height })
+    }
+
+    /// An alias: a copy of its anchor's subtree, counted as if written out again.
+    fn alias(&mut self, id: usize, pos: Pos, field: &str, depth: usize) -> Result<Built, SyntaxError> {
+        let Some(target) = self.anchors.get(&id) else {
+            return Err(SyntaxError {
+                pos,
+                field: field.to_owned(),
+                message: "alias refers to an unknown anchor".into(),
+                malformed: true,
+            });
+        };
+        // Checked before the copy is made: the copy is what would be too big.
+        if depth + target.height > MAX_DEPTH {
+            return Err(too_big(pos, field, format!("this alias nests deeper than {MAX_DEPTH} levels once expanded")));
+        }
+        self.nodes += target.nodes - 1;
+        self.bytes += target.bytes;
+        if self.nodes > MAX_NODES {
+            return Err(too_big(pos, field, format!("aliases expand the document to more than {MAX_NODES} values")));
+        }
+        self.check_bytes(pos, field)?;
+        let (node, height) = (target.node.clone(), target.height);
+        return Ok(Built { node: with_pos(node, pos), height });
+    }
+
+    /// A sequence's items, up to its end; returns it and its height.
+    fn sequence(&mut self, pos: Pos, field: &str, depth: usize) -> Result<(Node, usize), SyntaxError> {
+        let mut items = Vec::new();
+        let mut height = 0;
+        loop {
+            let item_field = format!("{field}[{}]", items.len());
+            let (ev, mark) = self.next(&item_field)?;
+            if ev == Event::SequenceEnd {
+                break;
+            }
+            let item = self.node(ev, mark, &item_field, depth + 1)?;
+            height = height.max(item.height + 1);
+            items.push(item.node);
+        }
+        Ok((Node::Seq { items, pos }, height))
+    }
+
+    /// A mapping's entries, up to its end, merge keys applied; returns it and its height.
+    fn mapping(&mut self, pos: Pos, field: &str, depth: usize) -> Result<(Node, usize), SyntaxError> {
+        let mut entries: Vec<(Node, Node)> = Vec::new();
+        let mut height = 0;
+        loop {
+            // The scanner reads ahead, so a mistake in a value (`image: a: b`)
+            // surfaces while looking for the next key: blame the value's key if
+            // the error is on the value's line.
+            let (ev, mark) = self.next(field).map_err(|mut e| {
+                if let Some((k, v)) = entries.last() {
+                    if v.pos().line == e.pos.line {
+                        e.field = join(field, k.as_text().unwrap_or("?"));
+                    }
+                }
+                e
+            })?;
+            if ev == Event::MappingEnd {
+                break;
+            }
+            let key = self.node(ev, mark, field, depth + 1)?;
+            let key_field = join(field, key.node.as_text().unwrap_or("?"));
+            let (ev, mark) = self.next(&key_field)?;
+            let value = self.node(ev, mark, &key_field, depth + 1)?;
+            height = height.max(key.height + 1).max(value.height + 1);
+            let (key, mut value) = (key.node, value.node);
+            // `image:` with nothing after it: the parser places the empty value
+            // wherever the next token is, often the next line; the key is where
+            // the user should look.
+            if let Node::Scalar {
+                text,
+                plain: true,
+                pos,
+            } = &mut value
+            {
+                if text.is_empty() {
+                    *pos = key.pos();
+                }
+            }
+            entries.push((key, value));
+        }
+        // A block mapping's start marker lies after its first key; the first key
+        // is where the user sees the mapping begin.
+        let pos = match entries.first() {
+            Some((k, _)) if k.pos().index < pos.index => k.pos(),
+            _ => pos,
+        };
+        Ok((Node::Map { entries: merge_keys(entries), pos }, height))
     }
 
     fn check_bytes(&self, pos: Pos, field: &str) -> Result<(), SyntaxError> {
