@@ -82,122 +82,33 @@ impl Selector {
         if let Err(e) = limits::check_len(text, MAX_SELECTOR_LEN) {
             return Err(SelectorError { source_text: limits::excerpt(text).into_owned(), column: 1, message: format!("the selector {e}") });
         }
-        let chars: Vec<char> = text.chars().collect();
-        let mut pos = 0;
-        let err = |pos: usize, message: String| SelectorError {
-            source_text: text.to_string(),
-            column: pos + 1,
-            message,
-        };
-        let skip = |pos: &mut usize| {
-            while chars.get(*pos).is_some_and(|c| c.is_whitespace()) {
-                *pos += 1;
-            }
-        };
-        let ident = |pos: &mut usize, metric: bool| -> Option<String> {
-            let start = *pos;
-            while let Some(&c) = chars.get(*pos) {
-                let ok = c.is_ascii_alphabetic()
-                    || c == '_'
-                    || (metric && c == ':')
-                    || (*pos > start && c.is_ascii_digit());
-                if !ok {
-                    break;
-                }
-                *pos += 1;
-            }
-            (*pos > start).then(|| chars[start..*pos].iter().collect())
-        };
-
-        skip(&mut pos);
-        let metric =
-            ident(&mut pos, true).ok_or_else(|| err(pos, "expected a metric name".into()))?;
-        skip(&mut pos);
+        let mut c = Cursor { text, chars: text.chars().collect(), pos: 0 };
+        c.skip();
+        let metric = c.ident(true).ok_or_else(|| c.err("expected a metric name"))?;
+        c.skip();
         let mut matchers = Vec::new();
-        if chars.get(pos) == Some(&'{') {
-            pos += 1;
+        if c.peek() == Some('{') {
+            c.pos += 1;
             loop {
-                skip(&mut pos);
-                if chars.get(pos) == Some(&'}') {
-                    pos += 1;
+                c.skip();
+                if c.peek() == Some('}') {
+                    c.pos += 1;
                     break;
                 }
-                let label = ident(&mut pos, false)
-                    .ok_or_else(|| err(pos, "expected a label name".into()))?;
-                skip(&mut pos);
-                let op = match (chars.get(pos), chars.get(pos + 1)) {
-                    (Some('='), Some('~')) => MatchOp::Re,
-                    (Some('!'), Some('=')) => MatchOp::Ne,
-                    (Some('!'), Some('~')) => MatchOp::NotRe,
-                    (Some('='), _) => MatchOp::Eq,
-                    _ => return Err(err(pos, "expected one of = != =~ !~".into())),
-                };
-                pos += if op == MatchOp::Eq { 1 } else { 2 };
-                skip(&mut pos);
-                let quote = match chars.get(pos) {
-                    Some(&q @ ('"' | '\'')) => q,
-                    _ => return Err(err(pos, "expected a quoted value".into())),
-                };
-                pos += 1;
-                let mut value = String::new();
-                loop {
-                    match chars.get(pos) {
-                        None => return Err(err(pos, "unterminated value".into())),
-                        Some(&c) if c == quote => {
-                            pos += 1;
-                            break;
-                        }
-                        Some('\\') => {
-                            pos += 1;
-                            match chars.get(pos) {
-                                Some('n') => value.push('\n'),
-                                Some('t') => value.push('\t'),
-                                Some(&c @ ('\\' | '"' | '\'')) => value.push(c),
-                                // Regexes keep their own escapes (`\d`, `\.`): pass through.
-                                Some(&c) => {
-                                    value.push('\\');
-                                    value.push(c);
-                                }
-                                None => return Err(err(pos, "unterminated escape".into())),
-                            }
-                            pos += 1;
-                        }
-                        Some(&c) => {
-                            value.push(c);
-                            pos += 1;
-                        }
-                    }
-                }
-                let regex = match op {
-                    MatchOp::Re | MatchOp::NotRe => Some(
-                        limits::regex(&format!("^(?:{value})$"))
-                            .map_err(|e| err(pos, format!("bad regex '{}': {e}", limits::excerpt(&value))))?,
-                    ),
-                    _ => None,
-                };
-                matchers.push(Matcher {
-                    label,
-                    op,
-                    value,
-                    regex,
-                });
-                skip(&mut pos);
-                match chars.get(pos) {
-                    Some(',') => pos += 1,
+                matchers.push(c.matcher()?);
+                c.skip();
+                match c.peek() {
+                    Some(',') => c.pos += 1,
                     Some('}') => {}
-                    _ => return Err(err(pos, "expected ',' or '}'".into())),
+                    _ => return Err(c.err("expected ',' or '}'")),
                 }
             }
-            skip(&mut pos);
+            c.skip();
         }
-        if pos < chars.len() {
-            return Err(err(pos, "unexpected text after the selector".into()));
+        if c.pos < c.chars.len() {
+            return Err(c.err("unexpected text after the selector"));
         }
-        Ok(Selector {
-            metric,
-            matchers,
-            source: text.trim().to_string(),
-        })
+        Ok(Selector { metric, matchers, source: text.trim().to_string() })
     }
 
     /// This selector with another metric name: `h{...}` → `h_bucket{...}`.
@@ -238,6 +149,105 @@ impl std::str::FromStr for Selector {
     type Err = SelectorError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Selector::parse(s)
+    }
+}
+
+/// Where the selector parser is in the text.
+struct Cursor<'t> {
+    text: &'t str,
+    chars: Vec<char>,
+    pos: usize,
+}
+
+impl Cursor<'_> {
+    fn peek(&self) -> Option<char> {
+        self.chars.get(self.pos).copied()
+    }
+
+    fn err(&self, message: impl Into<String>) -> SelectorError {
+        SelectorError { source_text: self.text.to_string(), column: self.pos + 1, message: message.into() }
+    }
+
+    fn skip(&mut self) {
+        while self.peek().is_some_and(|c| c.is_whitespace()) {
+            self.pos += 1;
+        }
+    }
+
+    /// A metric (colons allowed) or label name.
+    fn ident(&mut self, metric: bool) -> Option<String> {
+        let start = self.pos;
+        while let Some(c) = self.peek() {
+            let ok = c.is_ascii_alphabetic() || c == '_' || (metric && c == ':') || (self.pos > start && c.is_ascii_digit());
+            if !ok {
+                break;
+            }
+            self.pos += 1;
+        }
+        (self.pos > start).then(|| self.chars[start..self.pos].iter().collect())
+    }
+
+    /// `label op "value"`, its regex compiled (within the limits) for `=~` and `!~`.
+    fn matcher(&mut self) -> Result<Matcher, SelectorError> {
+        use crate::pipeline::limits;
+        let label = self.ident(false).ok_or_else(|| self.err("expected a label name"))?;
+        self.skip();
+        let op = match (self.peek(), self.chars.get(self.pos + 1)) {
+            (Some('='), Some('~')) => MatchOp::Re,
+            (Some('!'), Some('=')) => MatchOp::Ne,
+            (Some('!'), Some('~')) => MatchOp::NotRe,
+            (Some('='), _) => MatchOp::Eq,
+            _ => return Err(self.err("expected one of = != =~ !~")),
+        };
+        self.pos += if op == MatchOp::Eq { 1 } else { 2 };
+        self.skip();
+        let value = self.quoted()?;
+        let regex = match op {
+            MatchOp::Re | MatchOp::NotRe => Some(
+                limits::regex(&format!("^(?:{value})$"))
+                    .map_err(|e| self.err(format!("bad regex '{}': {e}", limits::excerpt(&value))))?,
+            ),
+            _ => None,
+        };
+        Ok(Matcher { label, op, value, regex })
+    }
+
+    /// A value in single or double quotes, with `\n`, `\t` and quote escapes; other
+    /// escapes pass through for the regexes (`\d`, `\.`).
+    fn quoted(&mut self) -> Result<String, SelectorError> {
+        let quote = match self.peek() {
+            Some(q @ ('"' | '\'')) => q,
+            _ => return Err(self.err("expected a quoted value")),
+        };
+        self.pos += 1;
+        let mut value = String::new();
+        loop {
+            match self.peek() {
+                None => return Err(self.err("unterminated value")),
+                Some(c) if c == quote => {
+                    self.pos += 1;
+                    return Ok(value);
+                }
+                Some('\\') => {
+                    self.pos += 1;
+                    match self.peek() {
+                        Some('n') => value.push('\n'),
+                        Some('t') => value.push('\t'),
+                        Some(c @ ('\\' | '"' | '\'')) => value.push(c),
+                        Some(c) => {
+                            value.push('\\');
+                            value.push(c);
+                        }
+                        None => return Err(self.err("unterminated escape")),
+                    }
+                    self.pos += 1;
+                }
+                Some(c) => {
+                    value.push(c);
+                    self.pos += 1;
+                }
+            }
+        }
     }
 }
 
