@@ -485,7 +485,6 @@ fn judge_runs(
     let significant = p_value < alpha;
     let relevant = effect > 1.0 + cfg.tolerance;
 
-    let conf_pct = cfg.confidence * 100.0;
     let p95s = format!(
         "p95 {} vs {} (x{:.3}, tolerance x{:.3})",
         fmt_value(p95_c),
@@ -509,34 +508,7 @@ fn judge_runs(
             alpha
         )
     };
-    let (verdict, explanation) = match (significant, relevant) {
-        (true, true) => (
-            Finding::Regressed,
-            format!(
-                "regressed: the candidate is slower than the baseline with {conf_pct}% \
-                 confidence and by more than the tolerance: {p95s}; {test_s}"
-            ),
-        ),
-        (true, false) => (
-            Finding::Pass,
-            format!(
-                "pass: the candidate is slower with {conf_pct}% confidence, but by no more than \
-                 the tolerance, taken as run-to-run noise: {p95s}; {test_s}"
-            ),
-        ),
-        (false, true) => (
-            Finding::Pass,
-            format!(
-                "pass: the p95 is above the tolerance, but the candidate is not shown slower \
-                 with {conf_pct}% confidence (noise is enough to explain it at this sample \
-                 size): {p95s}; {test_s}"
-            ),
-        ),
-        (false, false) => (
-            Finding::Pass,
-            format!("pass: no slowdown beyond noise: {p95s}; {test_s}"),
-        ),
-    };
+    let (verdict, explanation) = finding(significant, relevant, cfg.confidence * 100.0, &p95s, &test_s);
     Judgement {
         verdict,
         p_value,
@@ -547,6 +519,38 @@ fn judge_runs(
         baseline_n: nb,
         candidate_n: nc,
         explanation,
+    }
+}
+
+/// What a test's significance and the effect's size mean together, in words.
+fn finding(significant: bool, relevant: bool, conf_pct: f64, p95s: &str, test_s: &str) -> (Finding, String) {
+    match (significant, relevant) {
+    (true, true) => (
+        Finding::Regressed,
+        format!(
+            "regressed: the candidate is slower than the baseline with {conf_pct}% \
+             confidence and by more than the tolerance: {p95s}; {test_s}"
+        ),
+    ),
+    (true, false) => (
+        Finding::Pass,
+        format!(
+            "pass: the candidate is slower with {conf_pct}% confidence, but by no more than \
+             the tolerance, taken as run-to-run noise: {p95s}; {test_s}"
+        ),
+    ),
+    (false, true) => (
+        Finding::Pass,
+        format!(
+            "pass: the p95 is above the tolerance, but the candidate is not shown slower \
+             with {conf_pct}% confidence (noise is enough to explain it at this sample \
+             size): {p95s}; {test_s}"
+        ),
+    ),
+    (false, false) => (
+        Finding::Pass,
+        format!("pass: no slowdown beyond noise: {p95s}; {test_s}"),
+    ),
     }
 }
 
