@@ -84,6 +84,13 @@ pub(crate) fn check(ctx: &mut Ctx<'_>, root: Option<&Node>) -> Option<Plan> {
         Some(entry) => check_stages(ctx, entry),
     };
 
+    assemble(ctx, name, &drafts, vars)
+}
+
+
+/// The plan, once every stage checked: stages in the order their needs give, needs
+/// resolved, promotions checked against that order. None while anything is wrong.
+fn assemble(ctx: &mut Ctx<'_>, name: Option<String>, drafts: &[Draft], vars: std::collections::BTreeMap<String, String>) -> Option<Plan> {
     let graph_stages: Vec<GraphStage> = drafts
         .iter()
         .map(|d| GraphStage {
@@ -93,7 +100,7 @@ pub(crate) fn check(ctx: &mut Ctx<'_>, root: Option<&Node>) -> Option<Plan> {
         .collect();
     let order = graph::resolve(ctx, &graph_stages);
     if let Some(order) = &order {
-        environments::check_promotions(ctx, &drafts, order);
+        environments::check_promotions(ctx, drafts, order);
     }
 
     let (Some(name), Some(order)) = (name, order) else {
