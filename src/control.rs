@@ -237,6 +237,16 @@ pub enum RemoteRefusal {
     Refused(String),
 }
 
+/// Why the holder did not do what was asked of it.
+#[derive(Debug, thiserror::Error)]
+pub enum RemoteError {
+    #[error("cannot ask the gantry process holding the data dir: {0}")]
+    Unreachable(#[from] std::io::Error),
+    /// It answered, and said no (the run is not its, or not running, or the asker may not).
+    #[error("{0}")]
+    Refused(String),
+}
+
 /// The status the socket answers a decision with when its process takes none: distinct
 /// from every refusal a decision itself can meet (those use the API's statuses).
 const NOT_TAKEN: u16 = 501;
@@ -256,13 +266,13 @@ impl Remote {
 
     /// Asks the holder to cancel run `query` (id, prefix or `latest`) as `who`: its
     /// answer, or why not.
-    pub fn cancel(&self, query: &str, who: &Asker) -> Result<String, String> {
+    pub fn cancel(&self, query: &str, who: &Asker) -> Result<String, RemoteError> {
         let body = serde_json::to_string(who).unwrap_or_default();
-        let (status, answer) = self.request("POST", &format!("/runs/{}/cancel", enc(query)), &body).map_err(|e| e.to_string())?;
+        let (status, answer) = self.request("POST", &format!("/runs/{}/cancel", enc(query)), &body)?;
         let value: serde_json::Value = serde_json::from_str(&answer).unwrap_or_default();
         match status {
             202 => Ok(value["message"].as_str().unwrap_or("cancelling").to_string()),
-            _ => Err(value["error"].as_str().map(str::to_string).unwrap_or_else(|| format!("status {status}"))),
+            _ => Err(RemoteError::Refused(value["error"].as_str().map(str::to_string).unwrap_or_else(|| format!("status {status}")))),
         }
     }
 

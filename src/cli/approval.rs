@@ -37,7 +37,7 @@ pub fn list(store: &dyn crate::store::read::ReadHistory, all: bool, limit: usize
         if all { store.list_runs(limit)?.into_iter().filter(|r| r.approval.is_some()).collect() } else { store.pending_approvals()? };
     if json {
         let items: Vec<serde_json::Value> = runs.iter().map(approvals::summary).collect();
-        let text = serde_json::to_string_pretty(&items).map_err(|e| CliError::Other(e.to_string()))?;
+        let text = serde_json::to_string_pretty(&items)?;
         println!("{text}");
         return Ok(ExitCode::SUCCESS);
     }
@@ -99,7 +99,7 @@ pub async fn decide(
                 return Ok(ExitCode::SUCCESS);
             }
             Err(crate::control::RemoteRefusal::NotTaken) => {}
-            Err(crate::control::RemoteRefusal::Refused(why)) => return Err(CliError::Other(why)),
+            Err(crate::control::RemoteRefusal::Refused(why)) => return Err(CliError::Refused(why)),
         }
     }
     // Proof before anything else: a refusal here records nothing and touches nothing.
@@ -112,11 +112,10 @@ pub async fn decide(
     let store = super::open_store_waiting(data_dir, docker_host, args.wait).await?;
     let run = store.find_run(&args.run)?;
     if let (DecisionKind::Approve, Some(engine)) = (kind, &engine) {
-        approvals::refuse_if_outdated(&store, engine.environments.as_ref(), &run).await.map_err(|e| CliError::Other(e.to_string()))?;
+        approvals::refuse_if_outdated(&store, engine.environments.as_ref(), &run).await?;
     }
     let now = Utc::now();
-    let record = approvals::record_decision(&store, &config.protections, &run.id, &user, kind, comment, now)
-        .map_err(|e| CliError::Other(e.to_string()))?;
+    let record = approvals::record_decision(&store, &config.protections, &run.id, &user, kind, comment, now)?;
     let Some(a) = &record.approval else {
         return Ok(ExitCode::FAILURE);
     };

@@ -57,8 +57,7 @@ pub async fn run(command: EnvCommand, config: Option<&std::path::Path>, data_dir
         let store = super::open_store_waiting(data_dir, docker_host, std::time::Duration::from_secs(10)).await?;
         let mut quiet = crate::recorder::Quiet;
         let done = crate::coordinator::rollback::roll_back(&store, engine, name, app.as_deref(), to.as_deref(), &by, &mut quiet)
-            .await
-            .map_err(|e| CliError::Other(e.to_string()))?;
+            .await?;
         for line in store.logs(&done.id, None)? {
             println!("{}", line.text);
         }
@@ -67,7 +66,7 @@ pub async fn run(command: EnvCommand, config: Option<&std::path::Path>, data_dir
                 println!("rolled back {name} (run {})", done.id);
                 Ok(ExitCode::SUCCESS)
             }
-            _ => Err(CliError::Other(done.message.unwrap_or_else(|| format!("the rollback of {name} failed")))),
+            _ => Err(CliError::Failed(done.message.unwrap_or_else(|| format!("the rollback of {name} failed")))),
         };
     }
     let engine = crate::engine::connect(&crate::engine::EngineChoice::docker(docker_host)).await?.environments;
@@ -90,7 +89,7 @@ pub async fn run(command: EnvCommand, config: Option<&std::path::Path>, data_dir
             let store = super::open_reader(data_dir, docker_host).await?;
             let history = store.deployments(Some(&name))?;
             if view.services.is_empty() && view.routers.is_empty() && view.versions.is_empty() && history.is_empty() {
-                return Err(CliError::Other(format!("there is no environment '{name}' (see `gantry env list`)")));
+                return Err(CliError::NotFound(format!("there is no environment '{name}' (see `gantry env list`)")));
             }
             if json {
                 println!("{}", to_json(&serde_json::json!({"environment": view, "deployments": history}))?);
@@ -135,7 +134,7 @@ pub async fn run(command: EnvCommand, config: Option<&std::path::Path>, data_dir
         EnvCommand::Destroy { name, .. } => {
             let (containers, networks) = engine.destroy(&name).await?;
             if containers + networks == 0 {
-                return Err(CliError::Other(format!("there is no environment '{name}' on this engine")));
+                return Err(CliError::NotFound(format!("there is no environment '{name}' on this engine")));
             }
             println!("destroyed {name}: {containers} containers, {networks} network(s) removed");
         }
@@ -151,7 +150,7 @@ fn may_destroy(config: Option<&std::path::Path>, name: &str, proof: &super::iden
         return Ok(());
     };
     let refuse =
-        |why: String| CliError::Other(format!("{}: {name} is protected; destroying it needs an admin ({why}); nothing was removed", p.at));
+        |why: String| CliError::Refused(format!("{}: {name} is protected; destroying it needs an admin ({why}); nothing was removed", p.at));
     let who = super::identity::identify(&config, None, proof).map_err(|e| refuse(e.to_string()))?;
     if !who.user.role.covers(crate::config::Role::Admin) {
         return Err(refuse(format!("{} is {}", who.user.name, who.user.role)));
@@ -173,7 +172,7 @@ fn may_roll_back(
         return Ok(claimed.map(str::to_string).or(login).unwrap_or_else(|| "someone".into()));
     };
     let refuse = |why: String| {
-        CliError::Other(format!("{}: {name} is protected; rolling it back needs a release manager ({why}); nothing changed", p.at))
+        CliError::Refused(format!("{}: {name} is protected; rolling it back needs a release manager ({why}); nothing changed", p.at))
     };
     let who = super::identity::identify(&config, claimed, proof).map_err(|e| refuse(e.to_string()))?;
     if !who.user.role.covers(crate::config::Role::ReleaseManager) {
@@ -202,5 +201,5 @@ fn urls(e: &EnvironmentView) -> String {
 }
 
 fn to_json(value: &impl serde::Serialize) -> Result<String, CliError> {
-    serde_json::to_string_pretty(value).map_err(|e| CliError::Other(e.to_string()))
+    serde_json::to_string_pretty(value).map_err(CliError::from)
 }

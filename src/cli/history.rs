@@ -90,7 +90,7 @@ fn policy_summary(config: &Path, reviews: &[crate::policy::Review]) -> String {
 }
 
 fn print_json(value: &impl serde::Serialize) -> Result<(), CliError> {
-    let text = serde_json::to_string_pretty(value).map_err(|e| CliError::Other(e.to_string()))?;
+    let text = serde_json::to_string_pretty(value)?;
     println!("{text}");
     Ok(())
 }
@@ -201,7 +201,7 @@ pub fn logs(store: &dyn ReadHistory, query: &str, stage: Option<&str>, json: boo
     if let Some(stage) = stage {
         if !run.stages.iter().any(|s| s.name == stage) {
             let names: Vec<&str> = run.stages.iter().map(|s| s.name.as_str()).collect();
-            return Err(CliError::Other(format!("run {} has no stage '{stage}' (stages: {})", run.id, names.join(", "))));
+            return Err(CliError::Usage(format!("run {} has no stage '{stage}' (stages: {})", run.id, names.join(", "))));
         }
     }
     let width = stage_width(&run);
@@ -214,7 +214,7 @@ pub fn logs(store: &dyn ReadHistory, query: &str, stage: Option<&str>, json: boo
 /// One stored line as `gantry logs` prints it.
 pub fn print_log_line(line: &crate::events::LogLine, width: usize, json: bool) -> Result<(), CliError> {
     if json {
-        println!("{}", serde_json::to_string(line).map_err(|e| CliError::Other(e.to_string()))?);
+        println!("{}", serde_json::to_string(line)?);
     } else {
         println!("{}", format_log_line(width, line));
     }
@@ -276,7 +276,7 @@ pub fn junit(store: &dyn ReadHistory, query: &str) -> Outcome {
         })
         .collect();
     match reports.as_slice() {
-        [] => Err(CliError::Other(format!("run {} has no smoke results", run.id))),
+        [] => Err(CliError::NotFound(format!("run {} has no smoke results", run.id))),
         [(stage, report)] => {
             print!("{}", crate::smoke::junit_xml(report, &format!("{} {stage}", run.pipeline)));
             Ok(ExitCode::SUCCESS)

@@ -22,14 +22,15 @@ pub struct ProofArgs {
 /// is at a terminal) typed at a hidden prompt.
 pub fn presented_token(token_file: Option<&Path>, ask: bool) -> Result<Option<String>, CliError> {
     if let Some(file) = token_file {
-        let text = std::fs::read_to_string(file).map_err(|e| CliError::Other(format!("cannot read the token file {}: {e}", file.display())))?;
+        let text = std::fs::read_to_string(file).map_err(|source| CliError::File { action: "read the token file", path: file.to_path_buf(), source })?;
         return Ok(Some(text.trim().to_string()));
     }
     if let Some(token) = std::env::var("GANTRY_TOKEN").ok().filter(|t| !t.trim().is_empty()) {
         return Ok(Some(token));
     }
     if ask && std::io::stdin().is_terminal() {
-        let typed = rpassword::prompt_password("gantry: your token: ").map_err(|e| CliError::Other(format!("cannot read the token: {e}")))?;
+        let typed = rpassword::prompt_password("gantry: your token: ")
+            .map_err(|source| CliError::File { action: "read the token from", path: "the terminal".into(), source })?;
         return Ok(Some(typed.trim().to_string()).filter(|t| !t.is_empty()));
     }
     Ok(None)
@@ -39,5 +40,5 @@ pub fn presented_token(token_file: Option<&Path>, ask: bool) -> Result<Option<St
 pub fn identify(config: &Config, claimed: Option<&str>, proof: &ProofArgs) -> Result<Identity, CliError> {
     let token = presented_token(proof.token_file.as_deref(), config.needs_proof())?;
     let login = crate::config::identity::os_login();
-    config.identify(claimed, token.as_deref(), login.as_deref()).map_err(|e| CliError::Other(e.to_string()))
+    config.identify(claimed, token.as_deref(), login.as_deref()).map_err(CliError::from)
 }

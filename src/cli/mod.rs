@@ -153,8 +153,43 @@ pub enum CliError {
     Config(#[from] crate::config::ConfigError),
     #[error(transparent)]
     Limits(#[from] crate::limits::AboveMax),
+    #[error(transparent)]
+    Identity(#[from] crate::config::IdentityError),
+    #[error(transparent)]
+    Rerun(#[from] crate::scheduler::rerun::RerunRefusal),
+    #[error(transparent)]
+    Decision(#[from] crate::coordinator::approvals::DecideError),
+    #[error(transparent)]
+    Rollback(#[from] crate::coordinator::rollback::RollbackError),
+    #[error("{flag}: {source}")]
+    Since { flag: &'static str, source: crate::report::SinceError },
+    /// An argument that cannot mean anything here (`--var`, a stage a run does not have).
     #[error("{0}")]
-    Other(String),
+    Usage(String),
+    /// What was asked for is not there (an environment, a run's smoke results).
+    #[error("{0}")]
+    NotFound(String),
+    /// The asker may not do this, or the state of things forbids it; nothing changed.
+    #[error("{0}")]
+    Refused(String),
+    /// A rollback, recorded as a run, that did not succeed.
+    #[error("{0}")]
+    Failed(String),
+    /// A file the command was told to read or write.
+    #[error("cannot {action} {}: {source}", path.display())]
+    File { action: &'static str, path: std::path::PathBuf, source: std::io::Error },
+    /// `gantry serve` could not start (its settings, its address) or failed; or a command
+    /// could not ask the service it was pointed at.
+    #[error("{0}")]
+    Service(String),
+    /// The gantry process holding the data dir could not be asked, or said no.
+    #[error(transparent)]
+    Remote(#[from] crate::control::RemoteError),
+    #[error("cannot write JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    /// A task of this process panicked (a bug); said rather than hidden.
+    #[error("{0} crashed: {1}")]
+    Crashed(&'static str, tokio::task::JoinError),
 }
 
 /// What a command wants the process to exit with.
@@ -273,9 +308,9 @@ async fn cancel(
             let token = identity::presented_token(proof.token_file.as_deref(), config.needs_proof())?;
             let login = crate::config::identity::os_login();
             let user =
-                config.identify_steerer(claimed, token.as_deref(), login.as_deref()).map_err(|e| CliError::Other(e.to_string()))?.user;
+                config.identify_steerer(claimed, token.as_deref(), login.as_deref())?.user;
             if !user.role.covers(crate::config::Role::Developer) {
-                return Err(CliError::Other(format!("{} ({}) may not cancel runs: that needs the role developer", user.name, user.role)));
+                return Err(CliError::Refused(format!("{} ({}) may not cancel runs: that needs the role developer", user.name, user.role)));
             }
             let run = store.find_run(query)?;
             match store.cancel(&run.id, &user.name)? {
@@ -285,9 +320,9 @@ async fn cancel(
                 }
                 // Running, yet nobody holds the store: its process is gone (the open
                 // above recorded that), so there is nothing to stop.
-                Ok(r) => Err(CliError::Other(format!("run {} is driven by no gantry process", r.id))),
+                Ok(r) => Err(CliError::Refused(format!("run {} is driven by no gantry process", r.id))),
                 Err(state) => {
-                    Err(CliError::Other(format!("run {} is {}; only a queued or running run can be cancelled", run.id, state.name())))
+                    Err(CliError::Refused(format!("run {} is {}; only a queued or running run can be cancelled", run.id, state.name())))
                 }
             }
         }
@@ -297,7 +332,7 @@ async fn cancel(
             };
             let token = identity::presented_token(proof.token_file.as_deref(), config.needs_proof())?;
             let who = crate::control::Asker { claimed: claimed.map(str::to_string), token };
-            let said = remote.cancel(query, &who).map_err(CliError::Other)?;
+            let said = remote.cancel(query, &who)?;
             println!("{said}");
             Ok(ExitCode::SUCCESS)
         }
@@ -361,7 +396,7 @@ pub(crate) async fn open_store_waiting(
     let dir = data_dir.to_path_buf();
     let store = tokio::task::spawn_blocking(move || Store::open_waiting(&dir, wait))
         .await
-        .map_err(|e| CliError::Other(format!("opening the store crashed: {e}")))??;
+        .map_err(|e| CliError::Crashed("opening the store", e))??;
     let told = |run: &crate::store::RunRecord| {
         let by = run.approval.as_ref().and_then(|a| a.claimed_by.clone()).unwrap_or_default();
         eprintln!("gantry: finishing the promotion of run {} approved by {by}, whose gantry process stopped before it was done", run.id);

@@ -35,20 +35,20 @@ pub struct ReportArgs {
 pub fn run(store: &dyn ReadHistory, data_dir: &std::path::Path, args: ReportArgs) -> Outcome {
     let now = chrono::Utc::now();
     let until = match &args.until {
-        Some(text) => report::parse_since(text, now).map_err(|e| CliError::Other(format!("--until: {e}")))?,
+        Some(text) => report::parse_since(text, now).map_err(|source| CliError::Since { flag: "--until", source })?,
         None => now,
     };
-    let since = report::parse_since(&args.since, now).map_err(|e| CliError::Other(format!("--since: {e}")))?;
+    let since = report::parse_since(&args.since, now).map_err(|source| CliError::Since { flag: "--since", source })?;
     if since >= until {
-        return Err(CliError::Other(format!("--since ({}) must be before --until ({})", since.date_naive(), until.date_naive())));
+        return Err(CliError::Usage(format!("--since ({}) must be before --until ({})", since.date_naive(), until.date_naive())));
     }
     let report = report::from_history(store, data_dir, &args.environment, args.pipeline.as_deref(), Window { since, until })?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report).map_err(|e| CliError::Other(e.to_string()))?);
+        println!("{}", serde_json::to_string_pretty(&report)?);
     } else if args.csv {
         print!("{}", render::csv(&report));
     } else if let Some(path) = &args.html {
-        std::fs::write(path, render::html(&report)).map_err(|e| CliError::Other(format!("cannot write {}: {e}", path.display())))?;
+        std::fs::write(path, render::html(&report)).map_err(|source| CliError::File { action: "write", path: path.to_path_buf(), source })?;
         eprintln!("gantry: wrote {}", path.display());
     } else {
         print!("{}", render::table(&report));

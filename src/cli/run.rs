@@ -88,11 +88,11 @@ fn var_overrides(plan: &crate::pipeline::Plan, given: &[String]) -> Result<std::
     let mut out = std::collections::BTreeMap::new();
     for pair in given {
         let Some((name, value)) = pair.split_once('=') else {
-            return Err(CliError::Other(format!("--var {pair}: write NAME=VALUE")));
+            return Err(CliError::Usage(format!("--var {pair}: write NAME=VALUE")));
         };
         if !plan.vars.contains_key(name) {
             let declared: Vec<&str> = plan.vars.keys().map(String::as_str).collect();
-            return Err(CliError::Other(format!(
+            return Err(CliError::Usage(format!(
                 "--var {name}: the pipeline declares no variable `{name}` (declared: {})",
                 if declared.is_empty() { "none".to_string() } else { declared.join(", ") }
             )));
@@ -129,14 +129,14 @@ pub async fn rerun(args: RerunArgs, config: Option<&Path>, data_dir: &Path, dock
         (old, plan)
     };
     if old.project.is_some() {
-        return Err(CliError::Other(format!(
+        return Err(CliError::Refused(format!(
             "run {} belongs to the service's project {}: rerun it through the service (POST /api/runs/{}/rerun, or the dashboard)",
             old.id,
             old.project.as_deref().unwrap_or_default(),
             old.id
         )));
     }
-    let plan = crate::scheduler::rerun::check(&old, plan, args.failed).map_err(|e| CliError::Other(e.to_string()))?;
+    let plan = crate::scheduler::rerun::check(&old, plan, args.failed)?;
     let takeover = if args.failed { crate::scheduler::rerun::take_over(&plan, &old) } else { Default::default() };
     let source = Source {
         plan,

@@ -34,19 +34,19 @@ pub struct TriggerArgs {
 pub async fn serve(config_path: &Path, data_dir: Option<&Path>, docker_host: Option<&str>) -> Outcome {
     let config = Config::load(config_path)?;
     // Everything that can be wrong is found before the service takes the data dir.
-    crate::server::hook_secrets(&config).map_err(|e| CliError::Other(format!("{}: {e}", config.path.display())))?;
+    crate::server::hook_secrets(&config).map_err(|e| CliError::Service(format!("{}: {e}", config.path.display())))?;
     let tls = match &config.server.tls {
         Some(files) => {
-            Some(crate::server::tls::server_config(files).map_err(|e| CliError::Other(format!("{}: {e}", config.path.display())))?)
+            Some(crate::server::tls::server_config(files).map_err(|e| CliError::Service(format!("{}: {e}", config.path.display())))?)
         }
         None => None,
     };
     let scheme = if tls.is_some() { "https" } else { "http" };
-    let addr: std::net::SocketAddr = config.server.listen.parse().map_err(|e| CliError::Other(format!("server.listen: {e}")))?;
+    let addr: std::net::SocketAddr = config.server.listen.parse().map_err(|e| CliError::Service(format!("server.listen: {e}")))?;
     let data_dir =
         data_dir.map(Path::to_path_buf).or_else(|| config.server.data_dir.clone()).unwrap_or_else(crate::store::default_data_dir);
     let engine = crate::engine::connect(&crate::engine::EngineChoice::docker(docker_host)).await?;
-    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| CliError::Other(format!("cannot listen on {addr}: {e}")))?;
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| CliError::Service(format!("cannot listen on {addr}: {e}")))?;
     let store = super::open_store(&data_dir, docker_host).await?;
     let projects = config.projects.len();
     let users = config.users.len();
@@ -78,13 +78,13 @@ pub async fn serve(config_path: &Path, data_dir: Option<&Path>, docker_host: Opt
     });
     let steering = crate::control::Steering { config, cancel, decide: Some(decide) };
     let _answering = crate::control::listen(store, &data_dir, Some(steering))
-        .map_err(|e| CliError::Other(format!("cannot answer on {}: {e}", crate::control::socket_path(&data_dir).display())))?;
+        .map_err(|e| CliError::Service(format!("cannot answer on {}: {e}", crate::control::socket_path(&data_dir).display())))?;
     eprintln!(
         "gantry serve: listening on {scheme}://{} ({projects} project(s), {users} user(s), data in {})",
         listener.local_addr().map(|a| a.to_string()).unwrap_or_else(|_| addr.to_string()),
         data_dir.display()
     );
-    crate::server::serve(coord, listener, tls).await.map_err(|e| CliError::Other(format!("the service failed: {e}")))?;
+    crate::server::serve(coord, listener, tls).await.map_err(|e| CliError::Service(format!("the service failed: {e}")))?;
     eprintln!("gantry serve: stopped");
     Ok(ExitCode::SUCCESS)
 }
@@ -126,13 +126,13 @@ pub async fn trigger(args: TriggerArgs, config_path: &Path) -> Outcome {
         .json(&body)
         .send()
         .await
-        .map_err(|e| CliError::Other(format!("cannot reach the service at {server}: {e}")))?;
+        .map_err(|e| CliError::Service(format!("cannot reach the service at {server}: {e}")))?;
     let status = response.status();
     let value: serde_json::Value =
-        response.json().await.map_err(|e| CliError::Other(format!("the service answered {status} without JSON: {e}")))?;
+        response.json().await.map_err(|e| CliError::Service(format!("the service answered {status} without JSON: {e}")))?;
     if !status.is_success() {
         let message = value["error"].as_str().unwrap_or("no reason given");
-        return Err(CliError::Other(format!("the service refused ({status}): {message}")));
+        return Err(CliError::Refused(format!("the service refused ({status}): {message}")));
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
