@@ -7,21 +7,32 @@ use serde::{Deserialize, Deserializer};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Size(pub u64);
 
-pub fn parse(text: &str) -> Result<u64, String> {
+/// Why a text is not a size.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SizeError {
+    #[error("`{0}` is not a size like 64MiB, 512k or 2g")]
+    NotASize(String),
+    #[error("`{text}`: unknown unit `{unit}` (use k, m or g)")]
+    UnknownUnit { text: String, unit: String },
+    #[error("`{0}` is out of range (1 byte to 1 PiB)")]
+    OutOfRange(String),
+}
+
+pub fn parse(text: &str) -> Result<u64, SizeError> {
     let t = text.trim();
     let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
     let (number, unit) = (&t[..split], t[split..].trim());
-    let value: f64 = number.parse().map_err(|_| format!("`{text}` is not a size like 64MiB, 512k or 2g"))?;
+    let value: f64 = number.parse().map_err(|_| SizeError::NotASize(text.to_string()))?;
     let scale: u64 = match unit.to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kb" | "kib" => 1 << 10,
         "m" | "mb" | "mib" => 1 << 20,
         "g" | "gb" | "gib" => 1 << 30,
-        _ => return Err(format!("`{text}`: unknown unit `{unit}` (use k, m or g)")),
+        _ => return Err(SizeError::UnknownUnit { text: text.to_string(), unit: unit.to_string() }),
     };
     let bytes = value * scale as f64;
     if !bytes.is_finite() || bytes < 1.0 || bytes > (1u64 << 50) as f64 {
-        return Err(format!("`{text}` is out of range (1 byte to 1 PiB)"));
+        return Err(SizeError::OutOfRange(text.to_string()));
     }
     Ok(bytes as u64)
 }
@@ -54,7 +65,8 @@ mod tests {
         assert_eq!(parse("1.5g"), Ok(3 << 29));
         assert_eq!(parse("100"), Ok(100));
         assert!(parse("lots").is_err());
-        assert!(parse("5 parsecs").unwrap_err().contains("unknown unit"));
+        assert!(matches!(parse("5 parsecs"), Err(SizeError::UnknownUnit { .. })));
+        assert!(parse("5 parsecs").unwrap_err().to_string().contains("unknown unit `parsecs`"));
         assert!(parse("0").is_err());
         assert!(parse("99999999999g").is_err());
     }

@@ -139,20 +139,23 @@ impl Default for JudgeConfig {
     }
 }
 
+/// A judge config out of range; the message names the field.
+#[derive(Debug, Clone, Copy, PartialEq, thiserror::Error)]
+pub enum JudgeConfigError {
+    #[error("confidence must be between 0 and 1 (exclusive), got {0}")]
+    Confidence(f64),
+    #[error("tolerance must be a finite number >= 0, got {0}")]
+    Tolerance(f64),
+}
+
 impl JudgeConfig {
-    /// Checks the ranges; the message names the bad field.
-    pub fn validate(&self) -> Result<(), String> {
+    /// Checks the ranges.
+    pub fn validate(&self) -> Result<(), JudgeConfigError> {
         if !(self.confidence > 0.0 && self.confidence < 1.0) {
-            return Err(format!(
-                "confidence must be between 0 and 1 (exclusive), got {}",
-                self.confidence
-            ));
+            return Err(JudgeConfigError::Confidence(self.confidence));
         }
         if !(self.tolerance.is_finite() && self.tolerance >= 0.0) {
-            return Err(format!(
-                "tolerance must be a finite number >= 0, got {}",
-                self.tolerance
-            ));
+            return Err(JudgeConfigError::Tolerance(self.tolerance));
         }
         Ok(())
     }

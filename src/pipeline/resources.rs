@@ -60,7 +60,7 @@ pub(crate) fn check(ctx: &mut Ctx<'_>, entry: &Entry<'_>) -> LimitsAsked {
                     ctx.error(pos, &e.field, "must be at least 8 MiB");
                 }
                 Some(Err(message)) => {
-                    ctx.error(pos, &e.field, message).hint("e.g. `memory: 2g` or `memory: 512m`");
+                    ctx.error(pos, &e.field, message.to_string()).hint("e.g. `memory: 2g` or `memory: 512m`");
                 }
                 None => {
                     ctx.wrong_type(e.value, &e.field, "a size such as `2g` or `512m`");
