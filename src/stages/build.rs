@@ -24,7 +24,7 @@ pub async fn attempt(ctx: &RunContext, stage: &StagePlan, spec: &BuildSpec, atte
     }
     let context = match context_tar(&ctx.workspace, &spec.context, &spec.dockerfile) {
         Ok(c) => c,
-        Err(message) => return AttemptOutcome::Error { message },
+        Err(e) => return AttemptOutcome::Error { message: e.to_string() },
     };
     ctx.note(&stage.name, attempt, format!("building {tag} from {} ({} KiB of context)", spec.context, context.len() / 1024));
     let request = BuildRequest {
@@ -87,19 +87,32 @@ enum TagRefused {
     Engine(#[from] EngineError),
 }
 
+/// Why a build context could not be made from the checkout.
+#[derive(Debug, thiserror::Error)]
+pub enum ContextError {
+    #[error("cannot read the checkout: {0}")]
+    Checkout(std::io::Error),
+    #[error("the build context `{0}` does not exist in this commit")]
+    NoContext(String),
+    #[error("there is no `{dockerfile}` in the build context `{dir}`")]
+    NoDockerfile { dockerfile: String, dir: String },
+    #[error("cannot pack the build context: {0}")]
+    Pack(std::io::Error),
+}
+
 /// The build context: the entries of the workspace archive under `dir`, re-rooted, minus
 /// what `.dockerignore` excludes (the Dockerfile and `.dockerignore` are always sent, as
 /// the Docker CLI does: the builder needs them).
-pub fn context_tar(workspace: &[u8], dir: &str, dockerfile: &str) -> Result<Bytes, String> {
+pub fn context_tar(workspace: &[u8], dir: &str, dockerfile: &str) -> Result<Bytes, ContextError> {
     let prefix = match dir.trim_matches('/') {
         "" | "." => String::new(),
         d => format!("{}/", d.trim_start_matches("./")),
     };
     let mut files: Vec<(String, tar::Header, Vec<u8>)> = Vec::new();
     let mut archive = tar::Archive::new(workspace);
-    for entry in archive.entries().map_err(|e| format!("cannot read the checkout: {e}"))? {
-        let mut entry = entry.map_err(|e| format!("cannot read the checkout: {e}"))?;
-        let path = entry.path().map_err(|e| e.to_string())?.to_string_lossy().into_owned();
+    for entry in archive.entries().map_err(ContextError::Checkout)? {
+        let mut entry = entry.map_err(ContextError::Checkout)?;
+        let path = entry.path().map_err(ContextError::Checkout)?.to_string_lossy().into_owned();
         let Some(rel) = path.strip_prefix(&prefix) else {
             continue;
         };
@@ -107,14 +120,14 @@ pub fn context_tar(workspace: &[u8], dir: &str, dockerfile: &str) -> Result<Byte
             continue;
         }
         let mut data = Vec::new();
-        entry.read_to_end(&mut data).map_err(|e| e.to_string())?;
+        entry.read_to_end(&mut data).map_err(ContextError::Checkout)?;
         files.push((rel.to_string(), entry.header().clone(), data));
     }
     if files.is_empty() {
-        return Err(format!("the build context `{dir}` does not exist in this commit"));
+        return Err(ContextError::NoContext(dir.to_string()));
     }
     if !files.iter().any(|(p, _, _)| p.trim_end_matches('/') == dockerfile) {
-        return Err(format!("there is no `{dockerfile}` in the build context `{dir}`"));
+        return Err(ContextError::NoDockerfile { dockerfile: dockerfile.to_string(), dir: dir.to_string() });
     }
     let ignore = files
         .iter()
@@ -127,9 +140,9 @@ pub fn context_tar(workspace: &[u8], dir: &str, dockerfile: &str) -> Result<Byte
         if name != dockerfile && name != ".dockerignore" && ignore.excludes(name) {
             continue;
         }
-        builder.append_data(&mut header, &path, data.as_slice()).map_err(|e| format!("cannot pack the build context: {e}"))?;
+        builder.append_data(&mut header, &path, data.as_slice()).map_err(ContextError::Pack)?;
     }
-    Ok(Bytes::from(builder.into_inner().map_err(|e| e.to_string())?))
+    Ok(Bytes::from(builder.into_inner().map_err(ContextError::Pack)?))
 }
 
 /// `.dockerignore` rules: globs relative to the context root, `!` re-includes, the last
@@ -217,7 +230,7 @@ mod tests {
     #[test]
     fn missing_context_or_dockerfile_is_a_clear_error() {
         let ws = workspace(&[("app/Dockerfile", "FROM scratch")]);
-        assert_eq!(context_tar(&ws, "nope", "Dockerfile").unwrap_err(), "the build context `nope` does not exist in this commit");
-        assert_eq!(context_tar(&ws, "app", "Containerfile").unwrap_err(), "there is no `Containerfile` in the build context `app`");
+        assert_eq!(context_tar(&ws, "nope", "Dockerfile").unwrap_err().to_string(), "the build context `nope` does not exist in this commit");
+        assert_eq!(context_tar(&ws, "app", "Containerfile").unwrap_err().to_string(), "there is no `Containerfile` in the build context `app`");
     }
 }
