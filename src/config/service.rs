@@ -210,21 +210,33 @@ impl Project {
     }
 
     /// The webhook's shared secret, read now (from the environment or its file).
-    pub fn webhook_secret(&self, name: &str) -> Result<Option<String>, String> {
+    pub fn webhook_secret(&self, name: &str) -> Result<Option<String>, WebhookSecretError> {
         let Some(w) = &self.webhook else { return Ok(None) };
+        let project = name.to_string();
         let value = match (&w.secret_env, &w.secret_file) {
-            (Some(var), _) => std::env::var(var).map_err(|_| format!("projects.{name}.webhook.secret_env: the environment variable {var} is not set"))?,
+            (Some(var), _) => std::env::var(var).map_err(|_| WebhookSecretError::Unset { project, var: var.clone() })?,
             (_, Some(file)) => std::fs::read_to_string(file)
-                .map_err(|e| format!("projects.{name}.webhook.secret_file: cannot read {}: {e}", file.display()))?
+                .map_err(|source| WebhookSecretError::Unreadable { project, file: file.clone(), source })?
                 .trim_end_matches('\n')
                 .to_string(),
             _ => return Ok(None),
         };
         if value.is_empty() {
-            return Err(format!("projects.{name}.webhook: the secret is empty"));
+            return Err(WebhookSecretError::Empty { project: name.to_string() });
         }
         Ok(Some(value))
     }
+}
+
+/// Why a project's webhook secret could not be read; the service does not start without it.
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookSecretError {
+    #[error("projects.{project}.webhook.secret_env: the environment variable {var} is not set")]
+    Unset { project: String, var: String },
+    #[error("projects.{project}.webhook.secret_file: cannot read {}: {source}", file.display())]
+    Unreadable { project: String, file: std::path::PathBuf, source: std::io::Error },
+    #[error("projects.{project}.webhook: the secret is empty")]
+    Empty { project: String },
 }
 
 #[cfg(test)]
@@ -293,7 +305,7 @@ mod tests {
     fn a_missing_webhook_secret_is_named() {
         let c = parse("projects:\n  shop: {repo: /r, webhook: {secret_env: GANTRY_TEST_SURELY_UNSET_SECRET}}\n").unwrap();
         let err = c.projects["shop"].webhook_secret("shop").unwrap_err();
-        assert_eq!(err, "projects.shop.webhook.secret_env: the environment variable GANTRY_TEST_SURELY_UNSET_SECRET is not set");
+        assert_eq!(err.to_string(), "projects.shop.webhook.secret_env: the environment variable GANTRY_TEST_SURELY_UNSET_SECRET is not set");
     }
 
     #[test]

@@ -189,7 +189,7 @@ pub fn router(state: AppState) -> Router {
 
 /// Every project's webhook secret; a project whose secret cannot be read stops the
 /// service from starting, rather than running half-configured.
-pub fn hook_secrets(config: &crate::config::Config) -> Result<std::collections::BTreeMap<String, String>, String> {
+pub fn hook_secrets(config: &crate::config::Config) -> Result<std::collections::BTreeMap<String, String>, crate::config::service::WebhookSecretError> {
     let mut out = std::collections::BTreeMap::new();
     for (name, project) in &config.projects {
         if let Some(secret) = project.webhook_secret(name)? {
