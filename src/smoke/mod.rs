@@ -32,5 +32,5 @@ pub use spec::{Expect, Journey, Request, SmokeSpec, Step};
 /// `{{name}}` templates, for the fuzz targets in `fuzz/` (not a stable surface).
 #[doc(hidden)]
 pub mod templates {
-    pub use super::template::{placeholders, render, render_json, Vars};
+    pub use super::template::{placeholders, render, render_json, UnknownVariable, Vars};
 }

@@ -99,7 +99,7 @@ async fn run_step(http: &reqwest::Client, base_url: &str, step: &Step, vars: &mu
 
 /// Renders templates and assembles the request; `Err` is the step's error text.
 fn build_request(http: &reqwest::Client, base_url: &str, req: &Request, vars: &Vars) -> Result<reqwest::RequestBuilder, String> {
-    let unknown = |name: String| format!("unknown variable {{{{{name}}}}}");
+    let unknown = |e: crate::smoke::template::UnknownVariable| e.to_string();
     let method = reqwest::Method::from_bytes(req.method.as_bytes()).map_err(|_| format!("bad method {:?}", req.method))?;
     let url = join_url(base_url, &render(&req.path, vars).map_err(unknown)?);
     let url = reqwest::Url::parse(&url).map_err(|e| format!("bad URL {url:?}: {e}"))?;

@@ -41,8 +41,13 @@ fn walk<'a>(v: &'a Value, f: &mut impl FnMut(&'a str)) {
     }
 }
 
-/// Substitutes every placeholder; `Err(name)` names the first variable not in `vars`.
-pub fn render(s: &str, vars: &Vars) -> Result<String, String> {
+/// A placeholder naming no variable the journey has captured so far.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown variable {{{{{0}}}}}")]
+pub struct UnknownVariable(pub String);
+
+/// Substitutes every placeholder; an error names the first variable not in `vars`.
+pub fn render(s: &str, vars: &Vars) -> Result<String, UnknownVariable> {
     let mut out = String::with_capacity(s.len());
     let mut missing = None;
     scan(s, |piece| match piece {
@@ -56,16 +61,16 @@ pub fn render(s: &str, vars: &Vars) -> Result<String, String> {
         },
     });
     match missing {
-        Some(name) => Err(name),
+        Some(name) => Err(UnknownVariable(name)),
         None => Ok(out),
     }
 }
 
 /// Renders a JSON body; see the module docs for the whole-string rule.
-pub fn render_json(v: &Value, vars: &Vars) -> Result<Value, String> {
+pub fn render_json(v: &Value, vars: &Vars) -> Result<Value, UnknownVariable> {
     Ok(match v {
         Value::String(s) => match sole_placeholder(s) {
-            Some(name) => vars.get(name).cloned().ok_or_else(|| name.to_string())?,
+            Some(name) => vars.get(name).cloned().ok_or_else(|| UnknownVariable(name.to_string()))?,
             None => Value::String(render(s, vars)?),
         },
         Value::Array(items) => {
@@ -165,7 +170,8 @@ mod tests {
 
     #[test]
     fn reports_missing_variable() {
-        assert_eq!(render("/x/{{nope}}", &vars()), Err("nope".to_string()));
+        assert_eq!(render("/x/{{nope}}", &vars()), Err(UnknownVariable("nope".to_string())));
+        assert_eq!(UnknownVariable("nope".into()).to_string(), "unknown variable {{nope}}");
         assert_eq!(placeholders("a{{x}}b{{ y }}"), vec!["x", "y"]);
     }
 
