@@ -2,7 +2,8 @@
 //! The binary (`main.rs`) is a thin command line over these modules (`cli::main`); the
 //! agents' binaries (`src/bin/`) use `smoke` and `load`.
 //!
-//! Public are the modules the binaries, the integration tests and the benchmarks drive;
+//! Public are the modules the binaries, the integration tests, the benchmarks and the
+//! fuzz targets (`fuzz/`) drive;
 //! the rest is the crate's own. The arrows run one way, from the bottom up:
 //! model types (`commit`, `labels`, `events`, `channel`, `approval::request`) ->
 //! `pipeline` -> `engine` (and `docker` behind it) -> `stages` -> `scheduler` -> `runs` ->
@@ -64,7 +65,9 @@ pub(crate) mod report;
 pub(crate) mod words;
 pub(crate) mod control;
 pub(crate) mod coordinator;
-pub(crate) mod server;
+/// `gantry serve`: the API, the dashboard, and the webhooks (whose parser the fuzz
+/// targets drive).
+pub mod server;
 
 /// The command line: clap commands, terminal rendering, friendly errors.
 pub mod cli;
