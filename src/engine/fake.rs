@@ -672,7 +672,10 @@ impl Environments for FakeEngine {
         if self.with(|i| i.missing.contains(&version.image)) {
             return Err(EngineError::ImageUnavailable { image: version.image.clone(), reason: "no registry can be reached".into() });
         }
-        let image_id = self.with(|i| i.images.get(&version.image).map(|f| f.id.clone())).unwrap_or_else(|| format!("sha256:{}", version.image));
+        // An image is named by tag or by id, as on a real engine.
+        let image_id = self
+            .with(|i| i.images.get(&version.image).map(|f| f.id.clone()).or_else(|| i.images.values().find(|f| f.id == version.image).map(|f| f.id.clone())))
+            .unwrap_or_else(|| format!("sha256:{}", version.image));
         Ok(self.env(env, |e, journal| {
             let name = crate::labels::app_container(env, &version.app, &version.commit_short, &crate::labels::short_id());
             let info = VersionInfo {

@@ -237,3 +237,78 @@ async fn a_load_stage_without_a_live_app_says_where_to_deploy_it() {
         other => panic!("{other:?}"),
     }
 }
+
+fn load_summary(failed_rate: f64) -> Vec<u8> {
+    let summary = crate::load::LoadSummary {
+        complete: true,
+        elapsed_ms: 5_000,
+        requests: 50,
+        rate: 10.0,
+        failed: (failed_rate * 50.0) as u64,
+        failed_rate,
+        status_counts: Default::default(),
+        dropped: 0,
+        bytes_received: 0,
+        bytes_sent: 0,
+        latency_ms: Default::default(),
+        histogram: String::new(),
+    };
+    serde_json::to_vec(&summary).unwrap()
+}
+
+fn load_yaml() -> String {
+    format!(
+        "{DEPLOY}  load:\n    kind: load\n    target: staging\n    app: shop\n    requests: [{{path: /}}]\n    rate: 10/s\n    duration: 5s\n    thresholds:\n      http_req_failed: [\"rate<0.01\"]\n"
+    )
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_load_stage_is_judged_by_its_thresholds_on_the_agents_figures() {
+    let lab = Lab::new();
+    lab.fake.on_stage("load", [Behaviour::exits(0).writes("/gantry/out/summary.json", load_summary(0.0))]);
+    let good = lab.run("01l1", &load_yaml()).await;
+    assert_eq!(good.state, RunState::Succeeded, "{}", log_of(&good, "load"));
+    assert!(matches!(result(&good, "load"), Some(StageResult::Load { aborted: false, .. })));
+
+    lab.fake.on_stage("load", [Behaviour::exits(0).writes("/gantry/out/summary.json", load_summary(0.2))]);
+    let bad = lab.run("01l2", &load_yaml()).await;
+    match outcome(&bad, "load") {
+        AttemptOutcome::Error { message } => {
+            assert!(message.starts_with("load thresholds failed"), "{message}");
+            assert!(message.contains("http_req_failed rate<0.01"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+fn release_yaml() -> String {
+    format!(
+        "{}  release:\n    kind: promote\n    from: staging\n    to: production\n    app: shop\n    port: 8080\n    health: {{http: /healthz, deadline: 30s}}\n    gate: {{stages: [smoke]}}\n",
+        smoke_yaml()
+    )
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_passing_gate_promotes_the_image_that_passed_and_a_failing_one_changes_nothing() {
+    let lab = Lab::new();
+    lab.fake.add_image("shop:1", HashMap::new());
+    lab.fake.on_stage("smoke", [Behaviour::exits(1).writes("/gantry/out/report.json", report(Outcome::Failed, 500))]);
+    let blocked = lab.run("01r1", &release_yaml()).await;
+    assert_eq!(blocked.state, RunState::Failed);
+    let verdict = blocked.events.iter().find_map(|e| match e {
+        EventKind::GateJudged { verdict, .. } => Some(verdict.clone()),
+        _ => None,
+    });
+    assert!(matches!(verdict, Some(v) if !v.passed), "the gate judged, and blocked");
+    assert!(lab.fake.versions("production", "shop").await.unwrap().is_empty(), "production was not touched");
+
+    lab.fake.on_stage("smoke", [Behaviour::exits(0).writes("/gantry/out/report.json", report(Outcome::Passed, 200))]);
+    let promoted = lab.run("01r2", &release_yaml()).await;
+    assert_eq!(promoted.state, RunState::Succeeded, "{}", log_of(&promoted, "release"));
+    let staging = lab.fake.versions("staging", "shop").await.unwrap();
+    let live_in_staging = staging.iter().find(|v| v.serving == Serving::Live).expect("staging serves");
+    let production = lab.fake.versions("production", "shop").await.unwrap();
+    assert_eq!(production.len(), 1);
+    assert_eq!(production[0].serving, Serving::Live);
+    assert_eq!(production[0].image_id, live_in_staging.image_id, "the exact image that passed, by id");
+}
