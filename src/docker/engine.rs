@@ -84,6 +84,19 @@ impl DockerEngine {
         self.docker.client_version().to_string()
     }
 
+    /// Attaches to a container's output from its start (and to its stdin, for a held one).
+    async fn attach_streams(&self, container: &str, stdin: bool) -> Result<bollard::container::AttachContainerResults, DockerError> {
+        let options = AttachContainerOptions::<String> {
+            stdin: Some(stdin),
+            stdout: Some(true),
+            stderr: Some(true),
+            stream: Some(true),
+            logs: Some(true),
+            ..Default::default()
+        };
+        self.docker.attach_container(container, Some(options)).await.map_err(|e| api("container attach", &e))
+    }
+
     /// The raw bollard client, for benchmarks that compare against the bare API.
     pub fn raw(&self) -> &Docker {
         &self.docker
@@ -261,27 +274,12 @@ impl Containers for DockerEngine {
     }
 
     async fn attach(&self, container: &str) -> Result<BoxStream<'static, Result<OutputChunk, DockerError>>, DockerError> {
-        let options = AttachContainerOptions::<String> {
-            stdout: Some(true),
-            stderr: Some(true),
-            stream: Some(true),
-            logs: Some(true),
-            ..Default::default()
-        };
-        let attached = self.docker.attach_container(container, Some(options)).await.map_err(|e| api("container attach", &e))?;
+        let attached = self.attach_streams(container, false).await?;
         Ok(demux(attached.output, "attached output"))
     }
 
     async fn attach_held(&self, container: &str) -> Result<(BoxStream<'static, Result<OutputChunk, DockerError>>, crate::engine::Release), DockerError> {
-        let options = AttachContainerOptions::<String> {
-            stdin: Some(true),
-            stdout: Some(true),
-            stderr: Some(true),
-            stream: Some(true),
-            logs: Some(true),
-            ..Default::default()
-        };
-        let attached = self.docker.attach_container(container, Some(options)).await.map_err(|e| api("container attach", &e))?;
+        let attached = self.attach_streams(container, true).await?;
         let (release, released) = crate::engine::Release::new();
         let mut input = attached.input;
         tokio::spawn(async move {
