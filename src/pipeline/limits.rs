@@ -121,12 +121,19 @@ pub fn read_bounded(path: &std::path::Path, max: usize) -> std::io::Result<Strin
     String::from_utf8(bytes).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }
 
+/// A duration above its maximum (maxima are whole days; humantime would write 90 days
+/// as "2months 28days 14h...").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("must be at most {max_days} days ({max_days}d), not {}", humantime::format_duration(*given))]
+pub struct TooLong {
+    pub max_days: u64,
+    pub given: Duration,
+}
+
 /// Refuses a duration above `max`, in words the user can act on.
-pub fn check_duration(d: Duration, max: Duration) -> Result<(), String> {
+pub fn check_duration(d: Duration, max: Duration) -> Result<(), TooLong> {
     if d > max {
-        // Maxima are whole days; humantime would write 90 days as "2months 28days 14h...".
-        let days = max.as_secs() / 86_400;
-        return Err(format!("must be at most {days} days ({}d), not {}", days, humantime::format_duration(d)));
+        return Err(TooLong { max_days: max.as_secs() / 86_400, given: d });
     }
     Ok(())
 }
@@ -161,6 +168,6 @@ mod tests {
     fn durations_over_the_maximum_are_refused() {
         assert!(check_duration(Duration::from_secs(3600), MAX_TIMEOUT).is_ok());
         let e = check_duration(MAX_TIMEOUT + Duration::from_secs(1), MAX_TIMEOUT).unwrap_err();
-        assert!(e.starts_with("must be at most 7 days (7d)"), "{e}");
+        assert!(e.to_string().starts_with("must be at most 7 days (7d)"), "{e}");
     }
 }

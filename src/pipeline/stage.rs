@@ -377,7 +377,7 @@ fn timeout(ctx: &mut Ctx<'_>, entry: &Entry<'_>) -> Option<Duration> {
         }
         // A deadline is computed from it at run time, where a huge one would overflow.
         Ok(d) if d > super::limits::MAX_TIMEOUT => {
-            let message = super::limits::check_duration(d, super::limits::MAX_TIMEOUT).unwrap_err();
+            let message = super::limits::check_duration(d, super::limits::MAX_TIMEOUT).unwrap_err().to_string();
             ctx.error(entry.value.pos(), &entry.field, message);
             None
         }
