@@ -84,14 +84,17 @@ impl DockerEngine {
         self.docker.client_version().to_string()
     }
 
-    /// Attaches to a container's output from its start (and to its stdin, for a held one).
+    /// Attaches to a container's output (and to its stdin, for a held one); call it before the start.
     async fn attach_streams(&self, container: &str, stdin: bool) -> Result<bollard::container::AttachContainerResults, DockerError> {
         let options = AttachContainerOptions::<String> {
             stdin: Some(stdin),
             stdout: Some(true),
             stderr: Some(true),
             stream: Some(true),
-            logs: Some(true),
+            // Always attached before the start, so there is no past output to replay; and
+            // replaying it races the stream (the engine subscribes to the stream first, then
+            // reads the log file): a step that runs to its end in between is sent twice.
+            logs: Some(false),
             ..Default::default()
         };
         self.docker.attach_container(container, Some(options)).await.map_err(|e| api("container attach", &e))
