@@ -59,7 +59,7 @@ fn main() {
 }
 
 async fn bench(stages: usize, rounds: usize, profile: bool) {
-    let engine = Arc::new(DockerEngine::connect(None).await.expect("a Docker engine (set DOCKER_HOST?)"));
+    let engine = Arc::new(DockerEngine::connect(None, None).await.expect("a Docker engine (set DOCKER_HOST?)"));
     engine
         .raw()
         .inspect_image(IMAGE)

@@ -173,8 +173,13 @@ pub struct Event {
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum EventKind {
     RunCreated { pipeline: String, commit: String },
-    /// A queued run got its slot and starts, driven by process `pid`.
-    RunStarted { pid: u32 },
+    /// A queued run got its slot and starts, driven by process `pid`, on `engine` of the
+    /// operator's pool (when there is one).
+    RunStarted {
+        pid: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        engine: Option<String>,
+    },
     StageStarted { stage: String, attempt: u32 },
     AttemptFinished { stage: String, attempt: u32, result: AttemptOutcome, will_retry: bool },
     StageSkipped { stage: String, reason: String },

@@ -226,7 +226,7 @@ pub async fn recover(store: &Store, engine: &EngineChoice, told: &(dyn Fn(&RunRe
         done.promotions.push(crate::coordinator::approvals::promote(store, engine.clone(), run, &mut crate::recorder::Quiet).await?);
     }
     if unswept {
-        match crate::sweep::finished_runs(store, engine.steps.as_ref()).await {
+        match crate::sweep::finished_runs(store, None, engine.steps.as_ref()).await {
             Ok(n) => done.swept = n,
             Err(e) => {
                 tracing::warn!(error = %e, "could not sweep Docker objects of interrupted runs")

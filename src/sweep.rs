@@ -21,9 +21,11 @@ pub async fn tear_down(steps: &dyn Steps, run_id: &str) -> Result<SweepReport, E
     steps.destroy_run(run_id).await
 }
 
-/// Sweeps every finished run not yet known to be clean; returns how many were swept.
-pub async fn finished_runs(store: &Store, steps: &dyn Steps) -> Result<usize, SweepError> {
-    let runs = store.unswept_runs()?;
+/// Sweeps every finished run not yet known to be clean that ran on `engine` (of the pool;
+/// None: the one engine of a pool-less process, which takes every run); returns how many
+/// were swept.
+pub async fn finished_runs(store: &Store, engine: Option<&str>, steps: &dyn Steps) -> Result<usize, SweepError> {
+    let runs: Vec<_> = store.unswept_runs()?.into_iter().filter(|r| engine.is_none() || r.engine.as_deref() == engine).collect();
     for run in &runs {
         let report = tear_down(steps, &run.id).await?;
         if !report.is_empty() {
@@ -40,8 +42,8 @@ pub async fn finished_runs(store: &Store, steps: &dyn Steps) -> Result<usize, Sw
 /// `finished_runs`, then the objects of this store's runs that are over (finished runs
 /// whose cleanup did not complete), never those of runs in `live`, nor of runs this store
 /// does not know: they belong to another gantry (another data dir, a test) on the engine.
-pub async fn orphans(store: &Store, steps: &dyn Steps, live: &[String]) -> Result<usize, SweepError> {
-    let mut swept = finished_runs(store, steps).await?;
+pub async fn orphans(store: &Store, engine: Option<&str>, steps: &dyn Steps, live: &[String]) -> Result<usize, SweepError> {
+    let mut swept = finished_runs(store, engine, steps).await?;
     for run in steps.runs_with_objects().await?.into_iter().filter(|r| !live.contains(r)) {
         if !store.run(&run).is_ok_and(|r| r.state.is_terminal()) {
             continue;

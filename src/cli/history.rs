@@ -135,6 +135,10 @@ pub fn show(store: &dyn ReadHistory, query: &str, json: bool) -> Outcome {
     println!("committed {}", run.commit.time.to_rfc3339());
     println!("branch    {}", run.commit.branch.as_deref().unwrap_or("-"));
     println!("repo      {}", run.repo);
+    if let Some(engine) = &run.engine {
+        let retry = run.retry_after_loss_of.as_deref().map(|lost| format!(" (run again after engine {lost} was lost)")).unwrap_or_default();
+        println!("engine    {engine}{retry}");
+    }
     println!("started   {}", run.created_at.to_rfc3339());
     println!("duration  {}", format_duration(run.duration()));
     println!();

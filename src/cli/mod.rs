@@ -393,6 +393,15 @@ pub(crate) async fn open_store_waiting(
     docker_host: Option<&str>,
     wait: std::time::Duration,
 ) -> Result<Store, CliError> {
+    open_store_on(data_dir, &crate::engine::EngineChoice::docker(docker_host), wait).await
+}
+
+/// `open_store_waiting` with the engine given in full (an engine of the config's pool).
+pub(crate) async fn open_store_on(
+    data_dir: &std::path::Path,
+    engine: &crate::engine::EngineChoice,
+    wait: std::time::Duration,
+) -> Result<Store, CliError> {
     let dir = data_dir.to_path_buf();
     let store = tokio::task::spawn_blocking(move || Store::open_waiting(&dir, wait))
         .await
@@ -401,7 +410,7 @@ pub(crate) async fn open_store_waiting(
         let by = run.approval.as_ref().and_then(|a| a.claimed_by.clone()).unwrap_or_default();
         eprintln!("gantry: finishing the promotion of run {} approved by {by}, whose gantry process stopped before it was done", run.id);
     };
-    let recovered = crate::runs::recover(&store, &crate::engine::EngineChoice::docker(docker_host), &told).await?;
+    let recovered = crate::runs::recover(&store, engine, &told).await?;
     for run in &recovered.expired {
         tracing::info!(run = %run, "approval request expired");
     }

@@ -30,6 +30,31 @@ pub struct TriggerArgs {
     pub json: bool,
 }
 
+/// The engine the environments live on, and the pool's members with its name (None
+/// without `engines:`: `--docker-host` / `DOCKER_HOST` does everything, as before).
+fn engine_pool(
+    config: &Config,
+    docker_host: Option<&str>,
+) -> (crate::engine::EngineChoice, Option<(Vec<crate::engine::pool::MemberConfig>, String)>) {
+    if config.engines.is_empty() {
+        return (crate::engine::EngineChoice::docker(docker_host), None);
+    }
+    let members: Vec<crate::engine::pool::MemberConfig> = config
+        .engines
+        .iter()
+        .map(|e| crate::engine::pool::MemberConfig {
+            name: e.name.clone(),
+            choice: crate::engine::EngineChoice { docker_host: Some(e.host.clone()), tls: e.tls.clone() },
+            slots: e.runs,
+            labels: e.labels.clone(),
+        })
+        .collect();
+    // The engine the environments name (one, by the config's rule), else the first.
+    let home = config.environment_engines.values().next().cloned().unwrap_or_else(|| members[0].name.clone());
+    let choice = members.iter().find(|m| m.name == home).map(|m| m.choice.clone()).unwrap_or_default();
+    (choice, Some((members, home)))
+}
+
 /// Starts the service; returns when it was asked to stop and has cleaned up.
 pub async fn serve(config_path: &Path, data_dir: Option<&Path>, docker_host: Option<&str>) -> Outcome {
     let config = Config::load(config_path)?;
@@ -45,14 +70,21 @@ pub async fn serve(config_path: &Path, data_dir: Option<&Path>, docker_host: Opt
     let addr: std::net::SocketAddr = config.server.listen.parse().map_err(|e| CliError::Service(format!("server.listen: {e}")))?;
     let data_dir =
         data_dir.map(Path::to_path_buf).or_else(|| config.server.data_dir.clone()).unwrap_or_else(crate::store::default_data_dir);
-    let engine = crate::engine::connect(&crate::engine::EngineChoice::docker(docker_host)).await?;
+    // Without `engines:` one engine does everything; with it, runs go to the pool and the
+    // environments live on one engine of it, which must answer now.
+    let (home, members) = engine_pool(&config, docker_host);
+    let engine = crate::engine::connect(&home).await?;
+    let pool = match members {
+        Some((members, home_name)) => Arc::new(crate::engine::pool::Pool::connect(members, Some(home_name)).await),
+        None => Arc::new(crate::engine::pool::Pool::single(engine.clone())),
+    };
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| CliError::Service(format!("cannot listen on {addr}: {e}")))?;
-    let store = super::open_store(&data_dir, docker_host).await?;
+    let store = super::open_store_on(&data_dir, &home, std::time::Duration::ZERO).await?;
     let projects = config.projects.len();
     let users = config.users.len();
     let store = Arc::new(store);
     let config = Arc::new(config);
-    let coord = Coordinator::new(store.clone(), engine, config.clone(), data_dir.clone());
+    let coord = Coordinator::new(store.clone(), engine, pool, config.clone(), data_dir.clone());
     // The command line reads through this process while it holds the data dir, and
     // cancels through it.
     let steer = coord.clone();

@@ -11,6 +11,7 @@
 //!   production: {projects: [storefront], promote_only: true, approval: {count: 2}}
 //! ```
 
+pub mod engines;
 pub mod identity;
 pub mod protection;
 pub mod role;
@@ -62,6 +63,10 @@ pub struct Config {
     pub limits: crate::limits::LimitSettings,
     /// Gantry's agent images and the record of what `agents/build.sh` built.
     pub agents: crate::agents::AgentSettings,
+    /// The pool of engines (`engines:`), by name; empty: the one engine of `--docker-host`.
+    pub engines: Vec<engines::EngineConfig>,
+    /// Which engine each environment lives on (`environments.NAME.engine`).
+    pub environment_engines: BTreeMap<String, String>,
 }
 
 /// `locks:`: environment locks (one run changes an environment at a time).
@@ -155,6 +160,8 @@ struct File {
     limits: crate::limits::LimitsText,
     #[serde(default)]
     agents: crate::agents::AgentSettings,
+    #[serde(default)]
+    engines: BTreeMap<String, engines::EngineText>,
 }
 
 /// The SHA-256 of the empty string: a token anyone can present.
@@ -241,6 +248,9 @@ impl Config {
             .map_err(|e| rule(format!("locks.wait: {e}")))?;
         // The rules' lines come from a second, located reading of the same text.
         let located = crate::pipeline::yaml::parse(text).ok().flatten();
+        let environment_engines: BTreeMap<String, String> =
+            file.environments.iter().filter_map(|(env, p)| p.engine.clone().map(|e| (env.clone(), e))).collect();
+        let engines = engines::check(path, file.engines, &environment_engines).map_err(rule)?;
         let protections = protection::locate(path, located.as_ref(), file.environments).map_err(rule)?;
         let limits = crate::limits::LimitSettings::locate(path, located.as_ref(), file.limits).map_err(rule)?;
         let users = file
@@ -251,7 +261,7 @@ impl Config {
                 (name, user)
             })
             .collect();
-        Ok(Config { path: path.to_path_buf(), users, server: file.server, projects: file.projects, protections, cli: file.cli, pipelines: file.pipelines, logs: file.logs, locks: file.locks, limits, agents: file.agents })
+        Ok(Config { path: path.to_path_buf(), users, server: file.server, projects: file.projects, protections, cli: file.cli, pipelines: file.pipelines, logs: file.logs, locks: file.locks, limits, agents: file.agents, engines, environment_engines })
     }
 
     /// The operator's config as the command line finds it: the file named by `--config` or
@@ -281,6 +291,8 @@ impl Config {
             logs: LogSettings::default(),
             locks: LockSettings::default(),
             agents: crate::agents::AgentSettings::default(),
+            engines: Vec::new(),
+            environment_engines: BTreeMap::new(),
         }
     }
 

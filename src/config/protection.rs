@@ -69,6 +69,9 @@ pub(super) struct ProtectionText {
     branches: Option<Vec<String>>,
     #[serde(default, deserialize_with = "present")]
     approval: Option<ApprovalRule>,
+    /// The engine of `engines:` the environment lives on (not a rule: read by the config).
+    #[serde(default)]
+    pub(super) engine: Option<String>,
 }
 
 /// `approval:` with nothing under it means the defaults, never "no approval".
@@ -98,6 +101,10 @@ pub(super) fn locate(
         let ok = !name.is_empty() && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
         if !ok {
             return Err(format!("environments.{name}: an environment name uses lowercase letters, digits and -"));
+        }
+        // `staging: {engine: local}` says where it lives, and protects nothing.
+        if text.engine.is_some() && text.projects.is_none() && !text.promote_only && text.branches.is_none() && text.approval.is_none() {
+            continue;
         }
         if let Some(projects) = &text.projects {
             if projects.is_empty() {

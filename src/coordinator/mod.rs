@@ -130,6 +130,11 @@ impl Histogram {
 /// stops it.
 struct Driven {
     project: String,
+    /// The engine of the pool it was placed on (None without `engines:`).
+    engine: Option<String>,
+    /// Stops the run as interrupted (the service stops, its engine is lost); `cancel`
+    /// is its child.
+    stop: CancellationToken,
     cancel: CancellationToken,
 }
 
@@ -145,7 +150,10 @@ pub enum Cancelled {
 
 pub struct Coordinator {
     pub store: Arc<Store>,
+    /// Where the environments live (and, without `engines:`, the runs too).
     pub engine: Engine,
+    /// The engines runs are placed on.
+    pub pool: Arc<crate::engine::pool::Pool>,
     pub config: Arc<Config>,
     pub data_dir: PathBuf,
     /// Runs this process is driving, by run id -> project.
@@ -160,10 +168,17 @@ pub struct Coordinator {
 }
 
 impl Coordinator {
-    pub fn new(store: Arc<Store>, engine: Engine, config: Arc<Config>, data_dir: PathBuf) -> Arc<Coordinator> {
+    pub fn new(
+        store: Arc<Store>,
+        engine: Engine,
+        pool: Arc<crate::engine::pool::Pool>,
+        config: Arc<Config>,
+        data_dir: PathBuf,
+    ) -> Arc<Coordinator> {
         Arc::new(Coordinator {
             store,
             engine,
+            pool,
             config,
             data_dir,
             running: Mutex::new(HashMap::new()),
@@ -176,7 +191,11 @@ impl Coordinator {
 
     /// Starts the queue runner, the pollers and the periodic sweep.
     pub fn start(self: &Arc<Self>) -> Vec<tokio::task::JoinHandle<()>> {
-        let mut tasks = vec![tokio::spawn(queue::run_queue(self.clone())), tokio::spawn(queue::sweep_every(self.clone()))];
+        let mut tasks = vec![
+            tokio::spawn(queue::run_queue(self.clone())),
+            tokio::spawn(queue::sweep_every(self.clone())),
+            tokio::spawn(queue::watch_engines(self.clone())),
+        ];
         for (name, project) in &self.config.projects {
             if let Some(every) = project.poll {
                 tasks.push(tokio::spawn(queue::poll(self.clone(), name.clone(), every)));
@@ -211,6 +230,16 @@ impl Coordinator {
     /// values; `failed`: only what failed, the rest taken over when the run starts (what it
     /// takes over is looked at then, on the engine as it is).
     pub fn rerun(&self, run_id: &str, failed: bool, by: &str) -> Result<String, TriggerError> {
+        self.queue_again(run_id, failed, by, None)
+    }
+
+    /// Queues run `run_id`, interrupted because `engine` stopped answering, once more: its
+    /// engine is out of placement, so it goes elsewhere.
+    pub fn retry_after_engine_loss(&self, run_id: &str, engine: &str) -> Result<String, TriggerError> {
+        self.queue_again(run_id, false, "gantry", Some(engine))
+    }
+
+    fn queue_again(&self, run_id: &str, failed: bool, by: &str, lost: Option<&str>) -> Result<String, TriggerError> {
         let old = self.store.find_run(run_id)?;
         let Some(project) = old.project.clone() else {
             return Err(TriggerError::Refused(format!(
@@ -233,6 +262,7 @@ impl Coordinator {
         record.vars = old.vars.clone();
         record.rerun_of = Some(old.id.clone());
         record.rerun_failed = failed;
+        record.retry_after_loss_of = lost.map(str::to_string);
         if let Err(existing) = self.store.enqueue(&record, Some(&plan), None)? {
             return Err(TriggerError::Internal(format!("run id {existing} is taken")));
         }
@@ -352,6 +382,7 @@ impl Coordinator {
                     stages: Vec::new(),
                     vars: Default::default(),
                     environments: Default::default(),
+                    placement: Default::default(),
                 };
                 let mut r = RunRecord::new(id.clone(), &empty, project.repo.clone(), commit.clone());
                 r.state = RunState::Failed;

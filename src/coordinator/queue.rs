@@ -29,7 +29,7 @@ fn start_what_fits(c: &Arc<Coordinator>) -> Result<(), crate::store::StoreError>
     let limits = c.config.server.concurrency;
     for (run, plan) in c.store.queued()? {
         let project = run.project.clone().unwrap_or_default();
-        {
+        let slot = {
             let mut running = c.running.lock().expect("running runs");
             if running.len() >= limits.global {
                 return Ok(());
@@ -37,9 +37,22 @@ fn start_what_fits(c: &Arc<Coordinator>) -> Result<(), crate::store::StoreError>
             if running.values().filter(|d| d.project == project).count() >= limits.per_project {
                 continue;
             }
-            running.insert(run.id.clone(), super::Driven { project, cancel: c.shutdown.child_token() });
-        }
-        let record = match c.store.start_queued(&run.id) {
+            let slot = match c.pool.place(&plan.placement.runs_on) {
+                Ok(slot) => slot,
+                // Busy or down engines: a later run may fit elsewhere.
+                Err(crate::engine::pool::Unplaced::Waiting) => continue,
+                Err(never) => {
+                    drop(running);
+                    refuse_unplaceable(c, &run.id, &never.to_string())?;
+                    continue;
+                }
+            };
+            let stop = c.shutdown.child_token();
+            let cancel = stop.child_token();
+            running.insert(run.id.clone(), super::Driven { project, engine: slot.name.clone(), stop, cancel });
+            slot
+        };
+        let record = match c.store.start_queued(&run.id, slot.name.as_deref()) {
             Ok(Some(r)) => r,
             // Cancelled between the listing and now.
             Ok(None) => {
@@ -51,15 +64,27 @@ fn start_what_fits(c: &Arc<Coordinator>) -> Result<(), crate::store::StoreError>
                 return Err(e);
             }
         };
-        tokio::spawn(drive(c.clone(), record, plan));
+        tokio::spawn(drive(c.clone(), record, plan, slot));
     }
     Ok(())
 }
 
-/// Runs one started run to its end, recording everything, then frees its slot.
-async fn drive(c: Arc<Coordinator>, run: RunRecord, plan: Plan) {
+/// A run no engine of the pool can ever take ends at once, saying why.
+fn refuse_unplaceable(c: &Coordinator, run_id: &str, why: &str) -> Result<(), crate::store::StoreError> {
+    if c.store.start_queued(run_id, None)?.is_some() {
+        let finished = Event::now(EventKind::RunFinished { state: RunState::Failed, message: Some(why.to_string()) });
+        c.store.append(run_id, &finished)?;
+        c.store.append(run_id, &Event::now(EventKind::Swept { containers: 0, networks: 0, volumes: 0 }))?;
+    }
+    Ok(())
+}
+
+/// Runs one started run to its end, recording everything, then frees its slot; a run
+/// its engine lost is queued once more, for another engine, if its pipeline allows.
+async fn drive(c: Arc<Coordinator>, run: RunRecord, plan: Plan, slot: crate::engine::pool::Slot) {
     let id = run.id.clone();
-    if let Err(e) = execute(&c, &run, plan).await {
+    let retry = plan.placement.retry_on_engine_loss && run.retry_after_loss_of.is_none();
+    if let Err(e) = execute(&c, &run, plan, &slot).await {
         let finished = Event::now(EventKind::RunFinished { state: RunState::Failed, message: Some(e.to_string()) });
         if let Err(e) = c.store.append(&id, &finished) {
             tracing::error!(run = %id, error = %e, "cannot record the end of a run");
@@ -73,10 +98,53 @@ async fn drive(c: Arc<Coordinator>, run: RunRecord, plan: Plan) {
                 counters.stage_seconds.observe(d.num_milliseconds() as f64 / 1000.0);
             }
         }
+        drop(counters);
+        let lost = done.state == RunState::Interrupted && done.message.as_deref().is_some_and(|m| m.starts_with(crate::scheduler::ENGINE_LOST));
+        if let (true, Some(engine)) = (lost, &slot.name) {
+            c.pool.count_lost(engine, done.message.as_deref().unwrap_or_default());
+            stop_runs_on(&c, engine);
+            if retry && !c.shutdown.is_cancelled() {
+                match c.retry_after_engine_loss(&id, engine) {
+                    Ok(again) => tracing::warn!(run = %id, %engine, retry = %again, "engine lost; the run is queued again elsewhere"),
+                    Err(e) => tracing::error!(run = %id, %engine, error = %e, "engine lost; cannot queue the run again"),
+                }
+            }
+        }
     }
+    drop(slot);
     c.running.lock().expect("running runs").remove(&id);
     c.wake.notify_one();
 }
+
+/// Every couple of seconds: which engines answer. The runs of one that stopped are
+/// stopped (they end interrupted, naming it) rather than left hanging on it.
+pub(super) async fn watch_engines(c: Arc<Coordinator>) {
+    if c.pool.views().is_empty() {
+        return;
+    }
+    loop {
+        for engine in c.pool.check().await {
+            stop_runs_on(&c, &engine);
+        }
+        tokio::select! {
+            _ = c.shutdown.cancelled() => return,
+            _ = tokio::time::sleep(ENGINE_CHECK_EVERY) => {}
+        }
+    }
+}
+
+/// Stops (as interrupted) every run on `engine`, which stopped answering.
+fn stop_runs_on(c: &Coordinator, engine: &str) {
+    let running = c.running.lock().expect("running runs");
+    for (id, driven) in running.iter().filter(|(_, d)| d.engine.as_deref() == Some(engine)) {
+        if !driven.stop.is_cancelled() {
+            tracing::warn!(run = %id, %engine, "the run's engine stopped answering; stopping the run");
+            driven.stop.cancel();
+        }
+    }
+}
+
+const ENGINE_CHECK_EVERY: Duration = Duration::from_secs(2);
 
 /// Why the service could not run a run it had queued: the run's failure message.
 #[derive(Debug, thiserror::Error)]
@@ -95,7 +163,7 @@ enum ExecuteError {
 
 /// Prepares and runs a queued run through the library entrance, recording it. An error
 /// before the scheduler started comes back as the run's failure message.
-async fn execute(c: &Arc<Coordinator>, run: &RunRecord, plan: Plan) -> Result<(), ExecuteError> {
+async fn execute(c: &Arc<Coordinator>, run: &RunRecord, plan: Plan, slot: &crate::engine::pool::Slot) -> Result<(), ExecuteError> {
     let project_name = run.project.clone().unwrap_or_default();
     let project = c.config.projects.get(&project_name).ok_or_else(|| ExecuteError::ProjectGone(project_name.clone()))?.clone();
     let (data_dir, config) = (c.data_dir.clone(), c.config.clone());
@@ -124,12 +192,18 @@ async fn execute(c: &Arc<Coordinator>, run: &RunRecord, plan: Plan) -> Result<()
         }
         _ => Default::default(),
     };
-    let cancel = c.running.lock().expect("running runs").get(&run.id).map(|d| d.cancel.clone()).unwrap_or_else(|| c.shutdown.child_token());
+    let (stop, cancel) = c
+        .running
+        .lock()
+        .expect("running runs")
+        .get(&run.id)
+        .map(|d| (d.stop.clone(), d.cancel.clone()))
+        .unwrap_or_else(|| (c.shutdown.child_token(), c.shutdown.child_token()));
     let start = crate::runs::Start {
         plan,
         prepared,
         max_parallel: c.config.server.concurrency.stages,
-        shutdown: c.shutdown.clone(),
+        shutdown: stop,
         cancel,
         takeover,
         output: c.config.logs.output_limits(),
@@ -137,7 +211,7 @@ async fn execute(c: &Arc<Coordinator>, run: &RunRecord, plan: Plan) -> Result<()
         // first objects and the store's record of them) goes before this start makes its own.
         may_have_leftovers: true,
     };
-    let started = crate::runs::start(&c.engine, run, start).await?;
+    let started = crate::runs::start(&slot.engine, run, start).await?;
     crate::runs::follow(&c.store, &run.id, started, &mut crate::recorder::Quiet).await.map_err(ExecuteError::Recording)?;
     Ok(())
 }
@@ -202,5 +276,11 @@ pub(super) async fn sweep_every(c: Arc<Coordinator>) {
 }
 
 pub async fn sweep_once(c: &Coordinator) -> Result<usize, crate::sweep::SweepError> {
-    crate::sweep::orphans(&c.store, c.engine.steps.as_ref(), &c.running()).await
+    let mut swept = 0;
+    // Each engine that answers sweeps what this store's finished runs left on it; an engine
+    // that is down is swept once it answers again.
+    for (name, engine) in c.pool.up() {
+        swept += crate::sweep::orphans(&c.store, name.as_deref(), engine.steps.as_ref(), &c.running()).await?;
+    }
+    Ok(swept)
 }

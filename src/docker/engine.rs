@@ -42,6 +42,7 @@ fn cpu_quota(cpus: f64) -> i64 {
 /// stage timeouts itself, so the client's own timeout only has to be out of the way.
 const CLIENT_TIMEOUT_SECS: u64 = 7 * 24 * 3600;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+const PING_TIMEOUT: Duration = Duration::from_secs(3);
 const DEFAULT_ENDPOINT: &str = "unix:///var/run/docker.sock";
 
 #[derive(Clone)]
@@ -53,15 +54,28 @@ pub struct DockerEngine {
 impl DockerEngine {
     /// Connects to `host` (else `DOCKER_HOST`, else the local socket) and negotiates the API
     /// version. An engine that does not answer is one clear error naming where we looked.
-    pub async fn connect(host: Option<&str>) -> Result<DockerEngine, DockerError> {
+    pub async fn connect(host: Option<&str>, tls: Option<&crate::engine::TlsFiles>) -> Result<DockerEngine, DockerError> {
         let endpoint = host
             .map(str::to_string)
             .or_else(|| std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty()))
             .unwrap_or_else(|| DEFAULT_ENDPOINT.to_string());
         let unreachable = |reason: String| DockerError::Unreachable { endpoint: endpoint.clone(), reason };
+        let tcp = endpoint.starts_with("tcp://") || endpoint.starts_with("https://") || endpoint.starts_with("http://");
+        // The docker CLI's convention for a tcp host: DOCKER_TLS_VERIFY and DOCKER_CERT_PATH.
+        let tls = tls.cloned().or_else(|| if tcp { crate::engine::TlsFiles::from_docker_env() } else { None });
         let docker = if let Some(path) = endpoint.strip_prefix("unix://") {
             Docker::connect_with_unix(path, CLIENT_TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)
-        } else if endpoint.starts_with("tcp://") || endpoint.starts_with("http://") {
+        } else if let (true, Some(tls)) = (tcp, &tls) {
+            for file in [&tls.ca, &tls.cert, &tls.key] {
+                if !file.is_file() {
+                    return Err(unreachable(format!("TLS file {} is missing", file.display())));
+                }
+            }
+            // bollard's TLS client takes the process's default crypto provider: ring, as
+            // the rest of Gantry's TLS (an error only means one is installed already).
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            Docker::connect_with_ssl(&endpoint, &tls.key, &tls.cert, &tls.ca, CLIENT_TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)
+        } else if tcp {
             Docker::connect_with_http(&endpoint, CLIENT_TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)
         } else if endpoint.starts_with('/') {
             Docker::connect_with_unix(&endpoint, CLIENT_TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)
@@ -78,6 +92,16 @@ impl DockerEngine {
         docker.ping().await.map_err(|e| unreachable(reason(&e)))?;
         tracing::debug!(endpoint = %endpoint, api = %docker.client_version(), "connected to the Docker engine");
         Ok(DockerEngine { docker, endpoint })
+    }
+
+    /// A ping with a short deadline: an engine that stopped answering says so quickly.
+    pub async fn answers(&self) -> Result<(), DockerError> {
+        let unreachable = |reason: String| DockerError::Unreachable { endpoint: self.endpoint.clone(), reason };
+        match tokio::time::timeout(PING_TIMEOUT, self.docker.ping()).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(unreachable(reason(&e))),
+            Err(_) => Err(unreachable(format!("no answer within {}s", PING_TIMEOUT.as_secs()))),
+        }
     }
 
     pub fn api_version(&self) -> String {

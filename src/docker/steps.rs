@@ -20,6 +20,10 @@ impl Steps for DockerEngine {
         self.api_version()
     }
 
+    async fn ping(&self) -> Result<(), DockerError> {
+        self.answers().await
+    }
+
     async fn setup_run(&self, scope: &RunScope) -> Result<(), DockerError> {
         let labels = HashMap::from([(RUN_LABEL.to_string(), scope.run_id.clone())]);
         let (network, volume) =

@@ -80,6 +80,7 @@ pub enum Verb {
     DestroyRun,
     StartVersion,
     GoLive,
+    Ping,
 }
 
 /// One thing that happened on the fake engine, in order.
@@ -257,6 +258,11 @@ impl FakeEngine {
         self.with(|i| i.failing.insert(verb, reason.to_string()));
     }
 
+    /// `verb` works again.
+    pub fn recover(&self, verb: Verb) {
+        self.with(|i| i.failing.remove(&verb));
+    }
+
     /// The next `exec`s answer these, in order (then 0 with no output).
     pub fn exec_answers(&self, answers: impl IntoIterator<Item = (i64, String)>) {
         self.with(|i| i.exec_answers.extend(answers));
@@ -365,6 +371,10 @@ impl Steps for FakeEngine {
 
     fn version(&self) -> String {
         "fake engine".into()
+    }
+
+    async fn ping(&self) -> Result<(), EngineError> {
+        self.failing(Verb::Ping, "ping")
     }
 
     async fn setup_run(&self, scope: &RunScope) -> Result<(), EngineError> {

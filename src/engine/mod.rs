@@ -8,10 +8,14 @@
 mod environments;
 mod error;
 pub mod fake;
+pub mod pool;
 mod spec;
 mod steps;
 
+use std::path::PathBuf;
 use std::sync::Arc;
+
+use serde::Deserialize;
 
 pub use environments::{
     EnvironmentView, Environments, Lock, ObjectView, Retired, RouterDef, ServiceDef, ServiceState, Serving, VersionDef, VersionInfo,
@@ -32,22 +36,50 @@ pub struct Engine {
 }
 
 /// Where the engine is: the operator's choice, from `--docker-host`, `DOCKER_HOST` or the
-/// local socket.
+/// local socket, or an engine of the config's `engines:`.
 #[derive(Debug, Clone, Default)]
 pub struct EngineChoice {
     pub docker_host: Option<String>,
+    /// For a `tcp://` host: the client's certificates (else `DOCKER_TLS_VERIFY` and
+    /// `DOCKER_CERT_PATH` decide, as for the docker CLI).
+    pub tls: Option<TlsFiles>,
 }
 
 impl EngineChoice {
     pub fn docker(host: Option<&str>) -> Self {
-        EngineChoice { docker_host: host.map(str::to_string) }
+        EngineChoice { docker_host: host.map(str::to_string), tls: None }
     }
 }
+
+/// The client's TLS files for a `tcp://` engine (the docker CLI's `ca.pem`, `cert.pem`,
+/// `key.pem`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFiles {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl TlsFiles {
+    /// The docker CLI's convention: `DOCKER_TLS_VERIFY` set (not `0`) means the three files
+    /// under `DOCKER_CERT_PATH`, else under `~/.docker`.
+    pub fn from_docker_env() -> Option<TlsFiles> {
+        std::env::var("DOCKER_TLS_VERIFY").ok().filter(|v| !v.is_empty() && v != "0")?;
+        let dir = std::env::var_os("DOCKER_CERT_PATH")
+            .filter(|d| !d.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| dirs::home_dir().map(|h| h.join(".docker")))?;
+        Some(TlsFiles { ca: dir.join("ca.pem"), cert: dir.join("cert.pem"), key: dir.join("key.pem") })
+    }
+}
+
+
 
 /// Connects to the engine the operator chose. An engine that does not answer is one
 /// clear error naming where Gantry looked.
 pub async fn connect(choice: &EngineChoice) -> Result<Engine, EngineError> {
-    let docker = Arc::new(crate::docker::DockerEngine::connect(choice.docker_host.as_deref()).await?);
+    let docker = Arc::new(crate::docker::DockerEngine::connect(choice.docker_host.as_deref(), choice.tls.as_ref()).await?);
     Ok(Engine { steps: docker.clone(), environments: docker })
 }
 

@@ -24,6 +24,8 @@ pub trait Steps: Send + Sync + 'static {
     fn endpoint(&self) -> &str;
     /// The engine's kind and protocol version, for the start of a run's output.
     fn version(&self) -> String;
+    /// Whether the engine answers now (the pool's health check).
+    async fn ping(&self) -> Result<(), EngineError>;
     /// Creates the run's network and workspace volume (SetupWorkflow).
     async fn setup_run(&self, scope: &RunScope) -> Result<(), EngineError>;
     /// Creates a step, not started, making sure its image is there (pulling it if it can).

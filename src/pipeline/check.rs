@@ -10,7 +10,7 @@ use super::stage;
 use super::yaml::{Node, Pos};
 
 /// Top-level keys of a pipeline file.
-const TOP_KEYS: &[&str] = &["name", "vars", "environments", "stages"];
+const TOP_KEYS: &[&str] = &["name", "vars", "environments", "stages", "runs_on", "retry_on_engine_loss"];
 /// Top-level keys from the design that later issues will add.
 const PLANNED_TOP_KEYS: &[&str] = &["on"];
 
@@ -36,6 +36,7 @@ pub(crate) fn check(ctx: &mut Ctx<'_>, root: Option<&Node>) -> Option<Plan> {
     let mut name = None;
     let mut stages = None;
     let mut suggested = Vec::new();
+    let mut placement = super::plan::Placement::default();
     // Variables first: stages anywhere in the file may use them.
     let vars = entries
         .iter()
@@ -55,6 +56,8 @@ pub(crate) fn check(ctx: &mut Ctx<'_>, root: Option<&Node>) -> Option<Plan> {
                 }
             },
             "stages" => stages = Some(entry),
+            "runs_on" => super::placement::runs_on(ctx, &entry, &mut placement),
+            "retry_on_engine_loss" => super::placement::retry_on_engine_loss(ctx, &entry, &mut placement),
             // Before the stages, whose checks consult them.
             "environments" => ctx.environments = environments::declare(ctx, entry.value),
             other if PLANNED_TOP_KEYS.contains(&other) => {
@@ -84,13 +87,19 @@ pub(crate) fn check(ctx: &mut Ctx<'_>, root: Option<&Node>) -> Option<Plan> {
         Some(entry) => check_stages(ctx, entry),
     };
 
-    assemble(ctx, name, &drafts, vars)
+    assemble(ctx, name, &drafts, vars, placement)
 }
 
 
 /// The plan, once every stage checked: stages in the order their needs give, needs
 /// resolved, promotions checked against that order. None while anything is wrong.
-fn assemble(ctx: &mut Ctx<'_>, name: Option<String>, drafts: &[Draft], vars: std::collections::BTreeMap<String, String>) -> Option<Plan> {
+fn assemble(
+    ctx: &mut Ctx<'_>,
+    name: Option<String>,
+    drafts: &[Draft],
+    vars: std::collections::BTreeMap<String, String>,
+    placement: super::plan::Placement,
+) -> Option<Plan> {
     let graph_stages: Vec<GraphStage> = drafts
         .iter()
         .map(|d| GraphStage {
@@ -123,6 +132,7 @@ fn assemble(ctx: &mut Ctx<'_>, name: Option<String>, drafts: &[Draft], vars: std
         stages,
         vars,
         environments: std::mem::take(&mut ctx.environments),
+        placement,
     })
 }
 

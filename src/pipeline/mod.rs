@@ -16,6 +16,7 @@ pub mod limits;
 pub mod resources;
 pub mod spec;
 pub mod plan;
+mod placement;
 mod stage;
 mod summary;
 mod vars;

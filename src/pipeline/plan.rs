@@ -22,6 +22,26 @@ pub struct Plan {
     /// approve a promotion into them.
     #[serde(default)]
     pub environments: BTreeMap<String, EnvironmentSpec>,
+    /// Where the run may be placed, and whether it is tried again when its engine is lost.
+    #[serde(default, skip_serializing_if = "Placement::is_default")]
+    pub placement: Placement,
+}
+
+/// The pipeline's asks of the operator's engine pool (`runs_on:`, `retry_on_engine_loss:`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Placement {
+    /// Labels the run's engine must carry, every one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub runs_on: Vec<String>,
+    /// A run whose engine stops answering is queued once more, for another engine.
+    #[serde(default)]
+    pub retry_on_engine_loss: bool,
+}
+
+impl Placement {
+    pub fn is_default(&self) -> bool {
+        *self == Placement::default()
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

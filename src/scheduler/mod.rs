@@ -43,6 +43,9 @@ pub struct RunRequest {
     pub takeover: BTreeMap<String, rerun::TakenOver>,
 }
 
+/// The start of the message of a run interrupted because its engine stopped answering.
+pub const ENGINE_LOST: &str = "the engine stopped answering";
+
 /// Drives the run to its end and returns its final state. All state changes go out through
 /// `emit`; the last one is always `RunFinished`.
 pub async fn run(engine: Engine, request: RunRequest, emit: Emitter, cancel: CancellationToken) -> RunState {
@@ -86,9 +89,16 @@ pub async fn run(engine: Engine, request: RunRequest, emit: Emitter, cancel: Can
         Ok(()) => run_dag(&ctx, &plan, max_parallel.max(1), &takeover).await,
         Err(e) => (RunState::Failed, Some(e.to_string())),
     };
-    if shutdown.is_cancelled() && state == RunState::Cancelled {
-        state = RunState::Interrupted;
-        message = Some("the gantry service driving this run stopped".into());
+    if state != RunState::Succeeded {
+        // A run whose engine no longer answers did not fail on its own merits: it was
+        // interrupted, and the engine is named (the service may run it again elsewhere).
+        if let Err(e) = ctx.steps.ping().await {
+            state = RunState::Interrupted;
+            message = Some(format!("{ENGINE_LOST}: {e}"));
+        } else if shutdown.is_cancelled() && state == RunState::Cancelled {
+            state = RunState::Interrupted;
+            message = Some("the gantry service driving this run stopped".into());
+        }
     }
 
     ctx.ahead.settle(ctx.steps.as_ref()).await;

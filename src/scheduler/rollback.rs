@@ -21,6 +21,7 @@ pub fn plan(environment: &str, app: &str) -> Plan {
         stages: vec![stage(Duration::from_secs(600))],
         vars: Default::default(),
         environments: Default::default(),
+        placement: Default::default(),
     }
 }
 

@@ -254,6 +254,25 @@ async fn a_run_whose_setup_fails_fails_with_the_reason_and_leaves_nothing() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_run_whose_engine_stops_answering_is_interrupted_naming_it_not_failed() {
+    let fake = FakeEngine::new();
+    fake.fail(Verb::StartStep, "connection reset by peer");
+    fake.fail(Verb::Ping, "connection refused");
+    let ran = run_yaml(&fake, DIAMOND, 4).await;
+    assert_eq!(ran.state, RunState::Interrupted);
+    match ran.events.last() {
+        Some(EventKind::RunFinished { message: Some(m), .. }) => {
+            assert!(m.starts_with(super::ENGINE_LOST) && m.contains("connection refused"), "{m}")
+        }
+        other => panic!("{other:?}"),
+    }
+    // The same failure on an engine that still answers is the stage's own failure.
+    let fake = FakeEngine::new();
+    fake.fail(Verb::StartStep, "no space left on device");
+    assert_eq!(run_yaml(&fake, DIAMOND, 4).await.state, RunState::Failed);
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_step_that_cannot_be_removed_is_still_swept_at_the_end() {
     let fake = FakeEngine::new();
     fake.fail(Verb::RemoveStep, "device busy");

@@ -320,6 +320,13 @@ pub async fn trigger(
     Ok((StatusCode::ACCEPTED, Json(json!(triggered))))
 }
 
+/// `GET /api/engines`: the operator's engines, whether each answers, its slots and runs
+/// (empty without `engines:`).
+pub async fn engines(State(s): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+    caller.require(Role::Viewer)?;
+    Ok(Json(json!(s.coord.pool.views())))
+}
+
 pub async fn approvals_list(State(s): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
     caller.require(Role::Viewer)?;
     let pending = s.coord.store.pending_approvals()?;

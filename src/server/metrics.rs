@@ -37,5 +37,28 @@ pub async fn metrics(State(s): State<AppState>) -> ([(&'static str, &'static str
     let _ = writeln!(out, "gantry_stage_duration_seconds_bucket{{le=\"+Inf\"}} {}", h.count);
     let _ = writeln!(out, "gantry_stage_duration_seconds_sum {}", h.sum);
     let _ = writeln!(out, "gantry_stage_duration_seconds_count {}", h.count);
+    drop(counters);
+    engines(&mut out, &c.pool.views());
     ([("content-type", "text/plain; version=0.0.4")], out)
+}
+
+/// Each engine of the pool: whether it answers, its slots and what is placed on it.
+fn engines(out: &mut String, views: &[crate::engine::pool::EngineView]) {
+    if views.is_empty() {
+        return;
+    }
+    let families: [(&str, &str, &str, fn(&crate::engine::pool::EngineView) -> u64); 5] = [
+        ("gantry_engine_up", "gauge", "Whether the engine answered its last check (1) or not (0).", |v| v.up as u64),
+        ("gantry_engine_slots", "gauge", "Runs the engine takes at once.", |v| v.slots as u64),
+        ("gantry_engine_slots_in_use", "gauge", "Runs on the engine now.", |v| v.in_use as u64),
+        ("gantry_engine_runs_placed_total", "counter", "Runs placed on the engine since the service started.", |v| v.placed),
+        ("gantry_engine_runs_lost_total", "counter", "Runs interrupted because the engine stopped answering.", |v| v.lost),
+    ];
+    for (name, kind, help, value) in families {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for v in views {
+            // Engine names are the operator's, checked to be [a-z0-9-]: safe as label values.
+            let _ = writeln!(out, "{name}{{engine=\"{}\"}} {}", v.name, value(v));
+        }
+    }
 }

@@ -172,6 +172,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/runs/{id}/rerun", post(api::rerun))
         .route("/api/environments/{name}/rollback", post(api::rollback))
         .route("/api/approvals", get(api::approvals_list))
+        .route("/api/engines", get(api::engines))
         .route("/api/environments", get(api::environments))
         .route("/api/environments/{name}", get(api::environment))
         .route("/api/reports", get(api::reports))

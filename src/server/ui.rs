@@ -91,7 +91,7 @@ async fn environments(State(s): State<AppState>, v: Visitor) -> Response {
     let envs = s.coord.engine.environments.list().await;
     let deployments = s.coord.store.deployments(None);
     match (envs, deployments) {
-        (Ok(envs), Ok(deployments)) => pages::environments(&viewer(&v), &envs, &deployments).into_response(),
+        (Ok(envs), Ok(deployments)) => pages::environments(&viewer(&v), &envs, &deployments, &s.coord.pool.views()).into_response(),
         (Err(e), _) => {
             failure(Some(&viewer(&v)), axum::http::StatusCode::SERVICE_UNAVAILABLE, "Docker is unreachable", &e.to_string(), "/")
         }

@@ -56,6 +56,13 @@ pub struct RunRecord {
     /// Who asked for the run to stop, if anyone did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cancelled_by: Option<String>,
+    /// The engine of the operator's pool the run was placed on (`engines:`), if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<String>,
+    /// For a run queued again because its engine stopped answering: that engine (a run is
+    /// retried so once at most).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_loss_of: Option<String>,
 }
 
 /// Who pushed a commit, as the forge's webhook named them.
@@ -133,6 +140,8 @@ impl RunRecord {
             vars: Default::default(),
             rerun_of: None,
             rerun_failed: false,
+            engine: None,
+            retry_after_loss_of: None,
         }
     }
 
@@ -172,9 +181,12 @@ impl RunRecord {
         self.events += 1;
         match &event.kind {
             EventKind::RunCreated { .. } => {}
-            EventKind::RunStarted { pid } => {
+            EventKind::RunStarted { pid, engine } => {
                 self.state = RunState::Running;
                 self.pid = *pid;
+                if engine.is_some() {
+                    self.engine = engine.clone();
+                }
                 self.started_at = Some(event.at);
             }
             EventKind::StageStarted { stage, attempt } => {

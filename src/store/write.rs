@@ -141,8 +141,8 @@ impl Store {
     /// store says it is running, so a crash leaves it `interrupted` (and swept), never
     /// `queued` with objects of a first start lying about.
     /// None when the run left the queue meanwhile (cancelled).
-    pub fn start_queued(&self, run_id: &str) -> Result<Option<RunRecord>, StoreError> {
-        let started = Event::now(EventKind::RunStarted { pid: std::process::id() });
+    pub fn start_queued(&self, run_id: &str, engine: Option<&str>) -> Result<Option<RunRecord>, StoreError> {
+        let started = Event::now(EventKind::RunStarted { pid: std::process::id(), engine: engine.map(str::to_string) });
         let record = self.append_checked(run_id, |r| if r.state == RunState::Queued { Ok(vec![started.clone()]) } else { Err(()) })?;
         self.flush()?;
         Ok(record.ok())

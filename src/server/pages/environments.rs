@@ -5,10 +5,11 @@ use maud::{html, Markup};
 
 use super::layout::{badge, duration, enc, page, run_href, short_sha, when, Section};
 use super::Viewer;
+use crate::engine::pool::EngineView;
 use crate::engine::EnvironmentView;
 use crate::events::{Deployment, DeploymentOutcome};
 
-pub fn environments(viewer: &Viewer, envs: &[EnvironmentView], deployments: &[Deployment]) -> Markup {
+pub fn environments(viewer: &Viewer, envs: &[EnvironmentView], deployments: &[Deployment], engines: &[EngineView]) -> Markup {
     // Environments destroyed since keep their history.
     let mut gone: Vec<&str> =
         deployments.iter().map(|d| d.environment.as_str()).filter(|name| !envs.iter().any(|e| e.name == *name)).collect();
@@ -16,6 +17,7 @@ pub fn environments(viewer: &Viewer, envs: &[EnvironmentView], deployments: &[De
     gone.dedup();
     let body = html! {
         h1 { "Environments" }
+        (engine_table(engines))
         @if envs.is_empty() && gone.is_empty() {
             p.muted { "No environments yet: a `kind: provision` or `kind: deploy` stage makes one." }
         }
@@ -35,6 +37,33 @@ pub fn environments(viewer: &Viewer, envs: &[EnvironmentView], deployments: &[De
         }
     };
     page("Environments", Some(viewer), Some(Section::Environments), body)
+}
+
+/// The operator's engines (`engines:`): whether each answers, its slots in use and the
+/// runs placed on it. Nothing without a pool.
+fn engine_table(engines: &[EngineView]) -> Markup {
+    html! {
+        @if !engines.is_empty() {
+            section.card #engines {
+                h2 { "Engines" }
+                table {
+                    thead { tr { th { "engine" } th { "state" } th { "runs now" } th { "placed" } th { "lost" } th { "labels" } } }
+                    tbody {
+                        @for e in engines {
+                            tr.engine data-engine=(e.name) {
+                                td { (e.name) " " span.muted { (e.host) } @if e.environments { " " span.muted { "(environments)" } } }
+                                td { @if e.up { (badge("up")) } @else { (badge("down")) " " span.muted { (e.reason.clone().unwrap_or_default()) } } }
+                                td { (e.in_use) " / " (e.slots) }
+                                td { (e.placed) }
+                                td { (e.lost) }
+                                td { (e.labels.join(", ")) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// A "Roll back" button per app that has a kept previous version, for those who may
@@ -179,7 +208,7 @@ mod tests {
 
     #[test]
     fn an_environment_shows_its_live_version_router_and_services() {
-        let html = environments(&viewer(Role::Viewer), &[production()], &[]).into_string();
+        let html = environments(&viewer(Role::Viewer), &[production()], &[], &[]).into_string();
         assert!(html.contains("<title>Environments · Gantry</title>"), "{html}");
         assert!(html.contains("storefront:a1b2c3d4"), "{html}");
         assert!(html.contains(r#"<span class="badge st-live">live</span>"#), "{html}");
@@ -206,7 +235,7 @@ mod tests {
             ),
             deployment("staging", "storefront:other", "r8", 300, DeploymentOutcome::Succeeded),
         ];
-        let html = environments(&viewer(Role::Viewer), &[production()], &deployments).into_string();
+        let html = environments(&viewer(Role::Viewer), &[production()], &deployments, &[]).into_string();
         let history = &html[html.find("Deployments</h3>").unwrap()..];
         let bad = history.find("storefront:bad").expect("the failed deployment is listed");
         let old = history.find("storefront:0ld</td>").expect("the earlier deployment is listed");
@@ -221,7 +250,7 @@ mod tests {
 
     #[test]
     fn no_environments_says_how_to_make_one() {
-        let html = environments(&viewer(Role::Viewer), &[], &[]).into_string();
+        let html = environments(&viewer(Role::Viewer), &[], &[], &[]).into_string();
         assert!(html.contains("No environments yet"), "{html}");
     }
 }

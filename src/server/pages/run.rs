@@ -67,6 +67,9 @@ fn facts(run: &RunRecord) -> Markup {
             @if let Some(old) = &run.rerun_of {
                 dt { "Runs again" } dd { a.mono href=(format!("/runs/{}", enc(old))) { (old) } @if run.rerun_failed { " (what failed)" } }
             }
+            @if let Some(engine) = &run.engine {
+                dt { "Engine" } dd { (engine) @if let Some(lost) = &run.retry_after_loss_of { " " span.muted { "(run again after engine " (lost) " was lost)" } } }
+            }
             dt { "Started" } dd { (when(run.created_at)) }
             @if let Some(f) = run.finished_at { dt { "Finished" } dd { (when(f)) } }
             dt { "Duration" } dd { (duration(run.duration())) }
