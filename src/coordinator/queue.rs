@@ -37,7 +37,7 @@ fn start_what_fits(c: &Arc<Coordinator>) -> Result<(), crate::store::StoreError>
             if running.values().filter(|d| d.project == project).count() >= limits.per_project {
                 continue;
             }
-            let slot = match c.pool.place(&plan.placement.runs_on) {
+            let slot = match c.pool.place(&plan.placement.runs_on, plan.touches_environments()) {
                 Ok(slot) => slot,
                 // Busy or down engines: a later run may fit elsewhere.
                 Err(crate::engine::pool::Unplaced::Waiting) => continue,

@@ -78,16 +78,22 @@ pub enum Unplaced {
     /// Every engine it may use is busy or down now: it waits in the queue.
     Waiting,
     /// No engine of the pool carries these labels: it never can run.
-    NoSuchEngine { runs_on: Vec<String>, known: Vec<String> },
+    NoSuchEngine { runs_on: Vec<String>, home: Option<String>, known: Vec<String> },
 }
 
 impl std::fmt::Display for Unplaced {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Unplaced::Waiting => write!(f, "every engine it may run on is busy or down"),
-            Unplaced::NoSuchEngine { runs_on, known } => write!(
+            Unplaced::NoSuchEngine { runs_on, home: None, known } => write!(
                 f,
                 "runs_on: [{}] - no engine of the operator's pool carries every one of these labels (engines: {})",
+                runs_on.join(", "),
+                known.join(", ")
+            ),
+            Unplaced::NoSuchEngine { runs_on, home: Some(home), known } => write!(
+                f,
+                "the run deploys, so it runs on {home}, where the environments live, but runs_on: [{}] asks for labels {home} does not carry, or {home} takes no runs (engines: {})",
                 runs_on.join(", "),
                 known.join(", ")
             ),
@@ -128,22 +134,26 @@ impl Pool {
         Pool { members, named: true, home }
     }
 
-    /// A pool of given engines (tests).
-    pub fn of(engines: Vec<(MemberConfig, Engine)>) -> Pool {
+    /// A pool of given engines (tests); the environments live on `home`.
+    pub fn of(engines: Vec<(MemberConfig, Engine)>, home: Option<&str>) -> Pool {
         let members = engines
             .into_iter()
             .map(|(config, engine)| Arc::new(Member { config, inner: Mutex::new(Inner { engine: Some(engine), up: true, ..Default::default() }) }))
             .collect();
-        Pool { members, named: true, home: None }
+        Pool { members, named: true, home: home.map(str::to_string) }
     }
 
     /// A slot for a run asking for `runs_on`: among the engines that answer, carry every
     /// label and have a free slot, the least loaded (share of slots in use, then name).
-    pub fn place(&self, runs_on: &[String]) -> Result<Slot, Unplaced> {
-        let fits = |m: &Member| runs_on.iter().all(|l| m.config.labels.contains(l)) && m.config.slots > 0;
+    /// `at_home`: only the engine the environments live on (a run that deploys).
+    pub fn place(&self, runs_on: &[String], at_home: bool) -> Result<Slot, Unplaced> {
+        let home = self.home.as_deref().filter(|_| at_home);
+        let fits = |m: &Member| {
+            runs_on.iter().all(|l| m.config.labels.contains(l)) && m.config.slots > 0 && home.is_none_or(|h| h == m.config.name)
+        };
         if !self.members.iter().any(|m| fits(m)) {
             let known = self.members.iter().map(|m| format!("{} [{}]", m.config.name, m.config.labels.join(", "))).collect();
-            return Err(Unplaced::NoSuchEngine { runs_on: runs_on.to_vec(), known });
+            return Err(Unplaced::NoSuchEngine { runs_on: runs_on.to_vec(), home: home.map(str::to_string), known });
         }
         let mut best: Option<(f64, &Arc<Member>)> = None;
         for m in self.members.iter().filter(|m| fits(m)) {
@@ -284,7 +294,7 @@ mod tests {
             fakes.push(f);
             list.push((c, e));
         }
-        (Pool::of(list), fakes)
+        (Pool::of(list, Some("a")), fakes)
     }
 
     #[test]
@@ -293,13 +303,13 @@ mod tests {
         let names = |slots: &[Slot]| slots.iter().map(|s| s.name.clone().unwrap()).collect::<Vec<_>>();
         let mut slots = Vec::new();
         for _ in 0..5 {
-            slots.push(pool.place(&[]).unwrap());
+            slots.push(pool.place(&[], false).unwrap());
         }
         // Empty first (a, b, c by order), then the half-used a and c; b is full at one.
         assert_eq!(names(&slots), ["a", "b", "c", "a", "c"]);
-        assert_eq!(pool.place(&[]).err(), Some(Unplaced::Waiting));
+        assert_eq!(pool.place(&[], false).err(), Some(Unplaced::Waiting));
         slots.remove(1); // b's run ends: its slot is free again
-        assert_eq!(pool.place(&[]).unwrap().name.as_deref(), Some("b"));
+        assert_eq!(pool.place(&[], false).unwrap().name.as_deref(), Some("b"));
         let views = pool.views();
         assert_eq!(views.iter().map(|v| (v.in_use, v.placed)).collect::<Vec<_>>(), [(2, 2), (0, 2), (2, 2)]);
     }
@@ -308,14 +318,27 @@ mod tests {
     fn labels_choose_among_the_engines_and_an_unknown_label_is_said_at_once() {
         let (pool, _) = pool(&[("small", 4, &[]), ("big-1", 1, &["big"]), ("big-2", 1, &["big", "gpu"])]);
         let big = [String::from("big")];
-        let first = pool.place(&big).unwrap();
-        let second = pool.place(&big).unwrap();
+        let first = pool.place(&big, false).unwrap();
+        let second = pool.place(&big, false).unwrap();
         let mut got = [first.name.clone().unwrap(), second.name.clone().unwrap()];
         got.sort();
         assert_eq!(got, ["big-1", "big-2"]);
-        assert_eq!(pool.place(&big).err(), Some(Unplaced::Waiting), "the small engine is never used for big runs");
-        match pool.place(&[String::from("arm")]) {
+        assert_eq!(pool.place(&big, false).err(), Some(Unplaced::Waiting), "the small engine is never used for big runs");
+        match pool.place(&[String::from("arm")], false) {
             Err(e @ Unplaced::NoSuchEngine { .. }) => assert!(e.to_string().contains("runs_on: [arm]") && e.to_string().contains("big-2 [big, gpu]"), "{e}"),
+            other => panic!("{:?}", other.map(|s| s.name.clone())),
+        }
+    }
+
+    #[test]
+    fn a_run_that_deploys_goes_where_the_environments_live() {
+        let (pool, _) = pool(&[("a", 1, &[]), ("b", 4, &["big"])]);
+        let first = pool.place(&[], true).unwrap();
+        assert_eq!(first.name.as_deref(), Some("a"));
+        let busy = pool.place(&[], true);
+        assert_eq!(busy.err(), Some(Unplaced::Waiting), "a is full; b holds no environments");
+        match pool.place(&[String::from("big")], true) {
+            Err(e @ Unplaced::NoSuchEngine { .. }) => assert!(e.to_string().contains("it runs on a, where the environments live"), "{e}"),
             other => panic!("{:?}", other.map(|s| s.name.clone())),
         }
     }
@@ -327,12 +350,12 @@ mod tests {
         assert_eq!(pool.check().await, ["a"]);
         assert_eq!(pool.check().await, Vec::<String>::new(), "said once, when it went down");
         assert!(!pool.is_up("a") && pool.is_up("b"));
-        let only = pool.place(&[]).unwrap();
+        let only = pool.place(&[], false).unwrap();
         assert_eq!(only.name.as_deref(), Some("b"));
-        assert_eq!(pool.place(&[]).err(), Some(Unplaced::Waiting));
+        assert_eq!(pool.place(&[], false).err(), Some(Unplaced::Waiting));
         assert!(pool.views()[0].reason.as_deref().unwrap_or("").contains("connection refused"), "{:?}", pool.views()[0]);
         fakes[0].recover(Verb::Ping);
         assert!(pool.check().await.is_empty());
-        assert_eq!(pool.place(&[]).unwrap().name.as_deref(), Some("a"));
+        assert_eq!(pool.place(&[], false).unwrap().name.as_deref(), Some("a"));
     }
 }

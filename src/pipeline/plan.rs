@@ -94,6 +94,12 @@ impl Plan {
         self.stages.iter().find(|s| s.name == name)
     }
 
+    /// Whether a stage provisions, deploys, tests or promotes (every kind but `run` and
+    /// `build`): such a run goes where the environments live.
+    pub fn touches_environments(&self) -> bool {
+        self.stages.iter().any(|s| !matches!(s.action, super::spec::Action::Run | super::spec::Action::Build(_)))
+    }
+
     /// The approval a promotion into `environment` waits for, if the file asks for one.
     pub fn approval_for(&self, environment: &str) -> Option<&ApprovalRule> {
         self.environments.get(environment)?.approval.as_ref()
