@@ -243,3 +243,43 @@ fn gantry_run_reaches_a_tls_engine_by_the_docker_cli_conventions() {
     assert!(!out.status.success());
     assert!(text(&out.stderr).contains("/nonexistent/certs/ca.pem is missing"), "{}", text(&out.stderr));
 }
+
+#[test]
+fn with_engines_in_the_config_environments_are_made_and_listed_on_the_engine_they_live_on() {
+    let (_guard, lab) = lab();
+    let dir = tempfile::tempdir().unwrap();
+    let t = &lab.tls;
+    let config = dir.path().join("config.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "engines:\n  n1: {{host: \"{}\", tls: {{ca: {t}/ca.pem, cert: {t}/cert.pem, key: {t}/key.pem}}}}\n  n2: {{host: \"{}\", tls: {{ca: {t}/ca.pem, cert: {t}/cert.pem, key: {t}/key.pem}}}}\nenvironments:\n  lab-staging: {{engine: n2}}\n",
+            lab.hosts[0], lab.hosts[1]
+        ),
+    )
+    .unwrap();
+    let file = dir.path().join("p.yml");
+    std::fs::write(&file, "name: placed\nstages:\n  env:\n    kind: provision\n    environment: lab-staging\n    services:\n      worker:\n        image: gantry/busybox\n        command: \"exec sleep 3600\"\n        health: {command: \"true\"}\n").unwrap();
+    let repo = repo(dir.path(), "name: unused\nstages:\n  a: {image: gantry/busybox, commands: [\"true\"]}\n");
+    let gantry = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_gantry"))
+            .arg("--config").arg(&config).arg("--data-dir").arg(dir.path().join("data"))
+            .args(args).env_remove("DOCKER_HOST").env_remove("DOCKER_TLS_VERIFY")
+            .output().unwrap()
+    };
+    let out = gantry(&["run", file.to_str().unwrap(), "--repo", repo.to_str().unwrap()]);
+    assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
+    let on = |i: usize| {
+        let out = Command::new("docker").arg("-H").arg(&lab.socks[i])
+            .args(["ps", "-q", "--filter", "label=io.gantry.environment=lab-staging"]).output().unwrap();
+        text(&out.stdout).lines().count()
+    };
+    assert_eq!((on(0), on(1)), (0, 1), "the environment is on n2, where the config puts it");
+    let local = Command::new("docker").args(["ps", "-aq", "--filter", "label=io.gantry.environment=lab-staging"]).output().unwrap();
+    assert!(text(&local.stdout).trim().is_empty(), "nothing on the local engine");
+    let out = gantry(&["env", "list", "--json"]);
+    assert!(out.status.success() && text(&out.stdout).contains("lab-staging"), "{}{}", text(&out.stdout), text(&out.stderr));
+    let out = gantry(&["env", "destroy", "lab-staging"]);
+    assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
+    assert_eq!(on(1), 0);
+}

@@ -106,10 +106,10 @@ pub async fn decide(
     let user = super::identity::identify(&config, args.user.as_deref(), &args.proof)?.user;
     // An approval may have to promote: know that Docker answers before deciding anything.
     let engine = match kind {
-        DecisionKind::Approve => Some(crate::engine::connect(&crate::engine::EngineChoice::docker(docker_host)).await?),
+        DecisionKind::Approve => Some(crate::engine::connect(&config.environments_engine(docker_host)).await?),
         DecisionKind::Reject => None,
     };
-    let store = super::open_store_waiting(data_dir, docker_host, args.wait).await?;
+    let store = super::open_store_on(data_dir, &config.environments_engine(docker_host), args.wait).await?;
     let run = store.find_run(&args.run)?;
     if let (DecisionKind::Approve, Some(engine)) = (kind, &engine) {
         approvals::refuse_if_outdated(&store, engine.environments.as_ref(), &run).await?;

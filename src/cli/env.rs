@@ -47,14 +47,16 @@ pub enum EnvCommand {
 }
 
 pub async fn run(command: EnvCommand, config: Option<&std::path::Path>, data_dir: &std::path::Path, docker_host: Option<&str>) -> Outcome {
+    // Where the environments live: the config's engines, unless --docker-host says.
+    let at = crate::config::Config::load_for_cli(config)?.environments_engine(docker_host);
     // Before the engine: a refused destroy touches nothing.
     if let EnvCommand::Destroy { name, proof } = &command {
         may_destroy(config, name, proof)?;
     }
     if let EnvCommand::Rollback { name, app, to, user, proof } = &command {
         let by = may_roll_back(config, name, user.as_deref(), proof)?;
-        let engine = crate::engine::connect(&crate::engine::EngineChoice::docker(docker_host)).await?;
-        let store = super::open_store_waiting(data_dir, docker_host, std::time::Duration::from_secs(10)).await?;
+        let engine = crate::engine::connect(&at).await?;
+        let store = super::open_store_on(data_dir, &at, std::time::Duration::from_secs(10)).await?;
         let mut quiet = crate::recorder::Quiet;
         let done = crate::coordinator::rollback::roll_back(&store, engine, name, app.as_deref(), to.as_deref(), &by, &mut quiet)
             .await?;
@@ -69,7 +71,7 @@ pub async fn run(command: EnvCommand, config: Option<&std::path::Path>, data_dir
             _ => Err(CliError::Failed(done.message.unwrap_or_else(|| format!("the rollback of {name} failed")))),
         };
     }
-    let engine = crate::engine::connect(&crate::engine::EngineChoice::docker(docker_host)).await?.environments;
+    let engine = crate::engine::connect(&at).await?.environments;
     match command {
         EnvCommand::List { json } => {
             let envs = engine.list().await?;

@@ -165,10 +165,12 @@ async fn start(source: Source, args: &RunOptions, config: Option<&Path>, data_di
         secrets_from_env: args.secrets_from_env,
     };
     let prepared = crate::runs::prepare(&plan, &ask, &config)?;
-    let engine = crate::engine::connect(&crate::engine::EngineChoice::docker(docker_host)).await?;
+    // With `engines:` a run of this machine goes where the environments live (unless
+    // --docker-host says otherwise): an environment is never split across engines.
+    let engine = crate::engine::connect(&config.environments_engine(docker_host)).await?;
     // A read command of another terminal holds the data dir for a moment: wait it out
     // rather than refuse the run.
-    let store = std::sync::Arc::new(super::open_store_waiting(data_dir, docker_host, std::time::Duration::from_secs(10)).await?);
+    let store = std::sync::Arc::new(super::open_store_on(data_dir, &config.environments_engine(docker_host), std::time::Duration::from_secs(10)).await?);
 
     let run_id = crate::store::new_run_id();
     let mut record = RunRecord::new(run_id.clone(), &plan, prepared.repo.display().to_string(), prepared.commit.clone());

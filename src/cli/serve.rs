@@ -49,9 +49,8 @@ fn engine_pool(
             labels: e.labels.clone(),
         })
         .collect();
-    // The engine the environments name (one, by the config's rule), else the first.
-    let home = config.environment_engines.values().next().cloned().unwrap_or_else(|| members[0].name.clone());
-    let choice = members.iter().find(|m| m.name == home).map(|m| m.choice.clone()).unwrap_or_default();
+    let home = config.environments_engine_name().unwrap_or_default();
+    let choice = config.environments_engine(None);
     (choice, Some((members, home)))
 }
 

@@ -296,6 +296,26 @@ impl Config {
         }
     }
 
+    /// The engine the environments live on, for a command of this machine: `--docker-host`
+    /// (or `DOCKER_HOST`) when given, else with `engines:` the engine the environments name
+    /// (else the first by name), else the local engine.
+    pub fn environments_engine(&self, docker_host: Option<&str>) -> crate::engine::EngineChoice {
+        if docker_host.is_some() || self.engines.is_empty() {
+            return crate::engine::EngineChoice::docker(docker_host);
+        }
+        let home = self.environments_engine_name().unwrap_or_default();
+        self.engines
+            .iter()
+            .find(|e| e.name == home)
+            .map(|e| crate::engine::EngineChoice { docker_host: Some(e.host.clone()), tls: e.tls.clone() })
+            .unwrap_or_default()
+    }
+
+    /// The name of the engine of `engines:` the environments live on (None without it).
+    pub fn environments_engine_name(&self) -> Option<String> {
+        self.environment_engines.values().next().cloned().or_else(|| self.engines.first().map(|e| e.name.clone()))
+    }
+
     /// The secrets a project of the service is granted.
     pub fn project_grant(&self, project: &str) -> crate::secrets::Grant {
         crate::secrets::Grant {
