@@ -15,6 +15,9 @@
 //! BENCH_PROFILE=1 also prints where a Gantry-shaped lifecycle spends its time, phase by phase.
 //! Needs a Docker engine and the local image `gantry/busybox` (agents/busybox/build.sh).
 //! Reports only: a benchmark does not fail on speed, only on a run that did not succeed.
+// bollard 0.19 deprecates its hand-written option structs for generated builders; they
+// still work, and moving every call over is its own change.
+#![allow(deprecated)]
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -176,7 +179,7 @@ async fn raw_round(docker: &Docker, stages: usize, shape: RawShape) -> Duration 
                 )]),
             });
         }
-        let id = docker.create_container::<String, String>(None, config).await.expect("raw create").id;
+        let id = docker.create_container(None::<bollard::query_parameters::CreateContainerOptions>, config).await.expect("raw create").id;
         docker.start_container(&id, None::<StartContainerOptions<String>>).await.expect("raw start");
         let mut wait = docker.wait_container(&id, None::<WaitContainerOptions<String>>);
         let status = wait.next().await.expect("raw wait answers").expect("raw container exits 0");
@@ -186,7 +189,7 @@ async fn raw_round(docker: &Docker, stages: usize, shape: RawShape) -> Duration 
     }
     if isolated {
         docker.remove_network(&scope).await.expect("raw network removal");
-        docker.remove_volume(&scope, None).await.expect("raw volume removal");
+        docker.remove_volume(&scope, None::<bollard::query_parameters::RemoveVolumeOptions>).await.expect("raw volume removal");
     }
     started.elapsed()
 }
@@ -310,7 +313,7 @@ async fn remove_bench_containers(docker: &Docker) {
     }
     let volumes = bollard::volume::ListVolumesOptions { filters };
     for v in docker.list_volumes(Some(volumes)).await.ok().and_then(|v| v.volumes).unwrap_or_default() {
-        let _ = docker.remove_volume(&v.name, None).await;
+        let _ = docker.remove_volume(&v.name, None::<bollard::query_parameters::RemoveVolumeOptions>).await;
     }
 }
 
@@ -455,7 +458,7 @@ async fn profiled_lifecycle(engine: &DockerEngine, shape: Shape, run: &ProfileRu
             labels: Some(HashMap::from([(BENCH_LABEL.to_string(), "profile".to_string())])),
             ..Default::default()
         };
-        let id = docker.create_container::<String, String>(None, config).await.expect("create").id;
+        let id = docker.create_container(None::<bollard::query_parameters::CreateContainerOptions>, config).await.expect("create").id;
         laps.lap(1);
         docker.start_container(&id, None::<StartContainerOptions<String>>).await.expect("start");
         laps.lap(3);

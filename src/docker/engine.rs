@@ -1,5 +1,8 @@
 //! The bollard client and its container verbs (`Containers`): a local or remote Docker engine, with the API
 //! version negotiated at connect time (the engines we meet speak 1.41, older than bollard's).
+// bollard 0.19 deprecates its hand-written option structs for generated builders; they
+// still work, and moving every call over is its own change.
+#![allow(deprecated)]
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -32,6 +35,9 @@ use super::{
 /// `NanoCpus`: the engine refuses NanoCpus above the host's CPU count, while a quota above
 /// it simply never binds, so one operator default fits hosts of any size.
 const CPU_PERIOD_US: i64 = 100_000;
+
+/// The most memory a build can be given through bollard's i32 query parameter.
+const BUILD_MEMORY_MAX: u64 = i32::MAX as u64;
 
 fn cpu_quota(cpus: f64) -> i64 {
     // The engine's floor is 1 ms per period.
@@ -285,13 +291,13 @@ impl Containers for DockerEngine {
     async fn upload(&self, container: &str, path: &str, tar: Bytes) -> Result<(), DockerError> {
         let options = UploadToContainerOptions { path: path.to_string(), ..Default::default() };
         self.docker
-            .upload_to_container(container, Some(options), tar)
+            .upload_to_container(container, Some(options), bollard::body_full(tar))
             .await
             .map_err(|e| api(format!("upload into '{container}:{path}'"), &e))
     }
 
     async fn start(&self, container: &str) -> Result<(), DockerError> {
-        self.docker.start_container::<String>(container, None).await.map_err(|e| api("container start", &e))
+        self.docker.start_container(container, None::<bollard::query_parameters::StartContainerOptions>).await.map_err(|e| api("container start", &e))
     }
 
     fn output(&self, container: &str) -> BoxStream<'static, Result<OutputChunk, DockerError>> {
@@ -386,7 +392,7 @@ impl Containers for DockerEngine {
         let removals = tokio::join!(
             futures_util::future::try_join_all(networks.iter().map(|id| self.remove_network(id))),
             futures_util::future::try_join_all(volumes.iter().map(|name| async move {
-                match self.docker.remove_volume(name, None).await {
+                match self.docker.remove_volume(name, None::<bollard::query_parameters::RemoveVolumeOptions>).await {
                     Ok(()) => Ok(()),
                     Err(e) if is_not_found(&e) => Ok(()),
                     Err(e) => Err(api("volume removal", &e)),
@@ -404,14 +410,24 @@ impl Containers for DockerEngine {
         request: &BuildRequest,
         output: &(dyn for<'s> Fn(&'s str) + Send + Sync),
     ) -> Result<String, DockerError> {
+        // bollard 0.19 passes the builder's memory as an i32 (fussybeaver/bollard#789): a
+        // limit of 2 GiB or more would wrap, so it is held just under 2 GiB (said when a
+        // build asked for more than 2 GiB: one byte less than that is no change).
+        let memory = request.limits.map(|l| l.memory.min(BUILD_MEMORY_MAX));
+        if request.limits.is_some_and(|l| l.memory > BUILD_MEMORY_MAX + 1) {
+            output(&format!(
+                "gantry: the builder's memory limit is held at {} MiB (the Engine API client passes no more to a build)",
+                BUILD_MEMORY_MAX >> 20
+            ));
+        }
         let options = BuildImageOptions {
             dockerfile: request.dockerfile.clone(),
             t: request.tag.clone(),
             buildargs: request.build_args.clone(),
             target: request.target.clone().unwrap_or_default(),
             labels: request.labels.clone(),
-            memory: request.limits.map(|l| l.memory),
-            memswap: request.limits.map(|l| l.memory as i64),
+            memory,
+            memswap: memory.map(|m| m as i64),
             cpuperiod: request.limits.map(|_| CPU_PERIOD_US as u64),
             cpuquota: request.limits.map(|l| cpu_quota(l.cpus) as u64),
             rm: true,
@@ -420,7 +436,7 @@ impl Containers for DockerEngine {
             version: BuilderVersion::BuilderV1,
             ..Default::default()
         };
-        let mut stream = self.docker.build_image(options, None, Some(context));
+        let mut stream = self.docker.build_image(options, None, Some(bollard::body_full(context)));
         let mut image_id = None;
         while let Some(item) = stream.next().await {
             let info = item.map_err(|e| match e {
@@ -468,7 +484,7 @@ impl Containers for DockerEngine {
     }
 
     async fn exit_state(&self, container: &str) -> Result<ExitState, DockerError> {
-        let inspect = self.docker.inspect_container(container, None).await.map_err(|e| api("container inspect", &e))?;
+        let inspect = self.docker.inspect_container(container, None::<bollard::query_parameters::InspectContainerOptions>).await.map_err(|e| api("container inspect", &e))?;
         Ok(ExitState {
             oom_killed: inspect.state.and_then(|s| s.oom_killed).unwrap_or(false),
             memory_limit: inspect.host_config.and_then(|h| h.memory).filter(|m| *m > 0).map(|m| m as u64),
@@ -519,7 +535,7 @@ impl Containers for DockerEngine {
                 image: c.image.unwrap_or_default(),
                 image_id: c.image_id.unwrap_or_default(),
                 labels: c.labels.unwrap_or_default(),
-                running: c.state.as_deref() == Some("running"),
+                running: c.state == Some(bollard::models::ContainerSummaryStateEnum::RUNNING),
             })
             .collect())
     }
@@ -565,7 +581,7 @@ impl Containers for DockerEngine {
     }
 
     async fn aliases(&self, container: &str, network: &str) -> Result<Vec<String>, DockerError> {
-        let inspect = self.docker.inspect_container(container, None).await.map_err(|e| api("container inspect", &e))?;
+        let inspect = self.docker.inspect_container(container, None::<bollard::query_parameters::InspectContainerOptions>).await.map_err(|e| api("container inspect", &e))?;
         Ok(inspect
             .network_settings
             .and_then(|n| n.networks)
