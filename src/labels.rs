@@ -36,6 +36,14 @@ pub const PUBLISHED_LABEL: &str = "io.gantry.published";
 /// The image reference a version was deployed as (the engine's listing shows a bare id
 /// once the tag has moved on).
 pub const IMAGE_LABEL: &str = "io.gantry.image";
+/// On Swarm: the image id a version was built as (its tasks run it by registry digest).
+pub const IMAGE_ID_LABEL: &str = "io.gantry.image-id";
+/// On Swarm: the service a checked version becomes when it goes live (JSON), carried by
+/// the version's candidate container so that a go-live resumed after a crash has it.
+pub const SWARM_SPEC_LABEL: &str = "io.gantry.swarm-spec";
+/// On Swarm: the version a live service replaced (JSON), Swarm's previous spec as Gantry
+/// describes it, for a rollback.
+pub const PREVIOUS_LABEL: &str = "io.gantry.previous";
 
 // --- Images ---------------------------------------------------------------------------
 
@@ -93,6 +101,16 @@ pub fn app_container(env: &str, app: &str, commit_short: &str, unique: &str) -> 
 /// The router in front of an app's versions.
 pub fn router_container(env: &str, app: &str) -> String {
     format!("gantry-env-{env}-{app}-router")
+}
+
+/// On Swarm: the service whose tasks serve an app's live version.
+pub fn live_service(env: &str, app: &str) -> String {
+    format!("gantry-env-{env}-{app}-live")
+}
+
+/// On Swarm: the kept version started again to be checked before a rollback.
+pub fn revived_container(env: &str, app: &str) -> String {
+    format!("gantry-env-{env}-{app}-kept")
 }
 
 /// The lock of an environment: a created, never started container, unique by name.

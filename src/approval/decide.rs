@@ -292,6 +292,9 @@ mod tests {
             env: Default::default(),
             command: None,
             health: None,
+            replicas: None,
+            update: None,
+            placement: Vec::new(),
         };
         let request = ApprovalRequest {
             stage: "release".into(),

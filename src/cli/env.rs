@@ -108,6 +108,18 @@ pub async fn run(command: EnvCommand, config: Option<&std::path::Path>, data_dir
                 let commit = v.commit.as_deref().map(|c| &c[..c.len().min(8)]).unwrap_or("-");
                 println!("  version  {:<12} {:<24} {commit}  {}", v.of, v.image, v.serving.as_deref().unwrap_or(""));
             }
+            if !view.tasks.is_empty() {
+                println!("\ntasks (Swarm), by node:");
+                let mut node = None;
+                for t in &view.tasks {
+                    if node != Some(&t.node) {
+                        println!("  {}", t.node);
+                        node = Some(&t.node);
+                    }
+                    let error = t.error.as_deref().map(|e| format!("  ({e})")).unwrap_or_default();
+                    println!("    {:<40} {:<10} (wants {}){error}", t.service, t.state, t.desired);
+                }
+            }
             println!("\ndeployments (oldest first):");
             if history.is_empty() {
                 println!("  none recorded in this data dir");
@@ -185,7 +197,7 @@ fn may_roll_back(
 
 fn live(e: &EnvironmentView) -> String {
     let live: Vec<String> =
-        e.versions.iter().filter(|v| v.serving.as_deref() == Some("live")).map(|v| format!("{} {}", v.of, v.image)).collect();
+        e.versions.iter().filter(|v| v.serving.as_deref().is_some_and(|s| s.starts_with("live"))).map(|v| format!("{} {}", v.of, v.image)).collect();
     if live.is_empty() {
         "-".into()
     } else {

@@ -44,7 +44,7 @@ fn engine_pool(
         .iter()
         .map(|e| crate::engine::pool::MemberConfig {
             name: e.name.clone(),
-            choice: crate::engine::EngineChoice { docker_host: Some(e.host.clone()), tls: e.tls.clone() },
+            choice: e.choice(config.registry.as_deref()),
             slots: e.runs,
             labels: e.labels.clone(),
         })

@@ -1,4 +1,4 @@
-//! `engines:`: the Docker engines the operator gives Gantry, and what each is for.
+//! `engines:`: the Docker engines (and Swarm managers) the operator gives Gantry, and what each is for.
 //!
 //! ```yaml
 //! engines:
@@ -45,6 +45,33 @@ pub struct EngineConfig {
     /// How many runs it takes at once (0: it only holds environments).
     pub runs: usize,
     pub labels: Vec<String>,
+    /// A Swarm manager (`swarm:` instead of `host:`): its environments are Swarm services.
+    pub swarm: bool,
+}
+
+impl EngineConfig {
+    /// How to reach it; `registry` is the config's, for a swarm's images.
+    pub fn choice(&self, registry: Option<&str>) -> crate::engine::EngineChoice {
+        crate::engine::EngineChoice {
+            docker_host: Some(self.host.clone()),
+            tls: self.tls.clone(),
+            swarm: self.swarm,
+            registry: registry.map(str::to_string),
+        }
+    }
+}
+
+/// `registry:` is `host[:port]` as the engines' `docker push` takes it, no scheme.
+pub(super) fn check_registry(r: &str) -> Result<(), String> {
+    let ok = !r.is_empty()
+        && !r.contains("://")
+        && !r.contains('/')
+        && r.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("registry: `{r}` is not host:port (for example registry.internal:5000, no scheme or path)"))
+    }
 }
 
 /// Runs an engine takes when `runs:` is not given.
@@ -75,19 +102,16 @@ pub(super) fn check(
     let mut out = Vec::new();
     for (name, e) in text {
         check_name("engine name", &name).map_err(|m| format!("engines.{name}: {m}"))?;
-        let host = match (e.host, e.swarm) {
-            (Some(h), None) => h,
-            (None, Some(_)) => {
-                return Err(format!(
-                    "engines.{name}.swarm: Docker Swarm engines are not supported yet; give a Docker engine as `host:`"
-                ))
-            }
+        let (host, swarm) = match (e.host, e.swarm) {
+            (Some(h), None) => (h, false),
+            (None, Some(m)) => (m, true),
             (Some(_), Some(_)) => return Err(format!("engines.{name}: give `host:` or `swarm:`, not both")),
             (None, None) => return Err(format!("engines.{name}: `host:` is missing (unix:///path or tcp://host:port)")),
         };
         let tcp = host.starts_with("tcp://") || host.starts_with("https://");
         if !(tcp || host.starts_with("unix://")) {
-            return Err(format!("engines.{name}.host: `{host}` is not unix:///path or tcp://host:port"));
+            let key = if swarm { "swarm" } else { "host" };
+            return Err(format!("engines.{name}.{key}: `{host}` is not unix:///path or tcp://host:port"));
         }
         if e.tls.is_some() && !tcp {
             return Err(format!("engines.{name}.tls: TLS is for tcp:// engines; `{host}` is a socket"));
@@ -100,7 +124,7 @@ pub(super) fn check(
             check_name("engine label", label).map_err(|m| format!("engines.{name}.labels: {m}"))?;
         }
         let tls = e.tls.map(|t| TlsFiles { ca: dir.join(t.ca), cert: dir.join(t.cert), key: dir.join(t.key) });
-        out.push(EngineConfig { name, host, tls, runs, labels: e.labels });
+        out.push(EngineConfig { name, host, tls, runs, labels: e.labels, swarm });
     }
     for (env, engine) in placed {
         if !out.iter().any(|e| &e.name == engine) {
@@ -160,7 +184,8 @@ mod tests {
             ("a: {host: unix:///s, runs: 65}", "engines.a.runs"),
             ("a: {host: unix:///s, labels: [Big]}", "engines.a.labels"),
             ("A: {host: unix:///s}", "engines.A"),
-            ("a: {swarm: tcp://m:2376}", "engines.a.swarm: Docker Swarm engines are not supported yet"),
+            ("a: {swarm: ftp://m}", "engines.a.swarm: `ftp://m` is not"),
+            ("a: {swarm: tcp://m:2376, host: tcp://m:2376}", "give `host:` or `swarm:`, not both"),
             ("a: {host: unix:///s, runs: 0}", "at least one must take runs"),
         ];
         for (text, want) in cases {
@@ -172,5 +197,18 @@ mod tests {
         let err = parse("a: {host: unix:///s}\nb: {host: unix:///t}", &[("staging", "a"), ("production", "b")]).unwrap_err();
         assert!(err.contains("more than one engine"), "{err}");
         assert!(parse("a: {host: unix:///s, runs: 1}", &[]).is_ok());
+    }
+
+    #[test]
+    fn a_swarm_manager_is_an_engine_whose_environments_are_swarm_services() {
+        let got = parse("prod: {swarm: tcp://10.0.0.9:2376, runs: 2}
+", &[("production", "prod")]).unwrap();
+        assert!(got[0].swarm && got[0].host == "tcp://10.0.0.9:2376");
+        let choice = got[0].choice(Some("10.0.0.1:5000"));
+        assert!(choice.swarm && choice.registry.as_deref() == Some("10.0.0.1:5000"));
+        assert!(check_registry("registry.internal:5000").is_ok());
+        for bad in ["http://r:5000", "r:5000/path", ""] {
+            assert!(check_registry(bad).unwrap_err().contains("is not host:port"), "{bad}");
+        }
     }
 }

@@ -67,6 +67,8 @@ pub struct Config {
     pub engines: Vec<engines::EngineConfig>,
     /// Which engine each environment lives on (`environments.NAME.engine`).
     pub environment_engines: BTreeMap<String, String>,
+    /// `registry: host:port`: where versions' images go so that a swarm's nodes pull them.
+    pub registry: Option<String>,
 }
 
 /// `locks:`: environment locks (one run changes an environment at a time).
@@ -162,6 +164,8 @@ struct File {
     agents: crate::agents::AgentSettings,
     #[serde(default)]
     engines: BTreeMap<String, engines::EngineText>,
+    #[serde(default)]
+    registry: Option<String>,
 }
 
 /// The SHA-256 of the empty string: a token anyone can present.
@@ -251,6 +255,7 @@ impl Config {
         let environment_engines: BTreeMap<String, String> =
             file.environments.iter().filter_map(|(env, p)| p.engine.clone().map(|e| (env.clone(), e))).collect();
         let engines = engines::check(path, file.engines, &environment_engines).map_err(rule)?;
+        let registry = file.registry.map(|r| engines::check_registry(&r).map(|_| r)).transpose().map_err(rule)?;
         let protections = protection::locate(path, located.as_ref(), file.environments).map_err(rule)?;
         let limits = crate::limits::LimitSettings::locate(path, located.as_ref(), file.limits).map_err(rule)?;
         let users = file
@@ -261,7 +266,7 @@ impl Config {
                 (name, user)
             })
             .collect();
-        Ok(Config { path: path.to_path_buf(), users, server: file.server, projects: file.projects, protections, cli: file.cli, pipelines: file.pipelines, logs: file.logs, locks: file.locks, limits, agents: file.agents, engines, environment_engines })
+        Ok(Config { path: path.to_path_buf(), users, server: file.server, projects: file.projects, protections, cli: file.cli, pipelines: file.pipelines, logs: file.logs, locks: file.locks, limits, agents: file.agents, engines, environment_engines, registry })
     }
 
     /// The operator's config as the command line finds it: the file named by `--config` or
@@ -293,6 +298,7 @@ impl Config {
             agents: crate::agents::AgentSettings::default(),
             engines: Vec::new(),
             environment_engines: BTreeMap::new(),
+            registry: None,
         }
     }
 
@@ -307,7 +313,7 @@ impl Config {
         self.engines
             .iter()
             .find(|e| e.name == home)
-            .map(|e| crate::engine::EngineChoice { docker_host: Some(e.host.clone()), tls: e.tls.clone() })
+            .map(|e| e.choice(self.registry.as_deref()))
             .unwrap_or_default()
     }
 

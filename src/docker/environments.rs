@@ -109,6 +109,61 @@ impl DockerEngine {
         self.connect(network, id, vec![name.to_string(), extra.to_string()]).await
     }
 
+    /// A version's container beside the others, answering at its own name only; `extra`
+    /// labels ride along (Swarm keeps the service it is to become there).
+    pub(super) async fn start_candidate(
+        &self,
+        env: &str,
+        run_id: &str,
+        v: &VersionDef,
+        extra: HashMap<String, String>,
+    ) -> Result<VersionInfo, DockerError> {
+        self.ensure_image(&v.image).await?;
+        let image_id = self.image_id(&v.image).await?.unwrap_or_default();
+        let network = Environments::network(self, env);
+        let name = crate::labels::app_container(env, &v.app, &v.commit_short, &crate::labels::short_id());
+        let mut labels = labels(env, run_id, Role::App);
+        labels.insert(APP_LABEL.into(), v.app.clone());
+        labels.insert(COMMIT_LABEL.into(), v.commit.clone());
+        labels.insert(COMMIT_TIME_LABEL.into(), v.commit_time.to_rfc3339());
+        labels.insert(AUTHOR_LABEL.into(), v.author.clone());
+        labels.insert(PORT_LABEL.into(), v.port.to_string());
+        labels.insert(IMAGE_LABEL.into(), v.image.clone());
+        if let Some(h) = &v.health {
+            labels.insert(HEALTH_LABEL.into(), serde_json::to_string(h).unwrap_or_default());
+        }
+        labels.extend(extra);
+        let spec = ContainerSpec {
+            name: name.clone(),
+            image: v.image.clone(),
+            cmd: v.cmd.clone(),
+            env: v.env.clone(),
+            labels,
+            network: Some(network),
+            aliases: vec![name.clone()],
+            limits: Some(v.limits),
+            ..Default::default()
+        };
+        let id = self.create_container(&spec).await?;
+        if let Err(e) = self.start(&id).await {
+            let _ = self.remove_container(&id).await;
+            return Err(e);
+        }
+        Ok(VersionInfo {
+            id,
+            name,
+            image: v.image.clone(),
+            image_id,
+            commit: v.commit.clone(),
+            commit_time: Some(v.commit_time),
+            author: v.author.clone(),
+            run_id: Some(run_id.to_string()),
+            port: Some(v.port),
+            health: v.health.clone(),
+            serving: Serving::Starting,
+        })
+    }
+
     async fn version(&self, env: &str, app: &str, id: &str) -> Result<VersionInfo, DockerError> {
         let network = Environments::network(self, env);
         for c in self.of_app(env, app, Role::App).await? {
@@ -222,49 +277,15 @@ impl Environments for DockerEngine {
     }
 
     async fn start_version(&self, env: &str, run_id: &str, v: &VersionDef) -> Result<VersionInfo, DockerError> {
-        self.ensure_image(&v.image).await?;
-        let image_id = self.image_id(&v.image).await?.unwrap_or_default();
-        let network = Environments::network(self, env);
-        let name = crate::labels::app_container(env, &v.app, &v.commit_short, &crate::labels::short_id());
-        let mut labels = labels(env, run_id, Role::App);
-        labels.insert(APP_LABEL.into(), v.app.clone());
-        labels.insert(COMMIT_LABEL.into(), v.commit.clone());
-        labels.insert(COMMIT_TIME_LABEL.into(), v.commit_time.to_rfc3339());
-        labels.insert(AUTHOR_LABEL.into(), v.author.clone());
-        labels.insert(PORT_LABEL.into(), v.port.to_string());
-        labels.insert(IMAGE_LABEL.into(), v.image.clone());
-        if let Some(h) = &v.health {
-            labels.insert(HEALTH_LABEL.into(), serde_json::to_string(h).unwrap_or_default());
+        if let Some(r) = v.replicas.filter(|r| *r > 1) {
+            return Err(DockerError::Api {
+                action: format!("deployment of {} to {env}", v.app),
+                reason: format!(
+                    "replicas: {r} needs the environment on a Swarm engine (engines.NAME.swarm); a Docker engine runs one container per version"
+                ),
+            });
         }
-        let spec = ContainerSpec {
-            name: name.clone(),
-            image: v.image.clone(),
-            cmd: v.cmd.clone(),
-            env: v.env.clone(),
-            labels,
-            network: Some(network),
-            aliases: vec![name.clone()],
-            limits: Some(v.limits),
-            ..Default::default()
-        };
-        let id = self.create_container(&spec).await?;
-        if let Err(e) = self.start(&id).await {
-            let _ = self.remove_container(&id).await;
-            return Err(e);
-        }
-        Ok(VersionInfo {
-            id,
-            name,
-            image: v.image.clone(),
-            image_id,
-            commit: v.commit.clone(),
-            commit_time: Some(v.commit_time),
-            author: v.author.clone(),
-            run_id: Some(run_id.to_string()),
-            port: Some(v.port),
-            health: v.health.clone(),
-            serving: Serving::Starting,
-        })
+        self.start_candidate(env, run_id, v, HashMap::new()).await
     }
 
     fn version_output(&self, id: &str) -> Output {
@@ -419,7 +440,7 @@ impl Environments for DockerEngine {
             v.serving = Some(serving.describe().to_string());
             versions.push(v);
         }
-        Ok(EnvironmentView { name: env.to_string(), network: net, services, routers, versions })
+        Ok(EnvironmentView { name: env.to_string(), network: net, services, routers, versions, tasks: Vec::new() })
     }
 
     async fn destroy(&self, env: &str) -> Result<(u32, u32), DockerError> {

@@ -8,6 +8,7 @@ mod environments;
 mod error;
 mod locks;
 mod steps;
+mod swarm;
 
 use std::collections::HashMap;
 
@@ -16,6 +17,7 @@ use bytes::Bytes;
 use futures_util::stream::BoxStream;
 
 pub use engine::DockerEngine;
+pub use swarm::SwarmEnvironments;
 
 pub(crate) use crate::engine::Confinement;
 pub(crate) use crate::engine::{

@@ -63,6 +63,12 @@ pub struct VersionDef {
     pub commit_time: DateTime<FixedOffset>,
     pub author: String,
     pub limits: ResourceLimits,
+    /// Tasks that serve it (a Swarm engine; a Docker engine runs one container).
+    pub replicas: Option<u32>,
+    /// How Swarm rolls it out over the last version's tasks.
+    pub update: Option<crate::pipeline::spec::UpdateSpec>,
+    /// Swarm placement constraints (`node.labels.zone==a`).
+    pub placement: Vec<String>,
 }
 
 /// What a version is doing in its environment.
@@ -132,6 +138,26 @@ pub struct EnvironmentView {
     pub services: Vec<ObjectView>,
     pub routers: Vec<ObjectView>,
     pub versions: Vec<ObjectView>,
+    /// On a Swarm engine: every task of the environment's services, by node.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tasks: Vec<TaskView>,
+}
+
+/// One Swarm task: a container of a service on a node.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TaskView {
+    /// The service it belongs to (its object name).
+    pub service: String,
+    /// Node host name (or id, if the node is gone).
+    pub node: String,
+    /// Swarm's word for its state: running, starting, failed, shutdown, ...
+    pub state: String,
+    /// What Swarm wants of it: running or shutdown.
+    pub desired: String,
+    pub image: String,
+    /// Swarm's message, or the error that ended it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]

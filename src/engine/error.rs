@@ -11,4 +11,8 @@ pub enum EngineError {
     Build(String),
     #[error("Docker {action} failed: {reason}")]
     Api { action: String, reason: String },
+    /// Swarm's update of a live service failed and Swarm rolled it back: the version that
+    /// served serves on.
+    #[error("Swarm rolled the update of {service} back ({reason}); the version that served keeps serving")]
+    RolledBack { service: String, reason: String, notes: Vec<String> },
 }

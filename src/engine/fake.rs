@@ -615,6 +615,7 @@ fn view(name: &str, e: &FakeEnv) -> EnvironmentView {
                 ..object(&v.name, &v.image, v.serving != Serving::Kept, v.name.split('-').nth(3).unwrap_or(""))
             })
             .collect(),
+        tasks: Vec::new(),
     }
 }
 

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 pub use environments::{
-    EnvironmentView, Environments, Lock, ObjectView, Retired, RouterDef, ServiceDef, ServiceState, Serving, VersionDef, VersionInfo,
+    EnvironmentView, Environments, Lock, ObjectView, Retired, RouterDef, ServiceDef, ServiceState, Serving, TaskView, VersionDef, VersionInfo,
 };
 pub use error::EngineError;
 pub use spec::{
@@ -43,11 +43,15 @@ pub struct EngineChoice {
     /// For a `tcp://` host: the client's certificates (else `DOCKER_TLS_VERIFY` and
     /// `DOCKER_CERT_PATH` decide, as for the docker CLI).
     pub tls: Option<TlsFiles>,
+    /// A Swarm manager: environments are Swarm services there.
+    pub swarm: bool,
+    /// Where images go for a swarm's nodes to pull (`registry:` of the config).
+    pub registry: Option<String>,
 }
 
 impl EngineChoice {
     pub fn docker(host: Option<&str>) -> Self {
-        EngineChoice { docker_host: host.map(str::to_string), tls: None }
+        EngineChoice { docker_host: host.map(str::to_string), ..Default::default() }
     }
 }
 
@@ -79,7 +83,12 @@ impl TlsFiles {
 /// Connects to the engine the operator chose. An engine that does not answer is one
 /// clear error naming where Gantry looked.
 pub async fn connect(choice: &EngineChoice) -> Result<Engine, EngineError> {
-    let docker = Arc::new(crate::docker::DockerEngine::connect(choice.docker_host.as_deref(), choice.tls.as_ref()).await?);
+    let docker = crate::docker::DockerEngine::connect(choice.docker_host.as_deref(), choice.tls.as_ref()).await?;
+    if choice.swarm {
+        let swarm = crate::docker::SwarmEnvironments::on(docker.clone(), choice.registry.clone()).await?;
+        return Ok(Engine { steps: Arc::new(docker), environments: Arc::new(swarm) });
+    }
+    let docker = Arc::new(docker);
     Ok(Engine { steps: docker.clone(), environments: docker })
 }
 

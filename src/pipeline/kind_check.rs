@@ -80,7 +80,7 @@ fn deploy(ctx: &mut Ctx<'_>, k: &Keys<'_, '_>, d: &DeploySpec) {
     super::environments::check_deploy(ctx, k.pos_of("environment"), &k.field("environment"), &d.environment);
     object_name(ctx, k.pos_of("app"), &k.field("app"), "app", &d.app);
     if d.mode == DeployMode::Promote {
-        for key in ["image", "port", "env", "command", "health", "publish"] {
+        for key in ["image", "port", "env", "command", "health", "publish", "replicas", "update", "placement"] {
             if k.at(key).is_some() {
                 ctx.error(k.pos_of(key), &k.field(key), "a `mode: promote` deployment takes the preview as it is")
                     .hint("set it on the `mode: preview` deployment");
@@ -95,6 +95,24 @@ fn deploy(ctx: &mut Ctx<'_>, k: &Keys<'_, '_>, d: &DeploySpec) {
     }
     if let Some(h) = &d.health {
         health(ctx, k.pos_of("health"), &k.field("health"), h);
+    }
+    rollout(ctx, k, d.replicas, d.update.as_ref());
+}
+
+/// Replicas and Swarm's update settings: bounded, because a pipeline is not trusted with
+/// the size of a cluster.
+fn rollout(ctx: &mut Ctx<'_>, k: &Keys<'_, '_>, replicas: Option<u32>, update: Option<&crate::pipeline::spec::UpdateSpec>) {
+    use crate::pipeline::spec::MAX_REPLICAS;
+    if let Some(r) = replicas.filter(|r| *r == 0 || *r > MAX_REPLICAS) {
+        ctx.error(k.pos_of("replicas"), &k.field("replicas"), format!("{r} is not between 1 and {MAX_REPLICAS}"));
+    }
+    if let Some(u) = update {
+        if !(0.0..=1.0).contains(&u.max_failure_ratio) {
+            ctx.error(k.pos_of("update"), &k.field("update.max_failure_ratio"), "must be between 0 and 1");
+        }
+        if u.parallelism > MAX_REPLICAS {
+            ctx.error(k.pos_of("update"), &k.field("update.parallelism"), format!("{} is more than {MAX_REPLICAS} tasks", u.parallelism));
+        }
     }
 }
 
@@ -120,6 +138,7 @@ fn promote(ctx: &mut Ctx<'_>, k: &Keys<'_, '_>, p: &PromoteSpec) {
     if let Some(h) = &p.health {
         health(ctx, k.pos_of("health"), &k.field("health"), h);
     }
+    rollout(ctx, k, p.replicas, p.update.as_ref());
     if let Some(v) = &p.verify {
         if let Err(e) = v.apm.0.validate() {
             ctx.error(k.pos_of("verify"), &k.field("verify.apm"), e.to_string());

@@ -46,6 +46,12 @@ pub struct PromoteSpec {
     #[serde(default)]
     pub health: Option<HealthSpec>,
     #[serde(default)]
+    pub replicas: Option<u32>,
+    #[serde(default)]
+    pub update: Option<UpdateSpec>,
+    #[serde(default)]
+    pub placement: Vec<String>,
+    #[serde(default)]
     pub gate: GateSpec,
     /// After the promotion: APM checks on the target environment over a window; a breach
     /// rolls back to the version that was there before.
@@ -282,6 +288,81 @@ pub struct DeploySpec {
     pub command: Option<CommandSpec>,
     #[serde(default)]
     pub health: Option<HealthSpec>,
+    /// On a Swarm engine: how many tasks serve the app, how Swarm rolls a new version out
+    /// over them, and where they may run. A plain Docker engine runs one container and
+    /// refuses more.
+    #[serde(default)]
+    pub replicas: Option<u32>,
+    #[serde(default)]
+    pub update: Option<UpdateSpec>,
+    #[serde(default)]
+    pub placement: Vec<String>,
+}
+
+/// The most tasks one app may ask for: a pipeline is not trusted with a cluster's size.
+pub const MAX_REPLICAS: u32 = 32;
+
+/// Swarm's own `update_config` (and `rollback_config`, which takes the same settings back
+/// down): the pipeline says how a version replaces the last, Swarm does it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateSpec {
+    /// Tasks replaced at once (0: all).
+    #[serde(default = "one")]
+    pub parallelism: u32,
+    /// Between batches.
+    #[serde(default = "zero_time")]
+    pub delay: DurationText,
+    #[serde(default)]
+    pub order: UpdateOrder,
+    #[serde(default)]
+    pub failure_action: FailureAction,
+    /// How long each new task is watched for failure after it starts.
+    #[serde(default = "five_seconds")]
+    pub monitor: DurationText,
+    /// The share of tasks that may fail within `monitor` before the update fails.
+    #[serde(default)]
+    pub max_failure_ratio: f32,
+}
+
+impl Default for UpdateSpec {
+    fn default() -> Self {
+        UpdateSpec {
+            parallelism: 1,
+            delay: zero_time(),
+            order: UpdateOrder::default(),
+            failure_action: FailureAction::default(),
+            monitor: five_seconds(),
+            max_failure_ratio: 0.0,
+        }
+    }
+}
+
+fn zero_time() -> DurationText {
+    DurationText(Duration::ZERO)
+}
+
+fn five_seconds() -> DurationText {
+    DurationText(Duration::from_secs(5))
+}
+
+/// Whether a new task starts before the old one stops (no gap) or after.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum UpdateOrder {
+    #[default]
+    StartFirst,
+    StopFirst,
+}
+
+/// What Swarm does when an update fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureAction {
+    #[default]
+    Rollback,
+    Pause,
+    Continue,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]

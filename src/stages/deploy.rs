@@ -218,6 +218,9 @@ pub async fn roll_back_by_hand(
         env: Default::default(),
         command: None,
         health: None,
+        replicas: None,
+        update: None,
+        placement: Vec::new(),
     };
     let versions = match ctx.envs.versions(environment, app).await {
         Ok(v) => v,
@@ -290,6 +293,9 @@ async fn start_checked(ctx: &RunContext, stage: &StagePlan, spec: &DeploySpec, a
         commit_time: ctx.commit.time,
         author: ctx.commit.author_name.clone(),
         limits: ctx.limits(stage),
+        replicas: spec.replicas,
+        update: spec.update.clone(),
+        placement: spec.placement.clone(),
     };
     let started = ctx.envs.start_version(env, &ctx.run_id, &def).await?;
     let version = Version::of(&started, ctx.commit.time);
@@ -332,13 +338,38 @@ async fn start_checked(ctx: &RunContext, stage: &StagePlan, spec: &DeploySpec, a
 /// Puts `new` live (new connections go to it from here on); the version that was live is
 /// kept stopped for a rollback. Returns the images it replaced.
 async fn go_live(ctx: &RunContext, stage: &StagePlan, spec: &DeploySpec, new: &Version, attempt: u32) -> Result<Vec<String>, Stop> {
-    let retired = ctx.envs.go_live(&spec.environment, &spec.app, &new.id).await?;
+    let retired = match ctx.envs.go_live(&spec.environment, &spec.app, &new.id).await {
+        Ok(r) => r,
+        // Swarm refused the version part-way through its rollout and put the last one back:
+        // a failed deployment, like a health check that never passed.
+        Err(EngineError::RolledBack { service, reason, notes }) => {
+            for n in &notes {
+                ctx.note(&stage.name, attempt, n.clone());
+            }
+            let reason = format!(
+                "Swarm rolled the update of {} in {} back ({reason}); the version that served keeps serving [{service}]",
+                spec.app, spec.environment
+            );
+            return Err(Stop::Unhealthy { image: new.image.clone(), image_id: new.image_id.clone(), reason });
+        }
+        Err(e) => return Err(e.into()),
+    };
     let mut replaced = Vec::new();
     for old in retired {
         ctx.note(&stage.name, attempt, format!("retired {} ({}); kept stopped for a rollback", old.name, old.image));
         replaced.push(old.image);
     }
     ctx.note(&stage.name, attempt, format!("{} in {} is now {} ({})", spec.app, spec.environment, new.image, short(&new.commit)));
+    // On Swarm: where the version's tasks run now (a node lost during the rollout shows
+    // as down, its tasks rescheduled elsewhere).
+    if let Ok(view) = ctx.envs.describe(&spec.environment).await {
+        let live = crate::labels::live_service(&spec.environment, &spec.app);
+        let tasks: Vec<String> =
+            view.tasks.iter().filter(|t| t.service == live && t.desired == "running").map(|t| format!("{} {}", t.node, t.state)).collect();
+        if !tasks.is_empty() {
+            ctx.note(&stage.name, attempt, format!("{} tasks: {}", tasks.len(), tasks.join(", ")));
+        }
+    }
     Ok(replaced)
 }
 

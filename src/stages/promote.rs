@@ -49,6 +49,9 @@ pub async fn attempt(ctx: &RunContext, stage: &StagePlan, spec: &PromoteSpec, at
         env: spec.env.clone(),
         command: spec.command.clone(),
         health: spec.health.clone(),
+        replicas: spec.replicas,
+        update: spec.update.clone(),
+        placement: spec.placement.clone(),
     };
     if let Some(rule) = ctx.approvals.get(&spec.to) {
         let now = chrono::Utc::now();

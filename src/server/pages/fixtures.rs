@@ -122,6 +122,9 @@ fn request(count: u32) -> ApprovalRequest {
         env: Default::default(),
         command: None,
         health: None,
+        replicas: None,
+        update: None,
+        placement: Vec::new(),
     };
     ApprovalRequest {
         stage: "release".into(),
@@ -236,5 +239,6 @@ pub fn production() -> EnvironmentView {
         services: vec![object("gantry-production-cache", "redis:7", "cache")],
         routers: vec![router],
         versions: vec![live, kept],
+        tasks: Vec::new(),
     }
 }
